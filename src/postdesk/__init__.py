@@ -1,0 +1,1 @@
+"""Postdesk: the self-service control panel for business email hosting."""

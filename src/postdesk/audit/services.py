@@ -1,0 +1,39 @@
+"""record(): the one way a change is written to the audit log.
+
+Services call it inside their transaction, so a change and its audit event commit together.
+Never pass a secret (password, key, token) in `changes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postdesk.tenancy.access import Actor
+
+from .models import AuditEvent
+
+# Keys that must never reach the log, whatever a caller passes.
+_SECRET_KEYS = frozenset({"password", "password_hash", "private_key", "token", "secret"})
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    client_id: int | None,
+    domain_name: str = "",
+    target: str = "",
+    changes: dict[str, Any] | None = None,
+) -> AuditEvent:
+    clean = {k: v for k, v in (changes or {}).items() if k not in _SECRET_KEYS}
+    return AuditEvent.objects.create(
+        actor_user=actor.user,
+        actor_label=actor.label,
+        source=actor.source,
+        ip=actor.ip,
+        client_id=client_id,
+        domain_name=domain_name,
+        action=action,
+        target=target,
+        changes=clean,
+    )

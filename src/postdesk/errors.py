@@ -1,0 +1,90 @@
+"""The one family of errors that services raise.
+
+Each error carries a stable `code` (for scripts and the API), a `message` in the user's
+language, and the `field` it concerns (None when it concerns the whole request). The web
+shows it beside the field, the API returns it as `{code, message, field}`, the CLI prints it
+on one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PostdeskError(Exception):
+    status = 400
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(str(message))
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": str(self.message), "field": self.field}
+
+
+class InvalidInput(PostdeskError):
+    """A value breaks one of the product's rules."""
+
+
+class AddressTaken(PostdeskError):
+    status = 409
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__("address_taken", message, field)
+
+
+class NotFound(PostdeskError):
+    """Also what another client's objects look like: existence is not disclosed."""
+
+    status = 404
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__("not_found", message, field)
+
+
+class PermissionDenied(PostdeskError):
+    status = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("permission_denied", message, None)
+
+
+class ValidationFailed(PostdeskError):
+    """Several rule violations found at once, so a form can show all of them."""
+
+    def __init__(self, errors: Iterable[PostdeskError]) -> None:
+        self.errors = list(errors)
+        if not self.errors:
+            raise ValueError("ValidationFailed needs at least one error")
+        first = self.errors[0]
+        super().__init__(first.code, first.message, first.field)
+        self.status = max(e.status for e in self.errors)
+
+
+class ErrorCollector:
+    """Gathers errors while a service validates every field, then raises them together."""
+
+    def __init__(self) -> None:
+        self.errors: list[PostdeskError] = []
+
+    def add(self, error: PostdeskError) -> None:
+        if isinstance(error, ValidationFailed):
+            self.errors.extend(error.errors)
+        else:
+            self.errors.append(error)
+
+    def check(self, func, *args, **kwargs):
+        """Call a validator; on a PostdeskError keep it and return None."""
+        try:
+            return func(*args, **kwargs)
+        except PostdeskError as error:
+            self.add(error)
+            return None
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ValidationFailed(self.errors)

@@ -1,0 +1,26 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class AddressKind(models.TextChoices):
+    """What a local part of a domain belongs to. Each local part has exactly one."""
+
+    MAILBOX = "mailbox", _("Mailbox")
+    ALIAS = "alias", _("Alias")
+    FORWARD = "forward", _("Forward")
+    # A removed alias, kept out of reach until its reuse delay has passed.
+    RELEASED = "released", _("Removed alias (reserved)")
+
+
+class AddressListType(models.TextChoices):
+    """The address list's type filter."""
+
+    ALL = "all", _("All")
+    MAILBOX = "mailbox", _("Mailboxes")
+    FORWARD = "forward", _("Forwards")
+
+
+class AddressListSort(models.TextChoices):
+    ADDRESS = "address", _("Address")
+    STORAGE = "storage", _("Storage, largest first")
+    STORAGE_ASC = "storage_asc", _("Storage, smallest first")

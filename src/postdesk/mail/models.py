@@ -1,0 +1,172 @@
+"""Domains and their addresses.
+
+Every local part of a domain is one row of Address: that table, with its unique constraint on
+(domain, local_part), is the single namespace shared by mailboxes, aliases, forwards and
+removed aliases still in their reuse delay. Two concurrent creations of the same address
+therefore collide in the database, whatever process or interface they come from.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
+from django.utils.translation import gettext_lazy as _
+
+from .choices import AddressKind
+
+
+class Domain(models.Model):
+    """An email hosting service for one DNS domain."""
+
+    client = models.ForeignKey("tenancy.Client", on_delete=models.PROTECT, related_name="domains")
+    name = models.CharField(_("domain name"), max_length=253, unique=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(name=Lower("name")), name="mail_domain_name_lowercase"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Address(models.Model):
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="addresses")
+    local_part = models.CharField(_("name"), max_length=64)
+    kind = models.CharField(_("type"), max_length=16, choices=AddressKind.choices)
+    # Only for removed aliases: when the name may be taken again.
+    available_at = models.DateTimeField(_("available again at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("address")
+        verbose_name_plural = _("addresses")
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "local_part"], name="mail_address_unique"),
+            models.CheckConstraint(
+                condition=models.Q(local_part=Lower("local_part")),
+                name="mail_address_local_part_lowercase",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    GreaterThanOrEqual(Length("local_part"), 1),
+                    LessThanOrEqual(Length("local_part"), 64),
+                ),
+                name="mail_address_local_part_length",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=AddressKind.values), name="mail_address_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind=AddressKind.RELEASED, available_at__isnull=False)
+                    | (~models.Q(kind=AddressKind.RELEASED) & models.Q(available_at__isnull=True))
+                ),
+                name="mail_address_released_has_available_at",
+            ),
+        ]
+        indexes = [
+            # The address list: one domain, mailboxes and forwards, by name.
+            models.Index(fields=["domain", "kind", "local_part"], name="mail_address_list_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"
+
+    @property
+    def email(self) -> str:
+        return f"{self.local_part}@{self.domain.name}"
+
+
+class Mailbox(models.Model):
+    """An address with an inbox, a password, a quota, aliases and its own forwarding."""
+
+    address = models.OneToOneField(Address, on_delete=models.CASCADE, related_name="mailbox")
+    # Where the mail is stored. Never reused, so a mailbox re-created under the same name
+    # never sees the messages of the one deleted before it.
+    storage_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    password_hash = models.CharField(max_length=255)
+    password_changed_at = models.DateTimeField(_("password changed"))
+    quota_mb = models.PositiveIntegerField(_("disk space limit (MB)"), default=0)
+    delete_after_forwarding = models.BooleanField(_("delete after forwarding"), default=False)
+    keep_original_sender = models.BooleanField(
+        _("keep original sender and recipients"), default=False
+    )
+    eas_enabled = models.BooleanField(_("ActiveSync (EAS)"), default=False)
+    mapi_enabled = models.BooleanField(_("MAPI/Exchange"), default=False)
+    # Last measured disk use, written by the usage collector.
+    used_bytes = models.BigIntegerField(_("storage used"), default=0)
+    used_measured_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("mailbox")
+        verbose_name_plural = _("mailboxes")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(used_bytes__gte=0), name="mail_mailbox_used_bytes_positive"
+            ),
+        ]
+        indexes = [models.Index(fields=["used_bytes"], name="mail_mailbox_used_idx")]
+
+    def __str__(self) -> str:
+        return str(self.address)
+
+
+class Alias(models.Model):
+    """A second name of one mailbox: no storage, no password; deleted with its mailbox."""
+
+    address = models.OneToOneField(Address, on_delete=models.CASCADE, related_name="alias")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="aliases")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("alias")
+        verbose_name_plural = _("aliases")
+
+    def __str__(self) -> str:
+        return str(self.address)
+
+
+class Forward(models.Model):
+    """A standalone address with no inbox, routing to one or more destinations."""
+
+    address = models.OneToOneField(Address, on_delete=models.CASCADE, related_name="forward")
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("forward")
+        verbose_name_plural = _("forwards")
+
+    def __str__(self) -> str:
+        return str(self.address)
+
+
+class Destination(models.Model):
+    """Where mail to an address is forwarded: a mailbox's forwarding list or a forward's."""
+
+    address = models.ForeignKey(Address, on_delete=models.CASCADE, related_name="destinations")
+    email = models.CharField(_("destination address"), max_length=254)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("destination")
+        verbose_name_plural = _("destinations")
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["address", "email"], name="mail_destination_unique"),
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")), name="mail_destination_lowercase"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email

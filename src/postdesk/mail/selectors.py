@@ -1,0 +1,235 @@
+"""Every read that pages, the API and the CLI share.
+
+Each selector checks that the actor may see what it returns, and runs a fixed number of
+queries whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Concat
+from django.utils.translation import gettext as _
+
+from postdesk.errors import InvalidInput, NotFound
+from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
+from postdesk.tenancy.models import Client
+
+from .addresses import split_address
+from .choices import AddressKind, AddressListSort, AddressListType
+from .models import Address, Alias, Destination, Domain, Forward, Mailbox
+
+
+def client_get_by_name(*, actor: Actor, name: str) -> Client:
+    client = (
+        Client.objects.filter(visible_clients_filter(actor))
+        .filter(name__iexact=" ".join((name or "").split()))
+        .first()
+    )
+    if client is None:
+        raise NotFound(_("No client named %(name)s.") % {"name": name}, "client")
+    return client
+
+
+def domain_list(*, actor: Actor) -> QuerySet[Domain]:
+    return (
+        Domain.objects.filter(visible_clients_filter(actor, prefix="client__"))
+        .select_related("client")
+        .order_by("name")
+        .distinct()
+    )
+
+
+def domain_get(*, actor: Actor, name: str) -> Domain:
+    domain = Domain.objects.filter(name=(name or "").strip().rstrip(".").lower()).first()
+    not_found = _("No domain %(domain)s in your account.") % {"domain": name}
+    if domain is None:
+        raise NotFound(not_found, "domain")
+    require_client_access(actor, domain.client_id, write=False, not_found_message=not_found)
+    return domain
+
+
+def _address_get(actor: Actor, email: str, kind: str, not_found: str) -> Address:
+    try:
+        local_part, domain_name = split_address(email)
+    except InvalidInput:
+        raise NotFound(not_found, "address") from None
+    address = (
+        Address.objects.select_related("domain")
+        .filter(domain__name=domain_name, local_part=local_part, kind=kind)
+        .first()
+    )
+    if address is None:
+        raise NotFound(not_found, "address")
+    require_client_access(actor, address.domain.client_id, write=False, not_found_message=not_found)
+    return address
+
+
+def mailbox_get(*, actor: Actor, address: str) -> Mailbox:
+    found = _address_get(
+        actor, address, AddressKind.MAILBOX, _("No mailbox %(address)s.") % {"address": address}
+    )
+    mailbox = Mailbox.objects.get(address=found)
+    mailbox.address = found
+    return mailbox
+
+
+def forward_get(*, actor: Actor, address: str) -> Forward:
+    found = _address_get(
+        actor, address, AddressKind.FORWARD, _("No forward %(address)s.") % {"address": address}
+    )
+    forward = Forward.objects.get(address=found)
+    forward.address = found
+    return forward
+
+
+# --- The address list --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressRow:
+    """One line of the address list: a mailbox or a standalone forward."""
+
+    address: str
+    local_part: str
+    type: str
+    aliases: list[str]
+    destinations: list[str]
+    quota_mb: int | None = None
+    used_bytes: int | None = None
+    eas_enabled: bool = False
+    mapi_enabled: bool = False
+    delete_after_forwarding: bool = False
+    keep_original_sender: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "address": self.address,
+            "type": self.type,
+            "aliases": self.aliases,
+            "destinations": self.destinations,
+            "quota_mb": self.quota_mb,
+            "used_bytes": self.used_bytes,
+            "eas": self.eas_enabled,
+            "mapi": self.mapi_enabled,
+            "delete_after_forwarding": self.delete_after_forwarding,
+            "keep_original_sender": self.keep_original_sender,
+        }
+
+
+@dataclass(frozen=True)
+class AddressPage:
+    rows: list[AddressRow]
+    total: int
+    page: int
+    per_page: int
+    search: str = ""
+    type: str = AddressListType.ALL
+    sort: str = AddressListSort.ADDRESS
+
+    @property
+    def num_pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.num_pages
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def _search_filter(domain: Domain, text: str) -> Q:
+    """Part of an address, of an alias, or of a forwarding destination."""
+    suffix = Value("@" + domain.name)
+    alias_match = Alias.objects.annotate(
+        full_address=Concat(F("address__local_part"), suffix)
+    ).filter(mailbox__address=OuterRef("pk"), full_address__icontains=text)
+    destination_match = Destination.objects.filter(address=OuterRef("pk"), email__icontains=text)
+    return Q(full_address__icontains=text) | Q(Exists(alias_match)) | Q(Exists(destination_match))
+
+
+def address_list(
+    *,
+    actor: Actor,
+    domain: Domain,
+    search: str = "",
+    type: str = AddressListType.ALL,
+    sort: str = AddressListSort.ADDRESS,
+    page: int = 1,
+    per_page: int | None = None,
+) -> AddressPage:
+    """A page of the domain's mailboxes and forwards: four queries, whatever the size."""
+    require_client_access(actor, domain.client_id, write=False)
+    per_page = per_page or settings.POSTDESK_PAGE_SIZE
+    search = (search or "").strip()
+    if type not in AddressListType.values:
+        raise InvalidInput("type_invalid", _("Unknown address type filter."), "type")
+    if sort not in AddressListSort.values:
+        raise InvalidInput("sort_invalid", _("Unknown sort order."), "sort")
+
+    kinds = {
+        AddressListType.ALL: [AddressKind.MAILBOX, AddressKind.FORWARD],
+        AddressListType.MAILBOX: [AddressKind.MAILBOX],
+        AddressListType.FORWARD: [AddressKind.FORWARD],
+    }[type]
+    queryset = Address.objects.filter(domain=domain, kind__in=kinds)
+    if search:
+        queryset = queryset.annotate(
+            full_address=Concat(F("local_part"), Value("@" + domain.name))
+        ).filter(_search_filter(domain, search))
+    total = queryset.count()
+    page = max(1, min(int(page), max(1, -(-total // per_page))))
+
+    if sort == AddressListSort.STORAGE:
+        ordering = [F("mailbox__used_bytes").desc(nulls_last=True), "local_part"]
+    elif sort == AddressListSort.STORAGE_ASC:
+        ordering = [F("mailbox__used_bytes").asc(nulls_last=True), "local_part"]
+    else:
+        ordering = ["local_part"]
+    start = (page - 1) * per_page
+    addresses = list(
+        queryset.select_related("mailbox")
+        .prefetch_related(
+            Prefetch(
+                "mailbox__aliases",
+                queryset=Alias.objects.select_related("address").order_by("address__local_part"),
+            ),
+            Prefetch("destinations", queryset=Destination.objects.order_by("position")),
+        )
+        .order_by(*ordering)[start : start + per_page]
+    )
+    rows = [_row(domain, a) for a in addresses]
+    return AddressPage(
+        rows=rows, total=total, page=page, per_page=per_page, search=search, type=type, sort=sort
+    )
+
+
+def _row(domain: Domain, address: Address) -> AddressRow:
+    email = f"{address.local_part}@{domain.name}"
+    destinations = [d.email for d in address.destinations.all()]
+    if address.kind == AddressKind.FORWARD:
+        return AddressRow(
+            address=email,
+            local_part=address.local_part,
+            type=AddressKind.FORWARD,
+            aliases=[],
+            destinations=destinations,
+        )
+    mailbox = address.mailbox
+    return AddressRow(
+        address=email,
+        local_part=address.local_part,
+        type=AddressKind.MAILBOX,
+        aliases=[f"{a.address.local_part}@{domain.name}" for a in mailbox.aliases.all()],
+        destinations=destinations,
+        quota_mb=mailbox.quota_mb,
+        used_bytes=mailbox.used_bytes,
+        eas_enabled=mailbox.eas_enabled,
+        mapi_enabled=mailbox.mapi_enabled,
+        delete_after_forwarding=mailbox.delete_after_forwarding,
+        keep_original_sender=mailbox.keep_original_sender,
+    )

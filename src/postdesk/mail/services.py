@@ -1,0 +1,530 @@
+"""Every write to domains, mailboxes, aliases and forwards.
+
+Each service takes the actor, checks their access, validates every field (collecting all the
+errors so a form can show them together), writes in one transaction and records an audit
+event in that same transaction. A failed call changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from postdesk.audit.services import audit_record
+from postdesk.errors import AddressTaken, ErrorCollector, InvalidInput
+from postdesk.tenancy.access import Actor, require_client_access
+from postdesk.tenancy.models import Client
+
+from .addresses import normalize_destinations, normalize_domain_name, normalize_local_part
+from .choices import AddressKind
+from .models import Address, Alias, Destination, Domain, Forward, Mailbox
+from .passwords import hash_password, validate_password
+
+# --- Domains -----------------------------------------------------------------------------------
+
+
+def domain_add(*, actor: Actor, client: Client, name: str) -> Domain:
+    require_client_access(actor, client.pk, write=True)
+    domain_name = normalize_domain_name(name)
+    try:
+        with transaction.atomic():
+            domain = Domain.objects.create(client=client, name=domain_name)
+            audit_record(
+                actor=actor,
+                action="domain.add",
+                client_id=client.pk,
+                domain_name=domain_name,
+                target=domain_name,
+            )
+    except IntegrityError:
+        raise InvalidInput(
+            "domain_taken",
+            _("%(domain)s is already hosted here.") % {"domain": domain_name},
+            "domain",
+        ) from None
+    return domain
+
+
+# --- The shared namespace of a domain ------------------------------------------------------------
+
+
+def _taken_error(existing: Address | None, email: str, field: str) -> AddressTaken:
+    if existing is None or existing.kind == AddressKind.MAILBOX:
+        message = _("%(address)s is already used by a mailbox.")
+    elif existing.kind == AddressKind.ALIAS:
+        message = _("%(address)s is already used as an alias.")
+    elif existing.kind == AddressKind.FORWARD:
+        message = _("%(address)s is already used by a forward.")
+    else:
+        minutes = max(1, math.ceil((existing.available_at - timezone.now()).total_seconds() / 60))
+        return AddressTaken(
+            _(
+                "%(address)s was removed recently and stays reserved for %(minutes)d more "
+                "minute(s) before it can be used again."
+            )
+            % {"address": email, "minutes": minutes},
+            field,
+        )
+    return AddressTaken(message % {"address": email}, field)
+
+
+def _check_available(domain: Domain, wanted: dict[str, str], errors: ErrorCollector) -> None:
+    """Report every wanted local part (→ its field) that is already taken."""
+    if not wanted:
+        return
+    now = timezone.now()
+    taken = (
+        Address.objects.filter(domain=domain, local_part__in=wanted)
+        .exclude(kind=AddressKind.RELEASED, available_at__lte=now)
+        .only("local_part", "kind", "available_at")
+    )
+    for existing in taken:
+        email = f"{existing.local_part}@{domain.name}"
+        errors.add(_taken_error(existing, email, wanted[existing.local_part]))
+
+
+def _claim(domain: Domain, local_part: str, kind: str, field: str) -> Address:
+    """Take a local part of the domain, or raise AddressTaken.
+
+    The unique constraint decides: when two requests race for one name, the second insert
+    fails inside its savepoint and becomes a clean "taken" error.
+    """
+    Address.objects.filter(
+        domain=domain,
+        local_part=local_part,
+        kind=AddressKind.RELEASED,
+        available_at__lte=timezone.now(),
+    ).delete()
+    try:
+        with transaction.atomic():
+            return Address.objects.create(domain=domain, local_part=local_part, kind=kind)
+    except IntegrityError:
+        existing = Address.objects.filter(domain=domain, local_part=local_part).first()
+        raise _taken_error(existing, f"{local_part}@{domain.name}", field) from None
+
+
+def _release(addresses: Iterable[Address]) -> None:
+    """Turn removed aliases into reservations that expire after the reuse delay."""
+    ids = [a.pk for a in addresses]
+    if ids:
+        Address.objects.filter(pk__in=ids).update(
+            kind=AddressKind.RELEASED,
+            available_at=timezone.now() + settings.POSTDESK_ALIAS_REUSE_DELAY,
+        )
+
+
+def _normalize_aliases(
+    names: Iterable[str], *, exclude: str, domain: Domain, errors: ErrorCollector
+) -> list[str]:
+    result: list[str] = []
+    for name in names:
+        local_part = errors.check(normalize_local_part, name, field="aliases")
+        if local_part is None:
+            continue
+        if local_part == exclude:
+            errors.add(
+                InvalidInput(
+                    "alias_is_mailbox",
+                    _("An alias cannot be the mailbox's own name."),
+                    "aliases",
+                )
+            )
+        elif local_part in result:
+            errors.add(
+                InvalidInput(
+                    "alias_duplicate",
+                    _("%(address)s is already in the list.")
+                    % {"address": f"{local_part}@{domain.name}"},
+                    "aliases",
+                )
+            )
+        else:
+            result.append(local_part)
+    return result
+
+
+def _validate_quota(quota_mb: int, errors: ErrorCollector) -> None:
+    maximum = settings.POSTDESK_MAX_QUOTA_MB
+    if isinstance(quota_mb, bool) or not isinstance(quota_mb, int) or not 0 <= quota_mb <= maximum:
+        errors.add(
+            InvalidInput(
+                "quota_invalid",
+                _("Enter a whole number of megabytes between 0 and %(max)d (0 = plan limit only).")
+                % {"max": maximum},
+                "quota_mb",
+            )
+        )
+
+
+def _set_destinations(address: Address, destinations: Sequence[str]) -> None:
+    Destination.objects.filter(address=address).delete()
+    Destination.objects.bulk_create(
+        Destination(address=address, email=email, position=i)
+        for i, email in enumerate(destinations)
+    )
+
+
+def _lock(model: type, pk: int) -> Any:
+    """Re-read a row under lock, so two concurrent edits apply one after the other."""
+    return model.objects.select_for_update().select_related("address__domain").get(pk=pk)
+
+
+# --- Mailboxes ---------------------------------------------------------------------------------
+
+
+def mailbox_create(
+    *,
+    actor: Actor,
+    domain: Domain,
+    username: str,
+    password: str,
+    password_confirmation: str | None = None,
+    aliases: Sequence[str] = (),
+    quota_mb: int = 0,
+    destinations: Sequence[str] = (),
+    delete_after_forwarding: bool = False,
+    keep_original_sender: bool = False,
+    eas_enabled: bool = False,
+    mapi_enabled: bool = False,
+) -> Mailbox:
+    require_client_access(actor, domain.client_id, write=True)
+    errors = ErrorCollector()
+    local_part = errors.check(normalize_local_part, username, field="username")
+    if local_part is not None:
+        errors.check(
+            validate_password,
+            password,
+            password if password_confirmation is None else password_confirmation,
+            username=local_part,
+            domain=domain.name,
+        )
+    alias_names = _normalize_aliases(aliases, exclude=local_part, domain=domain, errors=errors)
+    _validate_quota(quota_mb, errors)
+    own = {f"{n}@{domain.name}" for n in [local_part, *alias_names] if n}
+    clean_destinations = errors.check(
+        normalize_destinations,
+        list(destinations),
+        own_addresses=own,
+        max_count=settings.POSTDESK_MAX_DESTINATIONS,
+    )
+    errors.raise_if_any()
+    # Hash before taking the write lock: it is the slow part.
+    password_hash = hash_password(password)
+
+    with transaction.atomic():
+        wanted = {local_part: "username", **{n: "aliases" for n in alias_names}}
+        _check_available(domain, wanted, errors)
+        errors.raise_if_any()
+        address = _claim(domain, local_part, AddressKind.MAILBOX, "username")
+        mailbox = Mailbox.objects.create(
+            address=address,
+            password_hash=password_hash,
+            password_changed_at=timezone.now(),
+            quota_mb=quota_mb,
+            delete_after_forwarding=delete_after_forwarding,
+            keep_original_sender=keep_original_sender,
+            eas_enabled=eas_enabled,
+            mapi_enabled=mapi_enabled,
+        )
+        for name in alias_names:
+            Alias.objects.create(
+                address=_claim(domain, name, AddressKind.ALIAS, "aliases"), mailbox=mailbox
+            )
+        _set_destinations(address, clean_destinations)
+        audit_record(
+            actor=actor,
+            action="mailbox.create",
+            client_id=domain.client_id,
+            domain_name=domain.name,
+            target=address.email,
+            changes={
+                "aliases": alias_names,
+                "quota_mb": quota_mb,
+                "destinations": clean_destinations,
+                "delete_after_forwarding": delete_after_forwarding,
+                "keep_original_sender": keep_original_sender,
+                "eas_enabled": eas_enabled,
+                "mapi_enabled": mapi_enabled,
+            },
+        )
+    return mailbox
+
+
+def mailbox_update(
+    *,
+    actor: Actor,
+    mailbox: Mailbox,
+    quota_mb: int | None = None,
+    aliases: Sequence[str] | None = None,
+    add_aliases: Sequence[str] = (),
+    remove_aliases: Sequence[str] = (),
+    destinations: Sequence[str] | None = None,
+    delete_after_forwarding: bool | None = None,
+    keep_original_sender: bool | None = None,
+    eas_enabled: bool | None = None,
+    mapi_enabled: bool | None = None,
+) -> Mailbox:
+    """Change a mailbox's settings; None (or an empty add/remove list) leaves a setting as is.
+
+    `aliases` replaces the whole list (the web form); `add_aliases`/`remove_aliases` change it
+    name by name (the CLI). Removed aliases stay reserved for the reuse delay.
+    """
+    domain = mailbox.address.domain
+    require_client_access(actor, domain.client_id, write=True)
+
+    with transaction.atomic():
+        mailbox = _lock(Mailbox, mailbox.pk)
+        address = mailbox.address
+        current = {
+            a.address.local_part: a
+            for a in mailbox.aliases.select_related("address").order_by("address__local_part")
+        }
+        errors = ErrorCollector()
+        wanted_aliases = list(current)
+        if aliases is not None:
+            wanted_aliases = _normalize_aliases(
+                aliases, exclude=address.local_part, domain=domain, errors=errors
+            )
+        for name in _normalize_aliases(
+            add_aliases, exclude=address.local_part, domain=domain, errors=errors
+        ):
+            if name in wanted_aliases:
+                errors.add(
+                    InvalidInput(
+                        "alias_duplicate",
+                        _("%(address)s is already in the list.")
+                        % {"address": f"{name}@{domain.name}"},
+                        "aliases",
+                    )
+                )
+            else:
+                wanted_aliases.append(name)
+        for name in remove_aliases:
+            local = errors.check(normalize_local_part, name, field="aliases")
+            if local is None:
+                continue
+            if local not in wanted_aliases:
+                errors.add(
+                    InvalidInput(
+                        "alias_not_found",
+                        _("%(address)s is not an alias of this mailbox.")
+                        % {"address": f"{local}@{domain.name}"},
+                        "aliases",
+                    )
+                )
+            else:
+                wanted_aliases.remove(local)
+        if quota_mb is not None:
+            _validate_quota(quota_mb, errors)
+        current_destinations = list(address.destinations.values_list("email", flat=True))
+        own = {address.email, *(f"{n}@{domain.name}" for n in wanted_aliases)}
+        new_destinations = errors.check(
+            normalize_destinations,
+            list(current_destinations if destinations is None else destinations),
+            own_addresses=own,
+            max_count=settings.POSTDESK_MAX_DESTINATIONS,
+        )
+        added = [n for n in wanted_aliases if n not in current]
+        removed = [n for n in current if n not in wanted_aliases]
+        _check_available(domain, dict.fromkeys(added, "aliases"), errors)
+        errors.raise_if_any()
+
+        changes: dict[str, Any] = {}
+        for field_name, value in (
+            ("quota_mb", quota_mb),
+            ("delete_after_forwarding", delete_after_forwarding),
+            ("keep_original_sender", keep_original_sender),
+            ("eas_enabled", eas_enabled),
+            ("mapi_enabled", mapi_enabled),
+        ):
+            if value is not None and getattr(mailbox, field_name) != value:
+                changes[field_name] = [getattr(mailbox, field_name), value]
+                setattr(mailbox, field_name, value)
+        if removed:
+            _release(current[n].address for n in removed)
+            Alias.objects.filter(pk__in=[current[n].pk for n in removed]).delete()
+            changes["aliases_removed"] = removed
+        for name in added:
+            Alias.objects.create(
+                address=_claim(domain, name, AddressKind.ALIAS, "aliases"), mailbox=mailbox
+            )
+        if added:
+            changes["aliases_added"] = added
+        if new_destinations != current_destinations:
+            _set_destinations(address, new_destinations)
+            changes["destinations"] = [current_destinations, new_destinations]
+        if changes:
+            mailbox.save()
+            audit_record(
+                actor=actor,
+                action="mailbox.update",
+                client_id=domain.client_id,
+                domain_name=domain.name,
+                target=address.email,
+                changes=changes,
+            )
+    return mailbox
+
+
+def mailbox_set_password(
+    *,
+    actor: Actor,
+    mailbox: Mailbox,
+    password: str,
+    password_confirmation: str | None = None,
+) -> None:
+    """Set a new password (an administrator's reset: the old one is not needed)."""
+    address = mailbox.address
+    domain = address.domain
+    require_client_access(actor, domain.client_id, write=True)
+    validate_password(
+        password,
+        password if password_confirmation is None else password_confirmation,
+        username=address.local_part,
+        domain=domain.name,
+    )
+    password_hash = hash_password(password)
+    with transaction.atomic():
+        updated = Mailbox.objects.filter(pk=mailbox.pk).update(
+            password_hash=password_hash, password_changed_at=timezone.now()
+        )
+        if not updated:
+            raise InvalidInput("not_found", _("This mailbox no longer exists."), None)
+        audit_record(
+            actor=actor,
+            action="mailbox.password",
+            client_id=domain.client_id,
+            domain_name=domain.name,
+            target=address.email,
+        )
+    mailbox.password_hash = password_hash
+
+
+def mailbox_delete(*, actor: Actor, mailbox: Mailbox) -> None:
+    """Delete a mailbox and its aliases. Its aliases stay reserved for the reuse delay."""
+    domain = mailbox.address.domain
+    require_client_access(actor, domain.client_id, write=True)
+    with transaction.atomic():
+        mailbox = _lock(Mailbox, mailbox.pk)
+        aliases = list(mailbox.aliases.select_related("address"))
+        _release(a.address for a in aliases)
+        email = mailbox.address.email
+        # Deleting the address deletes the mailbox row, its aliases and its destinations.
+        mailbox.address.delete()
+        audit_record(
+            actor=actor,
+            action="mailbox.delete",
+            client_id=domain.client_id,
+            domain_name=domain.name,
+            target=email,
+            changes={"aliases": [a.address.local_part for a in aliases]},
+        )
+
+
+# --- Aliases -----------------------------------------------------------------------------------
+
+
+def alias_add(*, actor: Actor, mailbox: Mailbox, name: str) -> Mailbox:
+    return mailbox_update(actor=actor, mailbox=mailbox, add_aliases=[name])
+
+
+def alias_remove(*, actor: Actor, mailbox: Mailbox, name: str) -> Mailbox:
+    return mailbox_update(actor=actor, mailbox=mailbox, remove_aliases=[name])
+
+
+# --- Forwards ----------------------------------------------------------------------------------
+
+
+def _validate_forward_destinations(
+    destinations: Sequence[str], own: str, errors: ErrorCollector
+) -> list[str] | None:
+    result = errors.check(
+        normalize_destinations,
+        list(destinations),
+        own_addresses={own},
+        max_count=settings.POSTDESK_MAX_DESTINATIONS,
+    )
+    if result is not None and not result:
+        errors.add(
+            InvalidInput(
+                "destination_required",
+                _("Add at least one destination address."),
+                "destinations",
+            )
+        )
+    return result
+
+
+def forward_create(
+    *, actor: Actor, domain: Domain, name: str, destinations: Sequence[str]
+) -> Forward:
+    require_client_access(actor, domain.client_id, write=True)
+    errors = ErrorCollector()
+    local_part = errors.check(normalize_local_part, name, field="name")
+    clean = _validate_forward_destinations(
+        destinations, f"{local_part}@{domain.name}" if local_part else "", errors
+    )
+    errors.raise_if_any()
+    with transaction.atomic():
+        _check_available(domain, {local_part: "name"}, errors)
+        errors.raise_if_any()
+        address = _claim(domain, local_part, AddressKind.FORWARD, "name")
+        forward = Forward.objects.create(address=address)
+        _set_destinations(address, clean)
+        audit_record(
+            actor=actor,
+            action="forward.create",
+            client_id=domain.client_id,
+            domain_name=domain.name,
+            target=address.email,
+            changes={"destinations": clean},
+        )
+    return forward
+
+
+def forward_update(*, actor: Actor, forward: Forward, destinations: Sequence[str]) -> Forward:
+    domain = forward.address.domain
+    require_client_access(actor, domain.client_id, write=True)
+    with transaction.atomic():
+        forward = _lock(Forward, forward.pk)
+        address = forward.address
+        errors = ErrorCollector()
+        clean = _validate_forward_destinations(destinations, address.email, errors)
+        errors.raise_if_any()
+        current = list(address.destinations.values_list("email", flat=True))
+        if clean != current:
+            _set_destinations(address, clean)
+            forward.save(update_fields=["updated_at"])
+            audit_record(
+                actor=actor,
+                action="forward.update",
+                client_id=domain.client_id,
+                domain_name=domain.name,
+                target=address.email,
+                changes={"destinations": [current, clean]},
+            )
+    return forward
+
+
+def forward_delete(*, actor: Actor, forward: Forward) -> None:
+    domain = forward.address.domain
+    require_client_access(actor, domain.client_id, write=True)
+    with transaction.atomic():
+        forward = _lock(Forward, forward.pk)
+        email = forward.address.email
+        destinations = list(forward.address.destinations.values_list("email", flat=True))
+        forward.address.delete()
+        audit_record(
+            actor=actor,
+            action="forward.delete",
+            client_id=domain.client_id,
+            domain_name=domain.name,
+            target=email,
+            changes={"destinations": destinations},
+        )

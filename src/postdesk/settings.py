@@ -1,0 +1,176 @@
+"""Settings, read from the environment.
+
+DATABASE_URL       database (default: SQLite file in POSTDESK_DATA_DIR)
+DJANGO_DEBUG       "1"/"true" for development
+DJANGO_SECRET_KEY  when unset, generated once and kept in POSTDESK_DATA_DIR/secret_key
+POSTDESK_*         product settings, listed below with their defaults
+"""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+DATA_DIR = Path(os.environ.get("POSTDESK_DATA_DIR", "./var")).resolve()
+
+
+def _secret_key() -> str:
+    if key := os.environ.get("DJANGO_SECRET_KEY"):
+        return key
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        # O_EXCL: two processes starting at once must not each write their own key.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+DEBUG = _env_bool("DJANGO_DEBUG")
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if h.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "postdesk.tenancy",
+    "postdesk.mail",
+    "postdesk.audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "postdesk.urls"
+WSGI_APPLICATION = "postdesk.wsgi.application"
+AUTH_USER_MODEL = "tenancy.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'postdesk.sqlite3'}"),
+        conn_max_age=_env_int("POSTDESK_DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {
+        # IMMEDIATE: a writer takes the lock when its transaction starts, so two concurrent
+        # writers queue up instead of one failing with "database is locked" on upgrade.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        # WAL lets the mail daemons read the views while the panel writes.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        "PRAGMA foreign_keys=ON;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("fr", _("French"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("POSTDESK_LOG_LEVEL", "WARNING")},
+}
+
+if not DEBUG:
+    SESSION_COOKIE_SECURE = _env_bool("POSTDESK_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Product settings -------------------------------------------------------------------------
+
+# How long a removed alias stays reserved before any mailbox may take it: mail servers cache
+# lookups, so an address reused at once could still be routed to its previous owner.
+POSTDESK_ALIAS_REUSE_DELAY = timedelta(minutes=_env_int("POSTDESK_ALIAS_REUSE_DELAY_MINUTES", 15))
+# The most destinations one forwarding list may hold.
+POSTDESK_MAX_DESTINATIONS = _env_int("POSTDESK_MAX_DESTINATIONS", 50)
+# The largest per-mailbox disk space limit accepted, in MB (default 10 TB).
+POSTDESK_MAX_QUOTA_MB = _env_int("POSTDESK_MAX_QUOTA_MB", 10 * 1024 * 1024)
+# Argon2id cost for mailbox password hashes. Dovecot verifies these with libsodium, which
+# only accepts parallelism 1; memory in KiB.
+POSTDESK_ARGON2_MEMORY_KIB = _env_int("POSTDESK_ARGON2_MEMORY_KIB", 65536)
+POSTDESK_ARGON2_TIME_COST = _env_int("POSTDESK_ARGON2_TIME_COST", 3)
+# The address list's page size.
+POSTDESK_PAGE_SIZE = _env_int("POSTDESK_PAGE_SIZE", 50)

@@ -1,0 +1,99 @@
+"""Who may act on which client.
+
+Every service takes an Actor. The operator (the hosting provider: the `postdesk` CLI and
+provisioning tokens) acts for every client; a user acts only for the clients they belong to,
+and only owners and admins may change anything. Another client's objects are reported as
+not found, so their existence is not disclosed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.utils.translation import gettext as _
+
+from postdesk.errors import NotFound, PermissionDenied
+
+from .choices import WRITE_ROLES, Role
+
+if TYPE_CHECKING:
+    from .models import User
+
+
+class Source(models.TextChoices):
+    CLI = "cli", "CLI"
+    WEB = "web", "Web"
+    API = "api", "API"
+    SYSTEM = "system", "System"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and from where: for access checks and the audit log."""
+
+    source: str
+    user: User | None = None
+    ip: str | None = None
+    operator_name: str | None = None
+    _roles: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def operator(cls, name: str, source: str = Source.CLI, ip: str | None = None) -> Actor:
+        return cls(source=source, operator_name=name, ip=ip)
+
+    @classmethod
+    def for_user(cls, user: User, source: str, ip: str | None = None) -> Actor:
+        return cls(source=source, user=user, ip=ip)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.operator_name is not None
+
+    @property
+    def label(self) -> str:
+        if self.user is not None:
+            return self.user.email
+        return f"operator:{self.operator_name}"
+
+
+def role_for(actor: Actor, client_id: int) -> str | None:
+    """The actor's role on a client, or None when they do not belong to it."""
+    if actor.is_operator:
+        return Role.OWNER
+    if actor.user is None or not actor.user.is_active:
+        return None
+    if client_id not in actor._roles:
+        from .models import Membership
+
+        role = (
+            Membership.objects.filter(user=actor.user, client_id=client_id)
+            .values_list("role", flat=True)
+            .first()
+        )
+        actor._roles[client_id] = role
+    return actor._roles[client_id]
+
+
+def require_client_access(
+    actor: Actor, client_id: int, *, write: bool, not_found_message: str | None = None
+) -> str:
+    """Raise unless the actor may see (and, with write, change) the client's objects."""
+    role = role_for(actor, client_id)
+    if role is None:
+        raise NotFound(not_found_message or _("Not found."))
+    if write and role not in WRITE_ROLES:
+        raise PermissionDenied(_("Your role on this account only allows viewing."))
+    return role
+
+
+def visible_clients_filter(actor: Actor, prefix: str = "") -> models.Q:
+    """A filter that keeps only the rows of clients the actor may see."""
+    if actor.is_operator:
+        return models.Q()
+    if actor.user is None:
+        return models.Q(pk__in=[])
+    return models.Q(
+        **{f"{prefix}memberships__user": actor.user, f"{prefix}memberships__user__is_active": True}
+    )

@@ -1,0 +1,75 @@
+"""Shared fixtures: a client with its domain and users of each role, and a second client
+whose objects the first must never reach."""
+
+from __future__ import annotations
+
+import pytest
+
+from postdesk.mail.models import Domain
+from postdesk.mail.services import domain_add
+from postdesk.tenancy.access import Actor, Source
+from postdesk.tenancy.choices import Role
+from postdesk.tenancy.models import Client, Membership, User
+
+# A password that passes the seven checks for any mailbox of the test domains.
+GOOD_PASSWORD = "Vq7!rTz#Lp2wXk"
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    # Argon2's production cost (64 MiB) is needless in tests; the format stays the same, and
+    # test_passwords checks the production parameters against doveadm separately.
+    settings.POSTDESK_ARGON2_MEMORY_KIB = 1024
+    settings.POSTDESK_ARGON2_TIME_COST = 1
+
+
+@pytest.fixture
+def operator() -> Actor:
+    return Actor.operator("test-operator", source=Source.CLI)
+
+
+def _member(client: Client, email: str, role: str) -> User:
+    user = User.objects.create_user(email, "Unused-passw0rd!")
+    Membership.objects.create(user=user, client=client, role=role)
+    return user
+
+
+@pytest.fixture
+def client_a(db) -> Client:
+    return Client.objects.create(name="Acme")
+
+
+@pytest.fixture
+def client_b(db) -> Client:
+    return Client.objects.create(name="Bravo")
+
+
+@pytest.fixture
+def domain(client_a, operator) -> Domain:
+    return domain_add(actor=operator, client=client_a, name="example.com")
+
+
+@pytest.fixture
+def other_domain(client_b, operator) -> Domain:
+    return domain_add(actor=operator, client=client_b, name="example.net")
+
+
+@pytest.fixture
+def owner(client_a) -> Actor:
+    return Actor.for_user(_member(client_a, "owner@example.org", Role.OWNER), Source.WEB)
+
+
+@pytest.fixture
+def admin(client_a) -> Actor:
+    return Actor.for_user(_member(client_a, "admin@example.org", Role.ADMIN), Source.WEB)
+
+
+@pytest.fixture
+def viewer(client_a) -> Actor:
+    return Actor.for_user(_member(client_a, "viewer@example.org", Role.VIEWER), Source.WEB)
+
+
+@pytest.fixture
+def outsider(client_b) -> Actor:
+    """The owner of another client."""
+    return Actor.for_user(_member(client_b, "owner@example.net", Role.OWNER), Source.API)
