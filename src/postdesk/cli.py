@@ -20,7 +20,7 @@ from django.core.management.base import (
 )
 from django.db import connections
 
-from postdesk.errors import PostdeskError, ValidationFailed
+from postdesk.errors import PostdeskError
 from postdesk.tenancy.access import Actor, Source
 
 EXIT_FAILURE = 1
@@ -56,8 +56,7 @@ class OperatorCommand(BaseCommand):
         except PostdeskError as error:
             if options.traceback:
                 raise
-            errors = error.errors if isinstance(error, ValidationFailed) else [error]
-            text = " ".join(str(e.message) for e in errors)
+            text = " ".join(str(e.message) for e in error.errors)
             sys.stderr.write(f"error: {_one_line(text)} [{error.code}]\n")
             sys.exit(EXIT_FAILURE)
         except CommandError as error:

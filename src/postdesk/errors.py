@@ -20,6 +20,11 @@ class PostdeskError(Exception):
         self.message = message
         self.field = field
 
+    @property
+    def errors(self) -> list[PostdeskError]:
+        """Every violation this error stands for (several for ValidationFailed)."""
+        return [self]
+
     def as_dict(self) -> dict[str, str | None]:
         return {"code": self.code, "message": str(self.message), "field": self.field}
 
@@ -55,12 +60,17 @@ class ValidationFailed(PostdeskError):
     """Several rule violations found at once, so a form can show all of them."""
 
     def __init__(self, errors: Iterable[PostdeskError]) -> None:
-        self.errors = list(errors)
-        if not self.errors:
+        self._errors = [inner for error in errors for inner in error.errors]
+        if not self._errors:
             raise ValueError("ValidationFailed needs at least one error")
-        first = self.errors[0]
+        first = self._errors[0]
         super().__init__(first.code, first.message, first.field)
-        self.status = max(e.status for e in self.errors)
+        # The first error speaks for the whole: its code and its status agree.
+        self.status = first.status
+
+    @property
+    def errors(self) -> list[PostdeskError]:
+        return self._errors
 
 
 class ErrorCollector:
@@ -70,10 +80,7 @@ class ErrorCollector:
         self.errors: list[PostdeskError] = []
 
     def add(self, error: PostdeskError) -> None:
-        if isinstance(error, ValidationFailed):
-            self.errors.extend(error.errors)
-        else:
-            self.errors.append(error)
+        self.errors.extend(error.errors)
 
     def check(self, func, *args, **kwargs):
         """Call a validator; on a PostdeskError keep it and return None."""

@@ -119,6 +119,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
         "PRAGMA foreign_keys=ON;",
     }
+    # A file, not Django's shared-cache memory database: tests run real concurrent writers,
+    # and shared-cache locks fail at once instead of waiting like a real database does.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-postdesk.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -17,13 +17,15 @@ from postdesk.errors import InvalidInput
 
 LOCAL_PART_MAX_LENGTH = 64
 DOMAIN_MAX_LENGTH = 253
-_LOCAL_PART_CHARACTERS = re.compile(r"[a-z0-9._-]+")
+# Checked before lowercasing, and without re.IGNORECASE: both would let non-ASCII letters
+# through ("\u212a", the Kelvin sign, lowercases to an ASCII "k").
+_LOCAL_PART_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def normalize_local_part(value: str, *, field: str = "username") -> str:
     """Return the local part in its stored form (lowercase), or raise InvalidInput."""
-    local_part = (value or "").strip().lower()
+    local_part = (value or "").strip()
     if not local_part:
         raise InvalidInput("local_part_required", _("Enter a name."), field)
     if len(local_part) > LOCAL_PART_MAX_LENGTH:
@@ -43,6 +45,7 @@ def normalize_local_part(value: str, *, field: str = "username") -> str:
             % {"char": bad},
             field,
         )
+    local_part = local_part.lower()
     if local_part.startswith(".") or local_part.endswith("."):
         raise InvalidInput(
             "local_part_dot_edge", _("A name cannot start or end with a dot."), field

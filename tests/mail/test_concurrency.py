@@ -1,0 +1,82 @@
+"""Two requests racing for one address: one wins, the other gets a clean "taken" error.
+
+Real threads with their own database connections, on SQLite and on PostgreSQL; the database's
+unique constraint decides, not a check in Python that both racers could pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+
+from postdesk.errors import AddressTaken
+from postdesk.mail.models import Address, Alias, Forward, Mailbox
+from postdesk.mail.services import forward_create, mailbox_create
+from tests.conftest import GOOD_PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def race(*attempts: Callable[[], object]) -> list[object]:
+    """Run the attempts at the same instant in threads; return each result or exception."""
+    barrier = threading.Barrier(len(attempts))
+    results: list[object] = [None] * len(attempts)
+
+    def run(i: int, attempt: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            results[i] = attempt()
+        except Exception as error:  # noqa: BLE001 - the test inspects what each racer got
+            results[i] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def outcome(results: list[object]) -> tuple[int, int]:
+    unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, AddressTaken)]
+    assert not unexpected, unexpected
+    return (
+        sum(not isinstance(r, Exception) for r in results),
+        sum(isinstance(r, AddressTaken) for r in results),
+    )
+
+
+@pytest.mark.parametrize("repeat", range(3))
+def test_two_mailboxes_with_the_same_name(owner, domain, repeat):
+    def create():
+        return mailbox_create(actor=owner, domain=domain, username="info", password=GOOD_PASSWORD)
+
+    assert outcome(race(create, create)) == (1, 1)
+    assert Address.objects.filter(local_part="info").count() == 1
+    assert Mailbox.objects.count() == 1
+
+
+def test_mailbox_alias_and_forward_race_for_one_name(owner, domain):
+    mailbox_create(actor=owner, domain=domain, username="marie", password=GOOD_PASSWORD)
+
+    def as_mailbox():
+        return mailbox_create(actor=owner, domain=domain, username="info", password=GOOD_PASSWORD)
+
+    def as_alias():
+        return mailbox_create(
+            actor=owner, domain=domain, username="jean", password=GOOD_PASSWORD, aliases=["info"]
+        )
+
+    def as_forward():
+        return forward_create(actor=owner, domain=domain, name="info", destinations=["a@x.org"])
+
+    assert outcome(race(as_mailbox, as_alias, as_forward)) == (1, 2)
+    assert Address.objects.filter(local_part="info").count() == 1
+    # The loser that would have created "jean" created nothing at all.
+    created = Mailbox.objects.count() + Forward.objects.count() + Alias.objects.count()
+    assert created == 2  # marie + the winner

@@ -1,0 +1,55 @@
+"""Settings come from the environment; a missing secret key is generated once and kept."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+
+def settings_value(data_dir, expression: str, **env: str) -> str:
+    child_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL",
+                                                                   "DJANGO_SECRET_KEY"}}
+    child_env.update(POSTDESK_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="postdesk.settings")
+    child_env.update(env)
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
+def test_secret_key_is_generated_once_and_kept_private(tmp_path):
+    first = settings_value(tmp_path, "settings.SECRET_KEY")
+    second = settings_value(tmp_path, "settings.SECRET_KEY")
+    assert first == second
+    assert len(first) >= 50
+    key_file = tmp_path / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert settings_value(tmp_path, "settings.SECRET_KEY", DJANGO_SECRET_KEY="given") == "given"
+
+
+def test_database_defaults_to_sqlite_in_the_data_dir(tmp_path):
+    name = settings_value(tmp_path, "settings.DATABASES['default']['NAME']")
+    assert name == str(tmp_path / "postdesk.sqlite3")
+    engine = settings_value(
+        tmp_path,
+        "settings.DATABASES['default']['ENGINE']",
+        DATABASE_URL="postgres://u:p@127.0.0.1:5432/pd",
+    )
+    assert engine == "django.db.backends.postgresql"
+
+
+def test_product_settings_come_from_the_environment(tmp_path):
+    assert settings_value(tmp_path, "settings.POSTDESK_ALIAS_REUSE_DELAY.total_seconds()") == (
+        "900.0"
+    )
+    delay = settings_value(
+        tmp_path,
+        "settings.POSTDESK_ALIAS_REUSE_DELAY.total_seconds()",
+        POSTDESK_ALIAS_REUSE_DELAY_MINUTES="30",
+    )
+    assert delay == "1800.0"
+    assert settings_value(tmp_path, "settings.DEBUG", DJANGO_DEBUG="1") == "True"
+    assert settings_value(tmp_path, "settings.DEBUG") == "False"
