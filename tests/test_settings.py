@@ -9,8 +9,9 @@ import sys
 
 
 def settings_value(data_dir, expression: str, **env: str) -> str:
-    child_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL",
-                                                                   "DJANGO_SECRET_KEY"}}
+    child_env = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SECRET_KEY"}
+    }
     child_env.update(POSTDESK_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="postdesk.settings")
     child_env.update(env)
     code = f"import django; django.setup(); from django.conf import settings; print({expression})"

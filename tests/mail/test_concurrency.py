@@ -29,7 +29,7 @@ def race(*attempts: Callable[[], object]) -> list[object]:
         try:
             barrier.wait()
             results[i] = attempt()
-        except Exception as error:  # noqa: BLE001 - the test inspects what each racer got
+        except Exception as error:
             results[i] = error
         finally:
             connection.close()
@@ -43,7 +43,9 @@ def race(*attempts: Callable[[], object]) -> list[object]:
 
 
 def outcome(results: list[object]) -> tuple[int, int]:
-    unexpected = [r for r in results if isinstance(r, Exception) and not isinstance(r, AddressTaken)]
+    unexpected = [
+        r for r in results if isinstance(r, Exception) and not isinstance(r, AddressTaken)
+    ]
     assert not unexpected, unexpected
     return (
         sum(not isinstance(r, Exception) for r in results),

@@ -79,8 +79,15 @@ def test_lists_mailboxes_and_forwards_with_their_details(owner, populated):
         ("gmail", ["marie.dupont@example.com"]),  # a forwarding destination
         ("jean@", ["info@example.com", "jean@example.com"]),  # an address and a destination
         ("software.org", ["orders@example.com"]),
-        ("@example.com", ["info@example.com", "jean@example.com", "marie.dupont@example.com",
-                          "orders@example.com"]),
+        (
+            "@example.com",
+            [
+                "info@example.com",
+                "jean@example.com",
+                "marie.dupont@example.com",
+                "orders@example.com",
+            ],
+        ),
         ("nothing-like-this", []),
         ("100%_", []),  # LIKE wildcards are searched literally
     ],
@@ -164,9 +171,7 @@ def _fill(owner, domain, mailboxes: int) -> None:
 
 
 @pytest.mark.parametrize("search", ["", "user1"])
-def test_query_count_is_fixed_whatever_the_size(
-    owner, domain, django_assert_num_queries, search
-):
+def test_query_count_is_fixed_whatever_the_size(owner, domain, django_assert_num_queries, search):
     """10 rows or 300 rows (several pages of 50): the same number of queries."""
     budget = query_budget("selector:address_list:search" if search else "selector:address_list")
     mailbox_create(

@@ -67,9 +67,7 @@ def test_create_mailbox_with_every_setting(owner, domain):
     assert (mailbox.delete_after_forwarding, mailbox.keep_original_sender) == (True, True)
     assert (mailbox.eas_enabled, mailbox.mapi_enabled) == (True, True)
     assert sorted(a.address.local_part for a in mailbox.aliases.all()) == ["m.dupont", "marie"]
-    assert list(mailbox.address.destinations.values_list("email", flat=True)) == [
-        "marie@gmail.com"
-    ]
+    assert list(mailbox.address.destinations.values_list("email", flat=True)) == ["marie@gmail.com"]
     assert mailbox.password_hash.startswith("{ARGON2ID}$argon2id$")
     assert verify_password(GOOD_PASSWORD, mailbox.password_hash)
     assert GOOD_PASSWORD not in mailbox.password_hash
@@ -161,9 +159,7 @@ def test_alias_cannot_repeat_or_be_the_mailbox_itself(owner, domain):
 
 def test_mailbox_cannot_forward_to_itself_or_its_aliases(owner, domain):
     with pytest.raises(InvalidInput) as caught:
-        make_mailbox(
-            owner, domain, username="marie", aliases=["m"], destinations=["M@example.com"]
-        )
+        make_mailbox(owner, domain, username="marie", aliases=["m"], destinations=["M@example.com"])
     assert caught.value.code == "destination_self"
     with pytest.raises(InvalidInput) as caught:
         make_mailbox(owner, domain, destinations=["a@example.org", "A@example.org"])
@@ -381,9 +377,7 @@ def test_another_client_cannot_touch_anything(outsider, owner, domain):
     attempts = [
         lambda: make_mailbox(outsider, domain, username="jean"),
         lambda: mailbox_update(actor=outsider, mailbox=mailbox, quota_mb=1),
-        lambda: mailbox_set_password(
-            actor=outsider, mailbox=mailbox, password="Other-Secret-42"
-        ),
+        lambda: mailbox_set_password(actor=outsider, mailbox=mailbox, password="Other-Secret-42"),
         lambda: mailbox_delete(actor=outsider, mailbox=mailbox),
         lambda: alias_add(actor=outsider, mailbox=mailbox, name="x"),
         lambda: forward_create(actor=outsider, domain=domain, name="x", destinations=["a@x.org"]),
