@@ -32,7 +32,7 @@ class Command(OperatorCommand):
         )
         listing.add_argument(
             "--type",
-            choices=[AddressListType.MAILBOX, AddressListType.FORWARD],
+            choices=[AddressListType.MAILBOX.value, AddressListType.FORWARD.value],
             default=AddressListType.ALL,
         )
         listing.add_argument(
