@@ -468,3 +468,12 @@ def test_password_never_reaches_the_logs(owner, domain, caplog):
     for secret in (GOOD_PASSWORD, "Logged-Never-42x", "weak-but-secret"):
         assert secret not in caplog.text
     assert secret not in str(AuditEvent.objects.values_list("changes", flat=True))
+
+
+def test_errors_speak_the_users_language(owner, domain):
+    from django.utils import translation
+
+    make_mailbox(owner, domain, username="info")
+    with translation.override("fr"), pytest.raises(AddressTaken) as caught:
+        make_mailbox(owner, domain, username="info")
+    assert str(caught.value.message) == "info@example.com est déjà utilisée par une boîte courriel."
