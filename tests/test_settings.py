@@ -7,6 +7,10 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.own_database
+
 
 def settings_value(data_dir, expression: str, **env: str) -> str:
     child_env = {

@@ -31,6 +31,11 @@ class OneLineParser(CommandParser):
     """argparse prints the usage before an error; scripts want the error alone."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            # Name the unknown options, never their values: `--password SECRET` must not echo.
+            options = [w for w in message[len(prefix) :].split() if w.startswith("-")]
+            message = prefix + (" ".join(options) or "…")
         if self.called_from_command_line:
             self.exit(EXIT_USAGE, f"error: {message} [usage]\n")
         raise CommandError(f"Error: {message}")

@@ -17,7 +17,7 @@ from postdesk.errors import InvalidInput, NotFound
 from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
 from postdesk.tenancy.models import Client
 
-from .addresses import split_address
+from .addresses import normalize_domain_name, split_address
 from .choices import AddressKind, AddressListSort, AddressListType
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 
@@ -43,8 +43,12 @@ def domain_list(*, actor: Actor) -> QuerySet[Domain]:
 
 
 def domain_get(*, actor: Actor, name: str) -> Domain:
-    domain = Domain.objects.filter(name=(name or "").strip().rstrip(".").lower()).first()
     not_found = _("No domain %(domain)s in your account.") % {"domain": name}
+    try:
+        stored_name = normalize_domain_name(name)
+    except InvalidInput:
+        raise NotFound(not_found, "domain") from None
+    domain = Domain.objects.filter(name=stored_name).first()
     if domain is None:
         raise NotFound(not_found, "domain")
     require_client_access(actor, domain.client_id, write=False, not_found_message=not_found)
