@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Value
-from django.db.models.functions import Concat
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from postdesk.errors import InvalidInput, NotFound
@@ -146,14 +145,41 @@ class AddressPage:
         return self.page > 1
 
 
+def _contains(field: str, domain: Domain, text: str) -> Q:
+    """Rows whose `field`@domain contains `text`, without building that address in SQL.
+
+    A local part holds no "@": a text with one "@" matches when the local part ends with
+    what precedes it and the domain name starts with what follows it.
+    """
+    before, at, after = text.partition("@")
+    if not at:
+        return Q(**{f"{field}__icontains": text})
+    if "@" in after or not domain.name.startswith(after.lower()):
+        return Q(pk__in=[])
+    return Q(**{f"{field}__iendswith": before})
+
+
 def _search_filter(domain: Domain, text: str) -> Q:
-    """Part of an address, of an alias, or of a forwarding destination."""
-    suffix = Value("@" + domain.name)
-    alias_match = Alias.objects.annotate(
-        full_address=Concat(F("address__local_part"), suffix)
-    ).filter(mailbox__address=OuterRef("pk"), full_address__icontains=text)
-    destination_match = Destination.objects.filter(address=OuterRef("pk"), email__icontains=text)
-    return Q(full_address__icontains=text) | Q(Exists(alias_match)) | Q(Exists(destination_match))
+    """Part of an address, of an alias, or of a forwarding destination.
+
+    The alias and destination matches are uncorrelated subqueries limited to the domain, so
+    the database runs each once per search rather than once per address of the domain.
+    """
+    alias_owners = (
+        Alias.objects.filter(address__domain=domain, address__kind=AddressKind.ALIAS)
+        .filter(_contains("address__local_part", domain, text))
+        .values("mailbox__address_id")
+    )
+    destination_owners = Destination.objects.filter(
+        address__domain=domain,
+        address__kind__in=[AddressKind.MAILBOX, AddressKind.FORWARD],
+        email__icontains=text,
+    ).values("address_id")
+    return (
+        _contains("local_part", domain, text)
+        | Q(pk__in=alias_owners)
+        | Q(pk__in=destination_owners)
+    )
 
 
 def address_list(
@@ -182,9 +208,7 @@ def address_list(
     }[type]
     queryset = Address.objects.filter(domain=domain, kind__in=kinds)
     if search:
-        queryset = queryset.annotate(
-            full_address=Concat(F("local_part"), Value("@" + domain.name))
-        ).filter(_search_filter(domain, search))
+        queryset = queryset.filter(_search_filter(domain, search))
     total = queryset.count()
     page = max(1, min(int(page), max(1, -(-total // per_page))))
 
