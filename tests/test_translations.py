@@ -23,7 +23,7 @@ def untranslated(po: polib.POFile) -> list[str]:
         e.msgid
         for e in po
         if not e.obsolete
-        and (not e.msgstr and not any(e.msgstr_plural.values()) or "fuzzy" in e.flags)
+        and ((not e.msgstr and not any(e.msgstr_plural.values())) or "fuzzy" in e.flags)
     ]
 
 
