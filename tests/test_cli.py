@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pytest
 from django.contrib.auth.hashers import check_password
 
 from postdesk.mail.passwords import password_checks, verify_password
+from tests.cli import Runner, assert_fails, assert_ok, run_postdesk
 
 GOOD_PASSWORD = "Vq7!rTz#Lp2wXk"
 OTHER_PASSWORD = "Hm4^wQs9=Ljd8Pz"
@@ -28,71 +26,7 @@ DOMAIN = "example.com"
 DB_NAME = "postdesk.sqlite3"
 
 
-def _executable() -> str:
-    beside_python = Path(sys.executable).parent / "postdesk"
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which("postdesk")
-    assert found, "the postdesk command is not installed"
-    return found
-
-
-POSTDESK = _executable()
 pytestmark = pytest.mark.own_database
-
-
-def _child_env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("POSTDESK_", "DJANGO_")) and k != "DATABASE_URL"
-    }
-    # No DATABASE_URL: the child process cannot see pytest-django's test database (it lives
-    # in this process's connection, or is a test_* database created and dropped around the
-    # run), so when the suite runs on PostgreSQL the CLI still gets its own SQLite file here.
-    env.update(
-        DJANGO_SETTINGS_MODULE="postdesk.settings",
-        DJANGO_SECRET_KEY="cli-tests-only",
-        POSTDESK_DATA_DIR=str(data_dir),
-        # Argon2's production cost is needless here; the hash format stays the same.
-        POSTDESK_ARGON2_MEMORY_KIB="1024",
-        POSTDESK_ARGON2_TIME_COST="1",
-    )
-    return env
-
-
-def _run(data_dir: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [POSTDESK, *args],
-        input=input,
-        # No stdin given: an empty one, never the terminal pytest runs in.
-        stdin=subprocess.DEVNULL if input is None else None,
-        capture_output=True,
-        text=True,
-        env=_child_env(data_dir),
-        timeout=60,
-        check=False,
-    )
-
-
-Runner = Callable[..., subprocess.CompletedProcess]
-
-
-def assert_ok(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, (result.args, result.stdout, result.stderr)
-
-
-def assert_fails(result: subprocess.CompletedProcess, code: str | None = None) -> str:
-    """Non-zero, nothing on stdout, exactly one line on stderr; returns that line."""
-    assert result.returncode != 0, (result.args, result.stdout)
-    assert result.stdout == "", result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("error: "), line
-    if code is not None:
-        assert line.endswith(f"[{code}]"), line
-    return line
 
 
 def _copy_data(source: Path, target: Path) -> Path:
@@ -105,7 +39,7 @@ def _copy_data(source: Path, target: Path) -> Path:
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("migrated")
-    result = _run(data, "migrate", "--noinput")
+    result = run_postdesk(data, "migrate", "--noinput")
     assert_ok(result)
     return data
 
@@ -135,8 +69,8 @@ def seeded(migrated, tmp_path_factory) -> tuple[Path, dict[str, dict]]:
         (["forward", "create", "team@example.com", "lead@partner.example.org"], None),
     ]
     for args, stdin in steps:
-        assert_ok(_run(data, *args, input=stdin))
-    result = _run(data, "address", "list", DOMAIN, "--json")
+        assert_ok(run_postdesk(data, *args, input=stdin))
+    result = run_postdesk(data, "address", "list", DOMAIN, "--json")
     assert_ok(result)
     rows = {row["address"]: row for row in json.loads(result.stdout)}
     flags = ("eas", "mapi", "delete_after_forwarding", "keep_original_sender")
@@ -153,7 +87,7 @@ def data_dir(seeded, tmp_path) -> Path:
 
 def make_runner(data_dir: Path) -> Runner:
     def pd(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-        return _run(data_dir, *args, input=input)
+        return run_postdesk(data_dir, *args, input=input)
 
     return pd
 

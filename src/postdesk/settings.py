@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "postdesk.tenancy",
     "postdesk.mail",
     "postdesk.audit",
+    "postdesk.dns",
 ]
 
 MIDDLEWARE = [
@@ -177,3 +178,22 @@ POSTDESK_ARGON2_MEMORY_KIB = _env_int("POSTDESK_ARGON2_MEMORY_KIB", 65536)
 POSTDESK_ARGON2_TIME_COST = _env_int("POSTDESK_ARGON2_TIME_COST", 3)
 # The address list's page size.
 POSTDESK_PAGE_SIZE = _env_int("POSTDESK_PAGE_SIZE", 50)
+
+# --- DNS health -------------------------------------------------------------------------------
+
+# Nameservers to ask, comma-separated "host" or "host:port"; empty: the system's resolvers.
+POSTDESK_DNS_NAMESERVERS = [
+    n.strip() for n in os.environ.get("POSTDESK_DNS_NAMESERVERS", "").split(",") if n.strip()
+]
+# Seconds to wait for one DNS answer before calling the result unknown (retried later).
+POSTDESK_DNS_TIMEOUT = float(os.environ.get("POSTDESK_DNS_TIMEOUT", "5"))
+# The SPF mechanism that authorizes our outgoing servers, as the customer must publish it.
+POSTDESK_SPF_MECHANISM = os.environ.get("POSTDESK_SPF_MECHANISM", "include:spf.postdesk.example")
+# The DKIM selector of new keys: the record lives at SELECTOR._domainkey.DOMAIN.
+POSTDESK_DKIM_SELECTOR = os.environ.get("POSTDESK_DKIM_SELECTOR", "mail")
+# Our inbound mail servers, comma-separated, in order of preference.
+POSTDESK_MX_HOSTS = [
+    h.strip().rstrip(".").lower()
+    for h in os.environ.get("POSTDESK_MX_HOSTS", "mx1.postdesk.example,mx2.postdesk.example").split(",")
+    if h.strip()
+]
