@@ -73,3 +73,25 @@ def viewer(client_a) -> Actor:
 def outsider(client_b) -> Actor:
     """The owner of another client."""
     return Actor.for_user(_member(client_b, "owner@example.net", Role.OWNER), Source.API)
+
+
+@pytest.fixture(scope="session")
+def _dns_server_process():
+    # One server for the whole run: starting is instant, but stopping waits for the serving
+    # loops, and clear() per test gives each test an empty zone just as well.
+    from tests.dns_server import DnsTestServer
+
+    server = DnsTestServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns_server(_dns_server_process, settings):
+    """A real DNS server on 127.0.0.1 with an empty zone, and the DNS settings pointing at it
+    (restored after the test). See tests/dns_server.py for shaping its answers."""
+    _dns_server_process.clear()
+    settings.POSTDESK_DNS_NAMESERVERS = [_dns_server_process.nameserver]
+    settings.POSTDESK_DNS_TIMEOUT = 1.0
+    yield _dns_server_process
+    _dns_server_process.clear()

@@ -194,6 +194,8 @@ POSTDESK_DKIM_SELECTOR = os.environ.get("POSTDESK_DKIM_SELECTOR", "mail")
 # Our inbound mail servers, comma-separated, in order of preference.
 POSTDESK_MX_HOSTS = [
     h.strip().rstrip(".").lower()
-    for h in os.environ.get("POSTDESK_MX_HOSTS", "mx1.postdesk.example,mx2.postdesk.example").split(",")
+    for h in os.environ.get("POSTDESK_MX_HOSTS", "mx1.postdesk.example,mx2.postdesk.example").split(
+        ","
+    )
     if h.strip()
 ]

@@ -1,0 +1,125 @@
+"""All the DNS checks of one domain, from live DNS or from answers stored earlier.
+
+A check asks the DNS through a recorder that keeps every answer (or the failure); the answers
+are stored, and a page later replays them through the same pure functions, in the reader's
+language and with the current settings. No Django models here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .answers import TemporaryDnsFailure
+from .dkim import DkimResult, check_dkim
+from .dmarc import DmarcResult, check_dmarc
+from .mx import MxResult, check_mx
+from .spf import SpfResult, check_spf
+
+
+@dataclass(frozen=True)
+class DnsExpectations:
+    """What the domain's DNS should contain, from our settings and its DKIM key."""
+
+    domain: str
+    spf_mechanism: str
+    mx_hosts: list[str]
+    dkim_selector: str | None = None
+    dkim_public_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DnsReport:
+    spf: SpfResult
+    dkim: DkimResult
+    dmarc: DmarcResult
+    mx: MxResult
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """The `postdesk dns check --json` shape."""
+        return {
+            "spf": {
+                "state": self.spf.state,
+                "record": self.spf.record,
+                "message": self.spf.message,
+            },
+            "dkim": {
+                "state": self.dkim.state,
+                "host": self.dkim.host,
+                "value": self.dkim.value,
+                "message": self.dkim.message,
+            },
+            "dmarc": {
+                "state": self.dmarc.state,
+                "host": self.dmarc.host,
+                "record": self.dmarc.record,
+                "message": self.dmarc.message,
+            },
+            "mx": {
+                "state": self.mx.state,
+                "records": [[p, h] for p, h in self.mx.records],
+                "message": self.mx.message,
+            },
+        }
+
+
+class Recorder:
+    """Asks the live DNS and remembers each answer, or None for a temporary failure."""
+
+    def __init__(
+        self,
+        lookup_txt: Callable[[str], list[str]],
+        lookup_mx: Callable[[str], list[tuple[int, str]]],
+    ) -> None:
+        self._lookup_txt = lookup_txt
+        self._lookup_mx = lookup_mx
+        self.answers: dict[str, dict[str, Any]] = {"txt": {}, "mx": {}}
+
+    def txt(self, name: str) -> list[str]:
+        return self._ask("txt", name, self._lookup_txt)
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return [tuple(r) for r in self._ask("mx", name, self._lookup_mx)]
+
+    def _ask(self, kind: str, name: str, lookup: Callable[[str], list]) -> list:
+        key = name.lower().rstrip(".")
+        store = self.answers[kind]
+        if key not in store:
+            try:
+                store[key] = [list(r) if isinstance(r, tuple) else r for r in lookup(key)]
+            except TemporaryDnsFailure:
+                store[key] = None
+        if store[key] is None:
+            raise TemporaryDnsFailure(key)
+        return store[key]
+
+
+class Replay:
+    """Answers from a stored check. A name not asked then counts as not answered yet."""
+
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+
+    def txt(self, name: str) -> list[str]:
+        return self._get("txt", name)
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return [tuple(r) for r in self._get("mx", name)]
+
+    def _get(self, kind: str, name: str) -> list:
+        value = self.answers.get(kind, {}).get(name.lower().rstrip("."))
+        if value is None:
+            raise TemporaryDnsFailure(name)
+        return value
+
+
+def evaluate(expected: DnsExpectations, source: Recorder | Replay) -> DnsReport:
+    return DnsReport(
+        spf=check_spf(expected.domain, expected.spf_mechanism, source.txt),
+        dkim=check_dkim(
+            expected.domain, expected.dkim_selector, expected.dkim_public_key, source.txt
+        ),
+        dmarc=check_dmarc(expected.domain, source.txt),
+        mx=check_mx(expected.domain, expected.mx_hosts, source.mx),
+    )

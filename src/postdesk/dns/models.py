@@ -1,0 +1,79 @@
+"""DKIM keys and the last DNS answers of each domain.
+
+The pure checks (spf.py, dkim.py, dmarc.py, mx.py) know nothing of these models; the services
+feed them answers and store what the DNS said, and the selectors re-read those answers in the
+reader's language and with the current settings.
+"""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class DkimKeyStatus(models.TextChoices):
+    # Generated for a rotation: published in the DNS before it signs, so no mail goes unsigned.
+    PREPARED = "prepared", _("Prepared")
+    SIGNING = "signing", _("Signing")
+    # Kept after "Disable DKIM", so enabling it again needs no DNS change.
+    DISABLED = "disabled", _("Disabled")
+    # Replaced by a rotation; its record may be removed from the DNS.
+    RETIRED = "retired", _("Retired")
+
+
+class DkimKey(models.Model):
+    domain = models.ForeignKey("mail.Domain", on_delete=models.CASCADE, related_name="dkim_keys")
+    selector = models.CharField(_("selector"), max_length=63)
+    status = models.CharField(_("status"), max_length=16, choices=DkimKeyStatus.choices)
+    # The private key's PEM, encrypted with postdesk.crypto; never shown, never logged.
+    private_key_encrypted = models.TextField()
+    # Base64 DER SubjectPublicKeyInfo: the p= value of the DNS record.
+    public_key = models.TextField()
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    status_changed_at = models.DateTimeField(_("status changed"))
+
+    class Meta:
+        verbose_name = _("DKIM key")
+        verbose_name_plural = _("DKIM keys")
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="dns_dkimkey_selector"),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(status=DkimKeyStatus.SIGNING),
+                name="dns_dkimkey_one_signing",
+            ),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(status=DkimKeyStatus.PREPARED),
+                name="dns_dkimkey_one_prepared",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=DkimKeyStatus.values), name="dns_dkimkey_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain_id} ({self.status})"
+
+
+class DnsStatus(models.Model):
+    """What the DNS answered for a domain at its last check, one row per domain."""
+
+    domain = models.OneToOneField(
+        "mail.Domain", on_delete=models.CASCADE, related_name="dns_status"
+    )
+    # {"txt": {name: [records] | null}, "mx": {name: [[preference, host]] | null}};
+    # null: the DNS could not answer (a temporary failure, retried).
+    answers = models.JSONField(default=dict)
+    # The states when checked, for operators' overviews; pages re-evaluate the answers.
+    spf_state = models.CharField(max_length=16, blank=True)
+    dkim_state = models.CharField(max_length=16, blank=True)
+    dmarc_state = models.CharField(max_length=16, blank=True)
+    mx_state = models.CharField(max_length=16, blank=True)
+    checked_at = models.DateTimeField(_("checked"))
+
+    class Meta:
+        verbose_name = _("DNS status")
+        verbose_name_plural = _("DNS statuses")
+        indexes = [models.Index(fields=["checked_at"], name="dns_status_checked_idx")]
+
+    def __str__(self) -> str:
+        return f"DNS of domain {self.domain_id} at {self.checked_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,79 @@
+"""`postdesk dns` and `postdesk dkim`, run as a script would, against the loopback DNS server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli import assert_fails, assert_ok, run_postdesk
+
+pytestmark = pytest.mark.own_database
+
+
+@pytest.fixture
+def pd(tmp_path, _dns_server_process):
+    server = _dns_server_process
+    server.clear()
+    env = {
+        "POSTDESK_DNS_NAMESERVERS": server.nameserver,
+        "POSTDESK_DNS_TIMEOUT": "1",
+        "POSTDESK_SPF_MECHANISM": "include:spf.host.example",
+        "POSTDESK_MX_HOSTS": "mx1.host.example,mx2.host.example",
+    }
+
+    def run(*args: str):
+        return run_postdesk(tmp_path, *args, env=env)
+
+    for step in (
+        ("migrate", "--noinput"),
+        ("client", "create", "Acme"),
+        ("domain", "add", "example.com", "--client", "Acme"),
+    ):
+        assert_ok(run(*step))
+    run.server = server
+    yield run
+    server.clear()
+
+
+def test_dns_check_json_and_the_dkim_life_cycle(pd):
+    pd.server.set_txt("example.com", "v=spf1 include:other.example ~all")
+    pd.server.set_mx("example.com", [(10, "mx1.host.example")])
+    result = pd("dns", "check", "example.com", "--json")
+    assert_ok(result)
+    report = json.loads(result.stdout)
+    assert set(report) == {"spf", "dkim", "dmarc", "mx"}
+    assert {"state", "record", "message"} <= set(report["spf"])
+    assert {"state", "host", "value"} <= set(report["dkim"])
+    assert report["spf"]["state"] == "needs_update"
+    assert report["spf"]["record"] == ("v=spf1 include:other.example include:spf.host.example ~all")
+    assert report["dkim"]["state"] == "disabled"
+    assert report["dmarc"]["state"] == "not_configured"
+    assert report["mx"]["state"] == "configured"
+
+    assert_fails(pd("dkim", "record", "example.com", "--json"), "dkim_disabled")
+    assert_ok(pd("dkim", "enable", "example.com"))
+    record = json.loads(pd("dkim", "record", "example.com", "--json").stdout)
+    assert record["host"] == "mail._domainkey.example.com"
+    assert record["value"].startswith("v=DKIM1; k=rsa; p=")
+    assert json.loads(pd("dns", "check", "example.com", "--json").stdout)["dkim"]["state"] == (
+        "pending"
+    )
+    pd.server.set_txt(record["host"], record["value"])
+    assert json.loads(pd("dns", "check", "example.com", "--json").stdout)["dkim"]["state"] == (
+        "active"
+    )
+
+    # Without --yes: refused, and nothing changes.
+    assert_fails(pd("dkim", "disable", "example.com"), "confirmation_required")
+    assert json.loads(pd("dkim", "record", "example.com", "--json").stdout) == record
+    assert_ok(pd("dkim", "disable", "example.com", "--yes"))
+    assert_fails(pd("dkim", "record", "example.com", "--json"), "dkim_disabled")
+
+
+def test_unknown_domain_and_recheck_all(pd):
+    assert_fails(pd("dns", "check", "nowhere.example"), "not_found")
+    assert_fails(pd("dkim", "enable", "nowhere.example"), "not_found")
+    result = pd("dns", "recheck-all")
+    assert_ok(result)
+    assert "checked 1 domain(s)" in result.stdout
