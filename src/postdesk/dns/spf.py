@@ -34,10 +34,18 @@ nobody:
   this also ends include loops. The void-lookup and MX/PTR sub-limits are not checked.
 - Macros (`include:%{d}.example`) cannot be expanded without a sender: such terms count as one
   lookup and are not followed.
+- Several records are merged in the order the DNS returned them (DNS has no order; the advice
+  is stable as long as the resolver's order is). A `redirect=` of a record without `all` becomes
+  an `include:` in the merge, since the merged record ends with an `all` that would void it.
+- Our mechanism goes before the first term that stops evaluation without passing us: the first
+  `all`, a `redirect=`, or a term catching our servers with a non-pass qualifier (a
+  `~include:` of a provider that includes us). Before the final `all` alone would leave such a
+  term catching us first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -50,7 +58,7 @@ from postdesk.dns.answers import FetchTxt, TemporaryDnsFailure
 
 MAX_LOOKUPS = 10
 VERSION = "v=spf1"
-PASS = "+"
+PASS = "+"  # noqa: S105 - the SPF pass qualifier, not a password
 
 # Terms that make a receiver query the DNS (RFC 7208 §4.6.4); `all`, `ip4`, `ip6` and `exp=`
 # (only read after a fail) do not count.
@@ -107,10 +115,12 @@ class _Term:
     @property
     def identity(self) -> str:
         """What the term designates, qualifier aside: equal for `INCLUDE:X.` and `include:x`."""
+        if self.modifier:
+            return f"{self.name}={_normalize(self.domain or '')}"
         if self.network is not None:
             return f"{self.name}:{self.network}"
-        domain = f":{_normalize(self.domain)}" if self.domain else ""
-        return f"{self.name}{'=' if self.modifier else ''}{domain}{self.cidr}"
+        domain = f":{_normalize(self.domain)}" if self.domain is not None else ""
+        return f"{self.name}{domain}{self.cidr}"
 
     @property
     def target(self) -> str | None:
@@ -132,7 +142,9 @@ def _is_spf(txt: str) -> bool:
 
 def _valid_cidr(length: str | None, maximum: int) -> bool:
     # ABNF: "0" or a number without leading zero, at most 32 (IPv4) or 128 (IPv6).
-    return length is None or (re.fullmatch(r"0|[1-9]\d{0,2}", length) and int(length) <= maximum)
+    if length is None:
+        return True
+    return re.fullmatch(r"0|[1-9]\d{0,2}", length) is not None and int(length) <= maximum
 
 
 def _valid_domain(domain: str | None) -> bool:
@@ -147,11 +159,12 @@ def _parse_term(text: str) -> _Term:
         if name in ("redirect", "exp"):
             return _Term(text, name, PASS, True, domain=value, error=not _valid_domain(value))
         # Unknown modifiers are ignored by receivers (§6), but their value must still parse.
-        return _Term(text, name, PASS, True, error=_MACRO_STRING.fullmatch(value) is None)
+        bad = _MACRO_STRING.fullmatch(value) is None
+        return _Term(text, name, PASS, True, domain=value, error=bad)
 
     qualifier = PASS
     body = text
-    if body[:1] in "+-~?":
+    if body and body[0] in "+-~?":
         qualifier, body = body[0], body[1:]
     mechanism = _MECHANISM.fullmatch(body)
     name = mechanism["name"].lower() if mechanism else ""
@@ -170,7 +183,8 @@ def _parse_term(text: str) -> _Term:
         return _Term(text, name, qualifier, False, domain=domain, error=bad)
     if name in ("a", "mx"):
         parts = _DUAL_CIDR.fullmatch(rest)
-        assert parts is not None  # every group is optional and the domain takes anything
+        if parts is None:  # "a/x", "mx/24/"...
+            return _Term(text, name, qualifier, False, error=True)
         domain = parts["domain"]
         cidr = rest[len(":" + domain) :] if domain is not None else rest
         bad = (
@@ -202,7 +216,7 @@ def _parse_record(txt: str) -> list[_Term]:
     for index, term in enumerate(terms):
         if term.modifier and term.name in ("redirect", "exp"):
             if term.name in seen:
-                terms[index] = _Term(term.text, term.name, PASS, True, error=True)
+                terms[index] = _Term(term.text, term.name, PASS, True, term.domain, error=True)
             seen.add(term.name)
     return terms
 
@@ -281,22 +295,23 @@ class _Checker:
         required = self.required
         if term.modifier:
             # redirect=X hands the whole evaluation to X: it authorizes what include:X does.
-            return term.name == "redirect" and required.name == "include" and (
-                term.target is not None and term.target == required.target
+            return (
+                term.name == "redirect"
+                and required.name == "include"
+                and (term.target is not None and term.target == required.target)
             )
-        if term.network is not None and required.network is not None:
-            # A customer's wider range covers ours: our servers' addresses match it.
-            return term.network.version == required.network.version and required.network.subnet_of(
-                term.network  # type: ignore[arg-type]
-            )
+        # A customer's range that contains ours matches our servers' addresses just as well.
+        theirs, wanted = term.network, required.network
+        if isinstance(theirs, ipaddress.IPv4Network) and isinstance(wanted, ipaddress.IPv4Network):
+            return wanted.subnet_of(theirs)
+        if isinstance(theirs, ipaddress.IPv6Network) and isinstance(wanted, ipaddress.IPv6Network):
+            return wanted.subnet_of(theirs)
         return term.identity == required.identity
 
     def count_lookups(self, terms: list[_Term]) -> int:
         budget = _Budget()
-        try:
+        with contextlib.suppress(_OverLimit):  # counting stops where receivers stop
             self._count(terms, budget)
-        except _OverLimit:
-            pass
         return budget.used
 
     def _count(self, terms: list[_Term], budget: _Budget) -> None:
@@ -356,7 +371,8 @@ def _insert_ours(terms: list[_Term], required: _Term, found: _Match | None) -> l
     for index, term in enumerate(terms):
         if index == position:
             result.append(required)
-        if not (not term.modifier and term.identity == required.identity):
+        copy_of_ours = not term.modifier and term.identity == required.identity
+        if not copy_of_ours:
             result.append(term)
     if position >= len(terms):
         result.append(required)
@@ -374,11 +390,10 @@ def _merge(records: list[list[_Term]]) -> list[_Term]:
     merged: list[_Term] = []
     seen: set[str] = set()
     final_all: _Term | None = None
-    for terms in records:
+    for record in records:
+        terms = [term for term in record if not term.error]
         has_all = _first_all(terms) is not None
         for term in terms:
-            if term.error:
-                continue
             if term.name == "all" and not term.modifier:
                 final_all = final_all or term
                 continue
@@ -388,8 +403,7 @@ def _merge(records: list[list[_Term]]) -> list[_Term]:
                 # With the final `all` it would be ignored; as an include it still authorizes
                 # the servers its record was delegating to.
                 term = _parse_term(f"include:{term.domain}")
-            if term.modifier and term.name == "exp" and "exp" in seen:
-                continue
+            # exp= may appear once: the first record's explanation is kept.
             key = "exp" if term.modifier and term.name == "exp" else _dedupe_key(term)
             if key in seen:
                 continue
@@ -440,12 +454,12 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
         )
 
     parsed = [_parse_record(txt) for txt in current]
-    if len(parsed) > 1:
-        terms = _merge(parsed)
-    else:
-        terms = [term for term in parsed[0] if not term.error]
     faulty = [term.text for record in parsed for term in record if term.error]
-    pass_all = [found for found in map(_pass_all, parsed) if found is not None]
+    valid = [[term for term in record if not term.error] for record in parsed]
+    # What the checks read: the one record as receivers would have it without its unreadable
+    # terms, or the merge of several records.
+    terms = _merge(parsed) if len(parsed) > 1 else valid[0]
+    pass_all = [found for found in map(_pass_all, valid) if found is not None]
 
     try:
         lookups = checker.count_lookups(terms)
@@ -530,15 +544,32 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
                 "their entries and includes our servers."
             )
         )
-    elif faults:
-        sentences.append(
-            _("Replace your SPF record with the suggested one, which fixes this and includes our servers.")
-        )
-    if "too_many_lookups" in faults or _over_limit_with_ours(checker, advice):
+    elif faults and faults != ["too_many_lookups"]:
         sentences.append(
             _(
-                "The suggested record needs more than %(limit)s DNS lookups: before publishing "
-                "it, remove the includes of services you no longer use."
+                "Replace your SPF record with the suggested one, which fixes this and includes "
+                "our servers."
+            )
+        )
+    elif faults:
+        # Too many lookups cannot be fixed for the customer: which services to drop is theirs.
+        sentences.append(
+            _("Replace your SPF record with the suggested one, which includes our servers.")
+        )
+    if "too_many_lookups" in faults:
+        sentences.append(
+            _(
+                "Before publishing it, remove the includes of services you no longer use, so "
+                "that it needs at most %(limit)s lookups."
+            )
+            % {"limit": MAX_LOOKUPS}
+        )
+    elif _over_limit_with_ours(checker, advice):
+        sentences.append(
+            _(
+                "With our servers added, the suggested record needs more than %(limit)s DNS "
+                "lookups: before publishing it, remove the includes of services you no longer "
+                "use."
             )
             % {"limit": MAX_LOOKUPS}
         )
