@@ -5,48 +5,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('mail', '0001_initial'),
+        ("mail", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DkimKey',
+            name="DkimKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('selector', models.CharField(max_length=63, verbose_name='selector')),
-                ('status', models.CharField(choices=[('prepared', 'Prepared'), ('signing', 'Signing'), ('disabled', 'Disabled'), ('retired', 'Retired')], max_length=16, verbose_name='status')),
-                ('private_key_encrypted', models.TextField()),
-                ('public_key', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('status_changed_at', models.DateTimeField(verbose_name='status changed')),
-                ('domain', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dkim_keys', to='mail.domain')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("selector", models.CharField(max_length=63, verbose_name="selector")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("prepared", "Prepared"),
+                            ("signing", "Signing"),
+                            ("disabled", "Disabled"),
+                            ("retired", "Retired"),
+                        ],
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("private_key_encrypted", models.TextField()),
+                ("public_key", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("status_changed_at", models.DateTimeField(verbose_name="status changed")),
+                (
+                    "domain",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dkim_keys",
+                        to="mail.domain",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'DKIM key',
-                'verbose_name_plural': 'DKIM keys',
-                'constraints': [models.UniqueConstraint(fields=('domain', 'selector'), name='dns_dkimkey_selector'), models.UniqueConstraint(condition=models.Q(('status', 'signing')), fields=('domain',), name='dns_dkimkey_one_signing'), models.UniqueConstraint(condition=models.Q(('status', 'prepared')), fields=('domain',), name='dns_dkimkey_one_prepared'), models.CheckConstraint(condition=models.Q(('status__in', ['prepared', 'signing', 'disabled', 'retired'])), name='dns_dkimkey_status')],
+                "verbose_name": "DKIM key",
+                "verbose_name_plural": "DKIM keys",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("domain", "selector"), name="dns_dkimkey_selector"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "signing")),
+                        fields=("domain",),
+                        name="dns_dkimkey_one_signing",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "prepared")),
+                        fields=("domain",),
+                        name="dns_dkimkey_one_prepared",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("status__in", ["prepared", "signing", "disabled", "retired"])
+                        ),
+                        name="dns_dkimkey_status",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DnsStatus',
+            name="DnsStatus",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('answers', models.JSONField(default=dict)),
-                ('spf_state', models.CharField(blank=True, max_length=16)),
-                ('dkim_state', models.CharField(blank=True, max_length=16)),
-                ('dmarc_state', models.CharField(blank=True, max_length=16)),
-                ('mx_state', models.CharField(blank=True, max_length=16)),
-                ('checked_at', models.DateTimeField(verbose_name='checked')),
-                ('domain', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='dns_status', to='mail.domain')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("answers", models.JSONField(default=dict)),
+                ("spf_state", models.CharField(blank=True, max_length=16)),
+                ("dkim_state", models.CharField(blank=True, max_length=16)),
+                ("dmarc_state", models.CharField(blank=True, max_length=16)),
+                ("mx_state", models.CharField(blank=True, max_length=16)),
+                ("checked_at", models.DateTimeField(verbose_name="checked")),
+                (
+                    "domain",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dns_status",
+                        to="mail.domain",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'DNS status',
-                'verbose_name_plural': 'DNS statuses',
-                'indexes': [models.Index(fields=['checked_at'], name='dns_status_checked_idx')],
+                "verbose_name": "DNS status",
+                "verbose_name_plural": "DNS statuses",
+                "indexes": [models.Index(fields=["checked_at"], name="dns_status_checked_idx")],
             },
         ),
     ]
