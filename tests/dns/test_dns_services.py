@@ -166,3 +166,33 @@ def test_a_dns_failure_is_unknown_never_not_configured(dns_server, owner, domain
     assert report.mx.state == "unknown"
     assert report.dmarc.state == "unknown"
     assert dns_report(actor=owner, domain=domain).report.spf.state == "unknown"
+
+
+def test_check_now_is_queued_and_run_by_the_worker(dns_server, viewer, outsider, domain):
+    from django_tasks_db.models import DBTaskResult
+
+    from postdesk.dns.services import dns_request_check
+    from postdesk.dns.tasks import check_domain_dns
+
+    with pytest.raises(NotFound):
+        dns_request_check(actor=outsider, domain=domain)
+    dns_request_check(actor=viewer, domain=domain)
+    queued = DBTaskResult.objects.get()
+    assert queued.task_path == "postdesk.dns.tasks.check_domain_dns"
+    assert queued.args_kwargs["args"] == [domain.pk]
+
+    dns_server.set_txt("example.com", "v=spf1 include:spf.host.example ~all")
+    assert check_domain_dns.call(domain.pk) in {"checked", "unknown"}
+    assert DnsStatus.objects.get(domain=domain).spf_state == "configured"
+
+
+def test_a_check_that_meets_a_dns_failure_queues_a_retry(dns_server, domain):
+    from django_tasks_db.models import DBTaskResult
+
+    from postdesk.dns.tasks import check_domain_dns
+
+    dns_server.hang("example.com")
+    assert check_domain_dns.call(domain.pk) == "unknown, retry queued"
+    retry = DBTaskResult.objects.get()
+    assert retry.args_kwargs["args"] == [domain.pk, 1]
+    assert retry.run_after is not None

@@ -228,6 +228,14 @@ def dns_check_domain(domain: Domain, dns_resolver=None) -> tuple[DnsStatus, DnsR
     return status, evaluate(expectations(domain, key), Replay(status.answers))
 
 
+def dns_request_check(*, actor: Actor, domain: Domain) -> None:
+    """ "Check now": queue a check for the task worker. Looking is enough to ask for it."""
+    from .tasks import check_domain_dns
+
+    require_client_access(actor, domain.client_id, write=False)
+    check_domain_dns.enqueue(domain.pk)
+
+
 @dataclass(frozen=True)
 class RecheckSummary:
     checked: int
