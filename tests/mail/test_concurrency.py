@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from postdesk.errors import AddressTaken
-from postdesk.mail.models import Address, Alias, Forward, Mailbox
+from postdesk.mail.models import Address, Forward, Mailbox
 from postdesk.mail.services import forward_create, mailbox_create
 from tests.conftest import GOOD_PASSWORD
 
