@@ -10,6 +10,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from argparse import ArgumentTypeError
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import (
@@ -107,3 +109,19 @@ def add_subcommands(parser: CommandParser, dest: str = "action") -> Any:
     return parser.add_subparsers(
         dest=dest, required=True, metavar="ACTION", parser_class=OneLineParser
     )
+
+
+def aware_time(text: str) -> datetime:
+    """argparse type for `--at TIME`: ISO 8601 with a zone (`Z` or `±HH:MM`), else a usage error.
+
+    A time without a zone is refused: the instant it means would depend on the machine.
+    """
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ArgumentTypeError(
+            "expected an ISO 8601 time with a zone, e.g. 2024-05-01T00:00:00Z"
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ArgumentTypeError("the time needs a zone (Z or ±HH:MM), e.g. 2024-05-01T00:00:00Z")
+    return value

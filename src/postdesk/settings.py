@@ -70,6 +70,11 @@ INSTALLED_APPS = [
     "postdesk.mail",
     "postdesk.audit",
     "postdesk.dns",
+    "postdesk.api",
+    "ninja",  # serves the API docs' assets locally (no CDN)
+    "postdesk.billing",
+    "postdesk.dataplane",
+    "postdesk.web",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "postdesk.urls"
@@ -148,6 +154,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The client area (postdesk.web): where login sends people, and where they land after it.
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:domains"
+LOGOUT_REDIRECT_URL = "web:login"
 STATIC_ROOT = DATA_DIR / "static"
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # The client area lands with the web issue; until then the operator's admin is the UI.
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("api/v1/", include("postdesk.api.urls")),
+    # The client area (postdesk.web): login, domains, dashboards and forms.
+    path("", include("postdesk.web.urls")),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from postdesk.errors import InvalidInput, NotFound
@@ -261,3 +261,57 @@ def _row(domain: Domain, address: Address) -> AddressRow:
         delete_after_forwarding=mailbox.delete_after_forwarding,
         keep_original_sender=mailbox.keep_original_sender,
     )
+
+
+# --- The dashboard -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """The dashboard's usage statistics of one domain."""
+
+    used_bytes: int
+    mailboxes: int
+    aliases: int
+    forwards: int
+    eas_accounts: int
+    mapi_accounts: int
+
+
+def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
+    """Disk used and the counts of the dashboard: one aggregate query, whatever the size."""
+    require_client_access(actor, domain.client_id, write=False)
+    is_mailbox = Q(kind=AddressKind.MAILBOX)
+    totals = Address.objects.filter(domain=domain).aggregate(
+        used_bytes=Sum("mailbox__used_bytes", filter=is_mailbox, default=0),
+        mailboxes=Count("pk", filter=is_mailbox),
+        aliases=Count("pk", filter=Q(kind=AddressKind.ALIAS)),
+        forwards=Count("pk", filter=Q(kind=AddressKind.FORWARD)),
+        eas_accounts=Count("pk", filter=is_mailbox & Q(mailbox__eas_enabled=True)),
+        mapi_accounts=Count("pk", filter=is_mailbox & Q(mailbox__mapi_enabled=True)),
+    )
+    return DomainSummary(**totals)
+
+
+def address_detail(*, actor: Actor, address: str, type: str) -> AddressRow:
+    """One mailbox or forward as the address list shows it, for its edit page."""
+    if type == AddressKind.MAILBOX:
+        not_found = _("No mailbox %(address)s.") % {"address": address}
+    else:
+        not_found = _("No forward %(address)s.") % {"address": address}
+    found = _address_get(actor, address, type, not_found)
+    full = (
+        Address.objects.filter(pk=found.pk)
+        .select_related("mailbox")
+        .prefetch_related(
+            Prefetch(
+                "mailbox__aliases",
+                queryset=Alias.objects.select_related("address").order_by("address__local_part"),
+            ),
+            Prefetch("destinations", queryset=Destination.objects.order_by("position")),
+        )
+        .first()
+    )
+    if full is None:  # deleted between the two reads
+        raise NotFound(not_found, "address")
+    return _row(found.domain, full)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from postdesk.audit.services import audit_record
+from postdesk.billing.services import protocols_record, resolve_at, usage_end
 from postdesk.errors import AddressTaken, ErrorCollector, InvalidInput
 from postdesk.tenancy.access import Actor, require_client_access
 from postdesk.tenancy.models import Client
@@ -192,8 +195,11 @@ def mailbox_create(
     keep_original_sender: bool = False,
     eas_enabled: bool = False,
     mapi_enabled: bool = False,
+    at: datetime | None = None,
 ) -> Mailbox:
+    """`at` (default now) dates the change for billing: it opens the EAS/MAPI periods."""
     require_client_access(actor, domain.client_id, write=True)
+    at = resolve_at(at)
     errors = ErrorCollector()
     local_part = errors.check(normalize_local_part, username, field="username")
     if local_part is not None:
@@ -237,6 +243,10 @@ def mailbox_create(
                 address=_claim(domain, name, AddressKind.ALIAS, "aliases"), mailbox=mailbox
             )
         _set_destinations(address, clean_destinations)
+        if eas_enabled or mapi_enabled:
+            protocols_record(
+                mailbox=mailbox, eas_enabled=eas_enabled, mapi_enabled=mapi_enabled, at=at
+            )
         audit_record(
             actor=actor,
             action="mailbox.create",
@@ -269,14 +279,17 @@ def mailbox_update(
     keep_original_sender: bool | None = None,
     eas_enabled: bool | None = None,
     mapi_enabled: bool | None = None,
+    at: datetime | None = None,
 ) -> Mailbox:
     """Change a mailbox's settings; None (or an empty add/remove list) leaves a setting as is.
 
     `aliases` replaces the whole list (the web form); `add_aliases`/`remove_aliases` change it
-    name by name (the CLI). Removed aliases stay reserved for the reuse delay.
+    name by name (the CLI). Removed aliases stay reserved for the reuse delay. `at` (default
+    now) dates the change for billing: it opens or closes the EAS/MAPI periods.
     """
     domain = mailbox.address.domain
     require_client_access(actor, domain.client_id, write=True)
+    at = resolve_at(at)
 
     with transaction.atomic():
         mailbox = _lock(Mailbox, mailbox.pk)
@@ -359,6 +372,13 @@ def mailbox_update(
         if new_destinations != current_destinations:
             _set_destinations(address, new_destinations)
             changes["destinations"] = [current_destinations, new_destinations]
+        if "eas_enabled" in changes or "mapi_enabled" in changes:
+            protocols_record(
+                mailbox=mailbox,
+                eas_enabled=mailbox.eas_enabled,
+                mapi_enabled=mailbox.mapi_enabled,
+                at=at,
+            )
         if changes:
             mailbox.save()
             audit_record(
@@ -406,14 +426,21 @@ def mailbox_set_password(
     mailbox.password_hash = password_hash
 
 
-def mailbox_delete(*, actor: Actor, mailbox: Mailbox) -> None:
-    """Delete a mailbox and its aliases. Its aliases stay reserved for the reuse delay."""
+def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None) -> None:
+    """Delete a mailbox and its aliases. Its aliases stay reserved for the reuse delay.
+
+    `at` (default now) dates the deletion for billing: the mailbox's EAS/MAPI periods end
+    and its storage drops to 0 then; its history stays, so the cycle still bills it.
+    """
     domain = mailbox.address.domain
     require_client_access(actor, domain.client_id, write=True)
+    at = resolve_at(at)
     with transaction.atomic():
         mailbox = _lock(Mailbox, mailbox.pk)
         aliases = list(mailbox.aliases.select_related("address"))
         _release(a.address for a in aliases)
+        protocols_record(mailbox=mailbox, eas_enabled=False, mapi_enabled=False, at=at)
+        usage_end(mailbox=mailbox, at=at)
         email = mailbox.address.email
         # Deleting the address deletes the mailbox row, its aliases and its destinations.
         mailbox.address.delete()
@@ -425,6 +452,24 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox) -> None:
             target=email,
             changes={"aliases": [a.address.local_part for a in aliases]},
         )
+
+
+def mailbox_usage_set(*, mailbox: Mailbox, used_bytes: int, at: datetime) -> bool:
+    """The mailbox's current disk use, measured at `at`, unless a newer measure is stored.
+
+    One conditional UPDATE, so a late or replayed measure never overwrites a newer one, even
+    when two writers race. Returns whether the mailbox changed. Callers validate the values
+    (billing's usage_record does).
+    """
+    updated = (
+        Mailbox.objects.filter(pk=mailbox.pk)
+        .filter(Q(used_measured_at__isnull=True) | Q(used_measured_at__lt=at))
+        .update(used_bytes=used_bytes, used_measured_at=at)
+    )
+    if updated:
+        mailbox.used_bytes = used_bytes
+        mailbox.used_measured_at = at
+    return bool(updated)
 
 
 # --- Aliases -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from argparse import BooleanOptionalAction
 from typing import Any
 
-from postdesk.cli import OperatorCommand, add_subcommands
+from postdesk.cli import OperatorCommand, add_subcommands, aware_time
 from postdesk.mail.addresses import split_address
 from postdesk.mail.passwords import generate_password
 from postdesk.mail.selectors import domain_get, mailbox_get
@@ -43,6 +43,13 @@ class Command(OperatorCommand):
         create.add_argument("--forward", action="append", default=[], metavar="DEST")
         create.add_argument("--delete-after-forwarding", action="store_true")
         create.add_argument("--keep-original-sender", action="store_true")
+        create.add_argument(
+            "--at",
+            type=aware_time,
+            default=None,
+            metavar="TIME",
+            help="date the change (ISO 8601 with a zone), to replay history for billing",
+        )
 
         edit = actions.add_parser("edit", help="Change a mailbox's settings.")
         edit.add_argument("address", metavar="ADDRESS")
@@ -82,6 +89,13 @@ class Command(OperatorCommand):
             default=None,
             help="enable or disable MAPI/Exchange",
         )
+        edit.add_argument(
+            "--at",
+            type=aware_time,
+            default=None,
+            metavar="TIME",
+            help="date the change (ISO 8601 with a zone), to replay history for billing",
+        )
 
         delete = actions.add_parser("delete", help="Delete a mailbox, its messages and aliases.")
         delete.add_argument("address", metavar="ADDRESS")
@@ -90,6 +104,13 @@ class Command(OperatorCommand):
             action="store_true",
             required=True,
             help="confirm: the messages are removed for good",
+        )
+        delete.add_argument(
+            "--at",
+            type=aware_time,
+            default=None,
+            metavar="TIME",
+            help="date the deletion (ISO 8601 with a zone), to replay history for billing",
         )
 
         password = actions.add_parser("password", help="Set a mailbox's password.")
@@ -120,6 +141,7 @@ class Command(OperatorCommand):
             keep_original_sender=options["keep_original_sender"],
             eas_enabled=options["eas"],
             mapi_enabled=options["mapi"],
+            at=options["at"],
         )
         self.stdout.write(f"created mailbox {mailbox.address.email}")
         if options["generate_password"]:
@@ -141,12 +163,13 @@ class Command(OperatorCommand):
             keep_original_sender=options["keep_original_sender"],
             eas_enabled=options["eas"],
             mapi_enabled=options["mapi"],
+            at=options["at"],
         )
         self.stdout.write(f"updated mailbox {mailbox.address.email}")
 
     def _delete(self, options: dict[str, Any]) -> None:
         mailbox = mailbox_get(actor=self.actor, address=options["address"])
-        mailbox_delete(actor=self.actor, mailbox=mailbox)
+        mailbox_delete(actor=self.actor, mailbox=mailbox, at=options["at"])
         self.stdout.write(f"deleted mailbox {mailbox.address.email}")
 
     def _password(self, options: dict[str, Any]) -> None:

@@ -1,0 +1,330 @@
+"""Every write of the billing area: plans, client plans, usage samples, protocol periods.
+
+Plans and client plans are the provider's (operator only). Usage samples are measurements
+(the usage collector's, or a script's through `postdesk usage record`). Protocol activation
+periods are written by the mail services, in the same transaction as the mailbox change
+that switches a protocol, so a bill can never disagree with the mailbox's history.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from postdesk.audit.services import audit_record
+from postdesk.errors import ErrorCollector, InvalidInput, PermissionDenied
+from postdesk.tenancy.access import Actor
+from postdesk.tenancy.models import Client
+
+from .choices import Protocol
+from .models import ClientPlan, Plan, ProtocolActivation, UsageSample
+
+MAX_CYCLE_MONTHS = 120
+# DecimalField(max_digits=12, decimal_places=4).
+PRICE_PLACES = 4
+MAX_PRICE = Decimal("99999999.9999")
+MAX_BYTES = 2**63 - 1
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def resolve_at(at: datetime | None, field: str = "at") -> datetime:
+    """`at`, or now; a time without a zone is refused (which instant it means is unknown)."""
+    if at is None:
+        return timezone.now()
+    if timezone.is_naive(at):
+        raise InvalidInput(
+            "time_without_zone",
+            _("Give the time with its time zone, for example 2024-05-01T00:00:00Z."),
+            field,
+        )
+    return at
+
+
+def _require_operator(actor: Actor, message: str) -> None:
+    if not actor.is_operator:
+        raise PermissionDenied(message)
+
+
+# --- Plans -------------------------------------------------------------------------------------
+
+
+def _price(value: Decimal | str, field: str, errors: ErrorCollector) -> Decimal | None:
+    try:
+        price = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        price = None
+    if (
+        price is None
+        or not price.is_finite()
+        or price < 0
+        or price > MAX_PRICE
+        or -price.as_tuple().exponent > PRICE_PLACES
+    ):
+        errors.add(
+            InvalidInput(
+                "price_invalid",
+                _("Enter a price of 0 or more, with at most %(places)d decimal places.")
+                % {"places": PRICE_PLACES},
+                field,
+            )
+        )
+        return None
+    return price
+
+
+def plan_create(
+    *,
+    actor: Actor,
+    name: str,
+    currency: str,
+    storage_gb_price: Decimal | str,
+    eas_price: Decimal | str,
+    mapi_price: Decimal | str,
+    eas_mapi_price: Decimal | str,
+    cycle_months: int = 1,
+    storage_limit_mb: int | None = None,
+) -> Plan:
+    """A plan. Every price is per cycle; storage is priced per GB (1024³ bytes) on average."""
+    _require_operator(actor, _("Only the provider can manage plans."))
+    errors = ErrorCollector()
+    clean_name = " ".join((name or "").split())
+    if not clean_name or len(clean_name) > 100:
+        errors.add(
+            InvalidInput(
+                "plan_name_invalid", _("Enter a plan name of 1 to 100 characters."), "name"
+            )
+        )
+    clean_currency = (currency or "").strip().upper()
+    if not _CURRENCY.fullmatch(clean_currency):
+        errors.add(
+            InvalidInput(
+                "currency_invalid",
+                _("Enter the currency as its three-letter ISO 4217 code, for example CAD."),
+                "currency",
+            )
+        )
+    if (
+        isinstance(cycle_months, bool)
+        or not isinstance(cycle_months, int)
+        or not 1 <= cycle_months <= MAX_CYCLE_MONTHS
+    ):
+        errors.add(
+            InvalidInput(
+                "cycle_invalid",
+                _("A billing cycle lasts a whole number of months, from 1 to %(max)d.")
+                % {"max": MAX_CYCLE_MONTHS},
+                "cycle_months",
+            )
+        )
+    prices = {
+        field: _price(value, field, errors)
+        for field, value in (
+            ("storage_gb_price", storage_gb_price),
+            ("eas_price", eas_price),
+            ("mapi_price", mapi_price),
+            ("eas_mapi_price", eas_mapi_price),
+        )
+    }
+    if storage_limit_mb is not None and (
+        isinstance(storage_limit_mb, bool)
+        or not isinstance(storage_limit_mb, int)
+        or not 1 <= storage_limit_mb <= MAX_BYTES // 2**20
+    ):
+        errors.add(
+            InvalidInput(
+                "storage_limit_invalid",
+                _("Enter the plan's storage limit as a whole number of megabytes, or none."),
+                "storage_limit_mb",
+            )
+        )
+    errors.raise_if_any()
+    try:
+        with transaction.atomic():
+            plan = Plan.objects.create(
+                name=clean_name,
+                cycle_months=cycle_months,
+                currency=clean_currency,
+                storage_limit_mb=storage_limit_mb,
+                **prices,
+            )
+            audit_record(
+                actor=actor,
+                action="plan.create",
+                client_id=None,
+                target=clean_name,
+                changes={
+                    "cycle_months": cycle_months,
+                    "currency": clean_currency,
+                    "storage_limit_mb": storage_limit_mb,
+                    **{k: str(v) for k, v in prices.items()},
+                },
+            )
+    except IntegrityError:
+        raise InvalidInput(
+            "plan_exists", _("A plan named %(name)s already exists.") % {"name": clean_name}, "name"
+        ) from None
+    return plan
+
+
+def client_set_plan(
+    *, actor: Actor, client: Client, plan: Plan, at: datetime | None = None
+) -> ClientPlan:
+    """The client's plan from `at` on (default now). Earlier plans stay in the history, and a
+    new plan starts a new billing cycle at `at`."""
+    _require_operator(actor, _("Only the provider can change a client's plan."))
+    starts_at = resolve_at(at)
+    try:
+        with transaction.atomic():
+            client_plan = ClientPlan.objects.create(client=client, plan=plan, starts_at=starts_at)
+            audit_record(
+                actor=actor,
+                action="client.set_plan",
+                client_id=client.pk,
+                target=client.name,
+                changes={"plan": plan.name, "starts_at": starts_at.isoformat()},
+            )
+    except IntegrityError:
+        raise InvalidInput(
+            "plan_start_taken",
+            _("%(client)s already has a plan starting at %(time)s.")
+            % {"client": client.name, "time": starts_at.isoformat()},
+            "at",
+        ) from None
+    return client_plan
+
+
+# --- Usage -------------------------------------------------------------------------------------
+
+
+def usage_record(
+    *,
+    actor: Actor,
+    mailbox,
+    used_bytes: int,
+    at: datetime | None = None,
+    messages: int | None = None,
+) -> UsageSample:
+    """A measure of a mailbox's disk use at `at` (default now), as the collector writes it.
+
+    The mailbox's current usage follows only when the sample is newer than the last one, so
+    samples may arrive late or out of order (a replayed history).
+    """
+    # mail.services imports this module (protocols_record): import it when called.
+    from postdesk.mail.models import Mailbox
+    from postdesk.mail.services import mailbox_usage_set
+
+    _require_operator(actor, _("Only the provider records usage."))
+    moment = resolve_at(at)
+    errors = ErrorCollector()
+    for field, value in (("bytes", used_bytes), ("messages", messages)):
+        if value is None and field == "messages":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BYTES:
+            errors.add(
+                InvalidInput("usage_invalid", _("Enter a whole number of 0 or more."), field)
+            )
+    errors.raise_if_any()
+    address = mailbox.address
+    try:
+        with transaction.atomic():
+            # One writer per mailbox at a time: the chain of `until` stays consistent.
+            Mailbox.objects.select_for_update().filter(pk=mailbox.pk).values_list("pk").first()
+            sample = _sample_insert(mailbox, moment, used_bytes, messages)
+            mailbox_usage_set(mailbox=mailbox, used_bytes=used_bytes, at=moment)
+    except IntegrityError:
+        raise InvalidInput(
+            "usage_sample_exists",
+            _("A usage sample of %(address)s at %(time)s is already recorded.")
+            % {"address": address.email, "time": moment.isoformat()},
+            "at",
+        ) from None
+    return sample
+
+
+def _sample_insert(mailbox, at: datetime, used_bytes: int, messages: int | None) -> UsageSample:
+    """Insert a sample into the mailbox's chain: it holds until the next sample (if one
+    arrived earlier, out of order), and the previous sample now holds until it."""
+    later = (
+        UsageSample.objects.filter(mailbox_key=mailbox.pk, at__gt=at)
+        .order_by("at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    sample = UsageSample.objects.create(
+        mailbox=mailbox,
+        mailbox_key=mailbox.pk,
+        domain_id=mailbox.address.domain_id,
+        at=at,
+        until=later,
+        bytes=used_bytes,
+        messages=messages,
+    )
+    earlier = (
+        UsageSample.objects.filter(mailbox_key=mailbox.pk, at__lt=at)
+        .order_by("-at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if earlier is not None:
+        UsageSample.objects.filter(pk=earlier).update(until=at)
+    return sample
+
+
+def usage_end(*, mailbox, at: datetime) -> None:
+    """A deleted mailbox stores nothing from `at` on: its last sample, 0 bytes.
+
+    Call inside the deleting transaction (which holds the mailbox's lock), before the
+    mailbox row goes.
+    """
+    if not UsageSample.objects.filter(mailbox_key=mailbox.pk, at=at).update(bytes=0):
+        _sample_insert(mailbox, at, 0, None)
+
+
+# --- Protocol activation periods ---------------------------------------------------------------
+
+
+def protocols_record(*, mailbox, eas_enabled: bool, mapi_enabled: bool, at: datetime) -> None:
+    """Open a period for each protocol switched on at `at`, close the open period of each one
+    switched off. Call inside the transaction of the mailbox change; `mailbox.address.domain`
+    must be loaded."""
+    open_periods = {
+        period.protocol: period
+        for period in ProtocolActivation.objects.filter(
+            mailbox_key=mailbox.pk, ended_at__isnull=True
+        )
+    }
+    address = mailbox.address
+    for protocol, enabled in ((Protocol.EAS, eas_enabled), (Protocol.MAPI, mapi_enabled)):
+        period = open_periods.get(protocol)
+        if enabled and period is None:
+            ProtocolActivation.objects.create(
+                mailbox=mailbox,
+                mailbox_key=mailbox.pk,
+                address=address.email,
+                domain_id=address.domain_id,
+                client_id=address.domain.client_id,
+                protocol=protocol,
+                started_at=at,
+            )
+        elif not enabled and period is not None:
+            if at < period.started_at:
+                raise InvalidInput(
+                    "time_before_activation",
+                    _(
+                        "This change is dated %(time)s, before %(protocol)s was switched on "
+                        "(%(started)s)."
+                    )
+                    % {
+                        "time": at.isoformat(),
+                        "protocol": period.get_protocol_display(),
+                        "started": period.started_at.isoformat(),
+                    },
+                    "at",
+                )
+            period.ended_at = at
+            period.save(update_fields=["ended_at"])

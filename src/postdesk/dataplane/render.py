@@ -1,0 +1,113 @@
+"""Render the mail stack's configuration from the settings and the panel's database.
+
+`render_stack(config)` writes, under one directory: Postfix's main.cf/master.cf and its SQL
+lookup files, Dovecot's configuration and SQL queries. Every lookup reads the `dataplane_*`
+views (views_sql.py), so a saved change is live for mail at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+from django.template import Context, Engine
+
+TEMPLATES = Path(__file__).parent / "templates" / "dataplane"
+
+# The Postfix lookups: the file name, and the query on the views (%u, %d: local part, domain).
+POSTFIX_LOOKUPS = {
+    "domains.cf": "SELECT 1 FROM dataplane_domains WHERE domain = '%s'",
+    "mailboxes.cf": "SELECT 1 FROM dataplane_mailboxes WHERE local_part = '%u' AND domain = '%d'",
+    "aliases.cf": (
+        "SELECT destination FROM dataplane_aliases WHERE local_part = '%u' AND domain = '%d'"
+    ),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class StackConfig:
+    dir: Path
+    smtp_port: int = 2525
+    submission_port: int = 2587
+    imap_port: int = 2143
+    gate_port: int = 8443
+    relay: str | None = None  # "host:port": where mail to other domains goes
+    hostname: str = "mail.postdesk.test"
+    lmtp_port: int = field(default_factory=free_port)
+    auth_port: int = field(default_factory=free_port)
+    doveadm_port: int = field(default_factory=free_port)
+    doveadm_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @property
+    def vmail(self) -> Path:
+        return self.dir / "vmail"
+
+
+def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The panel's database as the daemons must reach it."""
+    db = settings_dict or connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return {"engine": "sqlite", "path": str(Path(db["NAME"]).resolve())}
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        return {
+            "engine": "pgsql",
+            "host": db.get("HOST") or "127.0.0.1",
+            "port": db.get("PORT") or 5432,
+            "name": db["NAME"],
+            "user": db.get("USER") or "",
+            "password": db.get("PASSWORD") or "",
+        }
+    raise ValueError(f"the mail stack cannot read a {db['ENGINE']} database")
+
+
+def _engine() -> Engine:
+    return Engine(dirs=[str(TEMPLATES)], autoescape=False)
+
+
+def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[Path]:
+    """Write every configuration file; return their paths."""
+    import pwd
+
+    db = db or database_settings()
+    context = {
+        **vars(config),
+        "dir": str(config.dir),
+        "vmail": str(config.vmail),
+        "db": db,
+        "map_type": db["engine"],
+        "instance": f"postdesk-{config.smtp_port}",
+        "mail_uid": pwd.getpwnam("mail").pw_uid,
+        "relay_host": config.relay.rsplit(":", 1)[0] if config.relay else "",
+        "relay_port": config.relay.rsplit(":", 1)[1] if config.relay else "",
+    }
+    engine = _engine()
+    written: list[Path] = []
+
+    def write(relative: str, template: str, extra: dict[str, Any] | None = None) -> None:
+        path = config.dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = engine.get_template(template).render(
+            Context({**context, **(extra or {})}, autoescape=False)
+        )
+        path.write_text(text)
+        # Lookup files may hold a database password: readable by their daemon only.
+        path.chmod(0o640 if relative.endswith((".cf", ".ext")) else 0o644)
+        written.append(path)
+
+    write("postfix/main.cf", "postfix/main.cf")
+    write("postfix/master.cf", "postfix/master.cf")
+    for name, query in POSTFIX_LOOKUPS.items():
+        write(f"postfix/{name}", "postfix/lookup.cf", {"query": query})
+    write("dovecot/dovecot.conf", "dovecot/dovecot.conf")
+    write("dovecot/sql.conf.ext", "dovecot/sql.conf.ext")
+    return written

@@ -1,0 +1,207 @@
+"""Start and stop the mail stack on 127.0.0.1, wired to the panel's database.
+
+`up` renders the configuration into a run directory, prepares its directories with the
+ownership each daemon needs, starts Postfix and Dovecot detached from the caller (stdin from
+/dev/null, output to log files: see DATAPLANE-NOTES), waits until every port accepts
+connections, and records what it started in DIR/stack.json. `down` stops exactly that.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .render import StackConfig, database_settings, render_stack
+
+STATE_FILE = "stack.json"
+DB_GROUP = "postdesk-db"
+
+
+class StackError(Exception):
+    """The stack could not be started or stopped; the message says why."""
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _start_detached(log: Path, *args: str) -> int:
+    """Start a daemon with nothing of ours attached: it keeps what it inherits, and a caller
+    waiting on our pipes would never see us finish (DATAPLANE-NOTES)."""
+    with log.open("ab") as output:
+        return subprocess.run(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            check=False,
+            timeout=60,
+        ).returncode
+
+
+def _chown(path: Path, user: str, group: str | None = None) -> None:
+    shutil.chown(path, user=user, group=group or grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name)
+
+
+def _traversable(path: Path) -> None:
+    """Postfix's and Dovecot's users must be able to reach the run directory and the database."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def _share_sqlite(db_path: Path) -> None:
+    """Let the daemons read a SQLite database in WAL mode.
+
+    A WAL reader needs write access to the -wal and -shm files (SQLite creates them with the
+    database file's owner and mode) and to the directory, to create them when absent. So the
+    database and its directory go to a group the daemons' users belong to.
+    """
+    if _run("getent", "group", DB_GROUP).returncode != 0:
+        _run("groupadd", "--system", DB_GROUP)
+    for user in ("postfix", "dovecot", "mail"):
+        _run("usermod", "--append", "--groups", DB_GROUP, user)
+    directory = db_path.parent
+    shutil.chown(directory, group=DB_GROUP)
+    directory.chmod(0o2770 | (directory.stat().st_mode & 0o005))
+    for path in [db_path, *directory.glob(db_path.name + "-*")]:
+        shutil.chown(path, group=DB_GROUP)
+        path.chmod(0o660)
+    _traversable(directory)
+
+
+def _wait_for_ports(ports: dict[str, int], logs: list[Path], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = dict(ports)
+    while waiting and time.monotonic() < deadline:
+        for name, port in list(waiting.items()):
+            with socket.socket() as sock:
+                sock.settimeout(0.2)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    del waiting[name]
+        if waiting:
+            time.sleep(0.1)
+    if waiting:
+        tails = "; ".join(f"{log.name}: {log.read_text()[-400:]!r}" for log in logs if log.exists())
+        raise StackError(f"not listening after {timeout:.0f} s: {', '.join(waiting)}. {tails}")
+
+
+def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start Postfix and Dovecot; return the state written to DIR/stack.json."""
+    if os.geteuid() != 0:
+        raise StackError("the mail stack needs root to start Postfix and Dovecot")
+    state_path = config.dir / STATE_FILE
+    if state_path.exists():
+        raise StackError(f"a stack is already running in {config.dir} (run `dataplane down`)")
+    db = db or database_settings()
+    config.dir.mkdir(parents=True, exist_ok=True)
+    config.dir.chmod(0o755)
+    _traversable(config.dir)
+    for sub in ("log", "run", "postfix-queue", "postfix-data", "vmail"):
+        (config.dir / sub).mkdir(exist_ok=True)
+    _chown(config.dir / "postfix-data", "postfix")
+    _chown(config.dir / "vmail", "mail")
+    (config.dir / "vmail").chmod(0o770)
+    if db["engine"] == "sqlite":
+        if not Path(db["path"]).exists():
+            raise StackError(f"no database at {db['path']}: run `postdesk migrate` first")
+        _share_sqlite(Path(db["path"]))
+
+    render_stack(config, db)
+    for path in (config.dir / "postfix").glob("*.cf"):
+        shutil.chown(path, group="postfix")
+    shutil.chown(config.dir / "dovecot" / "sql.conf.ext", group="dovecot")
+
+    postfix_dir = str(config.dir / "postfix")
+    check = _run("postfix", "-c", postfix_dir, "check")
+    if check.returncode != 0:
+        # With no terminal and no syslog, Postfix says nothing; under a pseudo-terminal it
+        # prints the reason (DATAPLANE-NOTES).
+        told = _run("script", "-qc", f"postfix -c {postfix_dir} check", "/dev/null")
+        reason = (check.stderr or check.stdout or told.stdout).strip()
+        raise StackError(f"postfix check failed: {reason}")
+    startup_log = config.dir / "log" / "startup.log"
+    if _start_detached(startup_log, "postfix", "-c", postfix_dir, "start") != 0:
+        raise StackError(f"postfix did not start: see {startup_log}")
+    dovecot_conf = str(config.dir / "dovecot" / "dovecot.conf")
+    if _start_detached(startup_log, "dovecot", "-c", dovecot_conf) != 0:
+        _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
+        raise StackError(f"dovecot did not start: {startup_log.read_text()[-500:]}")
+
+    state = {
+        "dir": str(config.dir),
+        "postfix_config": postfix_dir,
+        "dovecot_config": dovecot_conf,
+        "ports": {
+            "smtp": config.smtp_port,
+            "submission": config.submission_port,
+            "imap": config.imap_port,
+            "lmtp": config.lmtp_port,
+            "auth": config.auth_port,
+            "doveadm": config.doveadm_port,
+        },
+        "doveadm_password": config.doveadm_password,
+        "vmail": str(config.vmail),
+        "relay": config.relay,
+    }
+    state_path.write_text(json.dumps(state, indent=2))
+    state_path.chmod(0o600)
+    try:
+        _wait_for_ports(
+            state["ports"], [config.dir / "log" / "postfix.log", config.dir / "log" / "dovecot.log"]
+        )
+    except StackError:
+        down(config.dir)
+        raise
+    return state
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        raise StackError(f"no stack is running in {directory}")
+    return json.loads(state_path.read_text())
+
+
+def down(directory: Path) -> None:
+    """Stop what `up` started in this directory, and nothing else."""
+    state = read_state(directory)
+    log = Path(state["dir"]) / "log" / "startup.log"
+    _start_detached(log, "dovecot", "-c", state["dovecot_config"], "stop")
+    _start_detached(log, "postfix", "-c", state["postfix_config"], "stop")
+    deadline = time.monotonic() + 15
+    pidfiles = [
+        Path(state["dir"]) / "postfix-queue" / "pid" / "master.pid",
+        Path(state["dir"]) / "run" / "dovecot" / "master.pid",
+    ]
+    while time.monotonic() < deadline and any(_alive(p) for p in pidfiles):
+        time.sleep(0.1)
+    (directory / STATE_FILE).unlink()
+
+
+def _alive(pidfile: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

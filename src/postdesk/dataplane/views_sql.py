@@ -1,0 +1,82 @@
+"""The data-plane contract: the SQL views that Postfix and Dovecot query directly.
+
+Column names are the contract; the tables behind them may change. Each view keeps the
+address split into `local_part` and `domain`, so the daemons' lookups (`%u`/`%d`, `%n`/`%d`)
+reach the unique (domain, local_part) index instead of scanning a computed address. The same
+SQL runs on SQLite and PostgreSQL; a suspended client's domains drop out of every view, so
+their mail is refused and their logins fail, with nothing deleted.
+"""
+
+VIEWS = {
+    "dataplane_domains": """
+        SELECT d.name AS domain
+        FROM mail_domain d
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL
+    """,
+    "dataplane_mailboxes": """
+        SELECT a.local_part || '@' || d.name AS address,
+               a.local_part AS local_part,
+               d.name AS domain,
+               m.password_hash AS password,
+               REPLACE(CAST(m.storage_id AS TEXT), '-', '') AS storage,
+               m.quota_mb AS quota_mb,
+               m.eas_enabled AS eas_enabled,
+               m.mapi_enabled AS mapi_enabled,
+               m.delete_after_forwarding AS delete_after_forwarding,
+               m.keep_original_sender AS keep_original_sender
+        FROM mail_mailbox m
+        JOIN mail_address a ON a.id = m.address_id
+        JOIN mail_domain d ON d.id = a.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL
+    """,
+    # Where mail to an address is rerouted: an alias to its mailbox, a standalone forward to
+    # each destination (several rows; Postfix joins them).
+    "dataplane_aliases": """
+        SELECT aa.local_part AS local_part, d.name AS domain,
+               ma.local_part || '@' || d.name AS destination
+        FROM mail_alias al
+        JOIN mail_address aa ON aa.id = al.address_id
+        JOIN mail_mailbox m ON m.id = al.mailbox_id
+        JOIN mail_address ma ON ma.id = m.address_id
+        JOIN mail_domain d ON d.id = aa.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL
+        UNION ALL
+        SELECT fa.local_part AS local_part, d.name AS domain, dest.email AS destination
+        FROM mail_forward f
+        JOIN mail_address fa ON fa.id = f.address_id
+        JOIN mail_destination dest ON dest.address_id = fa.id
+        JOIN mail_domain d ON d.id = fa.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL
+    """,
+    # A mailbox's own forwarding list (applied by Sieve at delivery, with its two options).
+    "dataplane_mailbox_forwards": """
+        SELECT a.local_part AS local_part, d.name AS domain, dest.email AS destination,
+               dest.position AS position
+        FROM mail_mailbox m
+        JOIN mail_address a ON a.id = m.address_id
+        JOIN mail_destination dest ON dest.address_id = a.id
+        JOIN mail_domain d ON d.id = a.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL
+    """,
+    # The DKIM keys in use; the private key stays encrypted in the panel's table.
+    "dataplane_dkim": """
+        SELECT d.name AS domain, k.selector AS selector, k.id AS key_id
+        FROM dns_dkimkey k
+        JOIN mail_domain d ON d.id = k.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE k.status = 'signing' AND c.suspended_at IS NULL
+    """,
+}
+
+
+def create_sql() -> list[str]:
+    return [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
+
+
+def drop_sql() -> list[str]:
+    return [f"DROP VIEW IF EXISTS {name}" for name in reversed(VIEWS)]

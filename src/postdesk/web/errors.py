@@ -1,0 +1,64 @@
+"""Where the client area turns domain errors into what a browser shows: the one place.
+
+A PostdeskError about a field goes beside that field; one about the whole request goes at the
+top of the form. NotFound and PermissionDenied become the 404 and 403 pages, so another
+client's objects look exactly like objects that do not exist.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from postdesk.errors import NotFound, PermissionDenied, PostdeskError
+from postdesk.tenancy.access import Actor, Source
+
+
+def actor_for(request: HttpRequest) -> Actor:
+    return Actor.for_user(request.user, Source.WEB, ip=request.META.get("REMOTE_ADDR"))
+
+
+def client_area_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Login required; the view gets the actor; access errors become 404/403 pages."""
+
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, actor_for(request), *args, **kwargs)
+        except NotFound as error:
+            raise Http404(str(error.message)) from None
+        except PermissionDenied as error:
+            raise DjangoPermissionDenied(str(error.message)) from None
+        except PostdeskError as error:
+            # Anything a page did not catch itself still reaches the user as words, not a 500.
+            return render(request, "web/error.html", {"error": error}, status=error.status)
+
+    return wrapper
+
+
+def show_on_form(form: Form, error: PostdeskError, aliases: dict[str, str] | None = None) -> None:
+    """Put each violation beside its field (`aliases` renames service fields to form fields).
+
+    Access errors are not a form's business: they propagate to the 404/403 pages.
+    """
+    if isinstance(error, NotFound | PermissionDenied) and len(error.errors) == 1:
+        raise error
+    for inner in error.errors:
+        field = (aliases or {}).get(inner.field or "", inner.field)
+        form.add_error(field if field in form.fields else None, str(inner.message))
+
+
+def show_on_messages(request: HttpRequest, error: PostdeskError) -> None:
+    """For actions without a form (a button): the violations as messages on the next page."""
+    if isinstance(error, NotFound | PermissionDenied) and len(error.errors) == 1:
+        raise error
+    for inner in error.errors:
+        messages.error(request, str(inner.message))

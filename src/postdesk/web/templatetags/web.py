@@ -1,0 +1,33 @@
+"""Template helpers of the client area: formatting only."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django import template
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+
+register = template.Library()
+
+
+@register.simple_tag
+def list_url(domain, page_data, **overrides) -> str:
+    """The dashboard URL of the address list with its current parameters, some replaced."""
+    params = {
+        "q": page_data.search,
+        "type": page_data.type,
+        "sort": page_data.sort,
+        "page": page_data.page,
+        **overrides,
+    }
+    defaults = {"q": "", "type": "all", "sort": "address", "page": 1}
+    query = {k: v for k, v in params.items() if str(v) != str(defaults[k])}
+    url = reverse("web:dashboard", args=[domain.name])
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+@register.filter
+def megabytes(value) -> str:
+    """A quota in MB as a readable size ("5.0 GB")."""
+    return filesizeformat(int(value or 0) * 1024 * 1024)

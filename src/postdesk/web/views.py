@@ -1,0 +1,412 @@
+"""The client area's pages. Each view parses the request, calls one service (a change) or the
+selectors its page shows (a read), and renders; errors are shown through web/errors.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from postdesk.dns import services as dns_services
+from postdesk.dns.dkim import DkimState
+from postdesk.dns.selectors import dkim_records, dns_report
+from postdesk.errors import PostdeskError
+from postdesk.mail import services as mail_services
+from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType
+from postdesk.mail.models import Domain
+from postdesk.mail.passwords import (
+    CHECK_LABELS,
+    MAX_LENGTH,
+    MIN_LENGTH,
+    SPECIAL_CHARACTERS,
+    generate_password,
+)
+from postdesk.mail.selectors import (
+    address_detail,
+    address_list,
+    domain_get,
+    domain_list,
+    domain_summary,
+    forward_get,
+    mailbox_get,
+)
+from postdesk.tenancy.access import Actor, require_client_access, role_for
+from postdesk.tenancy.choices import WRITE_ROLES
+
+from .errors import client_area_view, show_on_form, show_on_messages
+from .forms import ForwardForm, MailboxCreateForm, MailboxSettingsForm, PasswordForm
+
+ADDRESS_LIST_TARGET = "address-list"
+
+
+def _can_write(actor: Actor, domain: Domain) -> bool:
+    # The role was read (and cached on the actor) by the selector that found the domain.
+    return role_for(actor, domain.client_id) in WRITE_ROLES
+
+
+def _password_context(domain: Domain) -> dict:
+    """What the password dialog's live checks mirror from postdesk.mail.passwords."""
+    return {
+        "password_checks": [(key, label) for key, label in CHECK_LABELS.items()],
+        "password_min_length": MIN_LENGTH,
+        "password_max_length": MAX_LENGTH,
+        "password_special": SPECIAL_CHARACTERS,
+        "reuse_delay_minutes": int(settings.POSTDESK_ALIAS_REUSE_DELAY.total_seconds() // 60),
+    }
+
+
+# --- Domains and the dashboard -------------------------------------------------------------------
+
+
+@require_GET
+@client_area_view
+def domains(request: HttpRequest, actor: Actor) -> HttpResponse:
+    return render(request, "web/domains.html", {"domains": list(domain_list(actor=actor))})
+
+
+@dataclass(frozen=True)
+class DkimCard:
+    state: str  # a DkimState, or "unchecked" before the first DNS check
+    host: str
+    value: str
+    message: str
+
+
+def _dkim_card(report, records) -> DkimCard:
+    if report is not None:
+        dkim = report.dkim
+        return DkimCard(dkim.state, dkim.host, dkim.value, dkim.message)
+    signing = [r for r in records if r.status == "signing"]
+    if not signing:
+        return DkimCard(DkimState.DISABLED, "", "", "")
+    return DkimCard("unchecked", signing[0].host, signing[0].value, "")
+
+
+def _list_params(query) -> dict:
+    """The address list's parameters from the URL; anything unknown falls back to the default."""
+    type_ = query.get("type", AddressListType.ALL)
+    sort = query.get("sort", AddressListSort.ADDRESS)
+    try:
+        page = max(1, int(query.get("page", 1)))
+    except (TypeError, ValueError):
+        page = 1
+    return {
+        "search": query.get("q", "")[:254],
+        "type": type_ if type_ in AddressListType.values else AddressListType.ALL,
+        "sort": sort if sort in AddressListSort.values else AddressListSort.ADDRESS,
+        "page": page,
+    }
+
+
+@require_GET
+@client_area_view
+def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    addresses = address_list(actor=actor, domain=found, **_list_params(request.GET))
+    context = {
+        "domain": found,
+        "can_write": _can_write(actor, found),
+        "addresses": addresses,
+        "type_choices": AddressListType.choices,
+    }
+    htmx = getattr(request, "htmx", None)
+    if htmx and htmx.target == ADDRESS_LIST_TARGET and not htmx.history_restore_request:
+        response = render(request, "web/_address_list.html", context)
+    else:
+        stored = dns_report(actor=actor, domain=found)
+        # Before the first check there is no report to read the DKIM record from.
+        records = dkim_records(actor=actor, domain=found) if stored.report is None else []
+        context.update(
+            summary=domain_summary(actor=actor, domain=found),
+            spf=stored.report.spf if stored.report else None,
+            dkim=_dkim_card(stored.report, records),
+            checked_at=stored.checked_at,
+        )
+        response = render(request, "web/dashboard.html", context)
+    # The same URL answers a full page or the list alone: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+@require_POST
+@client_area_view
+def dns_check(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    dns_services.dns_request_check(actor=actor, domain=found)
+    messages.success(
+        request,
+        _("A DNS check has been requested. Reload this page in a minute to see its result."),
+    )
+    return redirect(reverse("web:dashboard", args=[found.name]) + "#dns")
+
+
+@require_POST
+@client_area_view
+def dkim_enable(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    dns_services.dkim_enable(actor=actor, domain=found)
+    messages.success(
+        request,
+        _(
+            "DKIM is enabled. Click “View DNS record” and publish that TXT record at your "
+            "registrar."
+        ),
+    )
+    return redirect(reverse("web:dashboard", args=[found.name]) + "#dkim")
+
+
+@require_POST
+@client_area_view
+def dkim_disable(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    try:
+        dns_services.dkim_disable(
+            actor=actor, domain=found, confirmed=request.POST.get("confirm") == "yes"
+        )
+    except PostdeskError as error:
+        show_on_messages(request, error)
+    else:
+        messages.success(request, _("DKIM is disabled: your messages are no longer signed."))
+    return redirect(reverse("web:dashboard", args=[found.name]) + "#dkim")
+
+
+@require_GET
+@never_cache
+@client_area_view
+def password_generate(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    """A password that passes every check for this mailbox (postdesk.mail.passwords)."""
+    found = domain_get(actor=actor, name=domain)
+    username = request.GET.get("username", "")[:64].strip().lower()
+    return JsonResponse({"password": generate_password(username=username, domain=found.name)})
+
+
+# --- Mailboxes -----------------------------------------------------------------------------------
+
+
+def _mailbox_page(
+    request, domain, form, *, row=None, can_write=True, password_form=None, status=200
+):
+    context = {
+        "domain": domain,
+        "form": form,
+        "row": row,
+        "can_write": can_write,
+        "read_only": not can_write,
+        "existing_aliases": [a.split("@", 1)[0] for a in row.aliases] if row else [],
+        "password_form": password_form or PasswordForm(),
+        "password_dialog_open": password_form is not None and bool(password_form.errors),
+        **_password_context(domain),
+    }
+    return render(request, "web/mailbox_form.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@client_area_view
+def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    require_client_access(actor, found.client_id, write=True)
+    if request.method == "GET":
+        return _mailbox_page(request, found, MailboxCreateForm(initial={"quota_mb": 0}))
+    form = MailboxCreateForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            mailbox = mail_services.mailbox_create(
+                actor=actor,
+                domain=found,
+                username=data["username"],
+                password=data["password"],
+                password_confirmation=data["password_confirmation"],
+                aliases=data["aliases"],
+                quota_mb=data["quota_mb"],
+                destinations=data["destinations"],
+                delete_after_forwarding=data["delete_after_forwarding"],
+                keep_original_sender=data["keep_original_sender"],
+                eas_enabled=data["eas_enabled"],
+                mapi_enabled=data["mapi_enabled"],
+            )
+        except PostdeskError as error:
+            show_on_form(form, error)
+        else:
+            messages.success(
+                request, _("Mailbox %(address)s created.") % {"address": mailbox.address.email}
+            )
+            return redirect("web:dashboard", found.name)
+    return _mailbox_page(request, found, form, status=400)
+
+
+def _mailbox_initial(row) -> dict:
+    return {
+        "aliases": [a.split("@", 1)[0] for a in row.aliases],
+        "destinations": row.destinations,
+        "delete_after_forwarding": row.delete_after_forwarding,
+        "keep_original_sender": row.keep_original_sender,
+        "quota_mb": row.quota_mb,
+        "eas_enabled": row.eas_enabled,
+        "mapi_enabled": row.mapi_enabled,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@client_area_view
+def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: str) -> HttpResponse:
+    email = f"{local_part}@{domain}"
+    row = address_detail(actor=actor, address=email, type=AddressKind.MAILBOX)
+    found = domain_get(actor=actor, name=domain)
+    can_write = _can_write(actor, found)
+    if request.method == "GET":
+        form = MailboxSettingsForm(initial=_mailbox_initial(row))
+        return _mailbox_page(request, found, form, row=row, can_write=can_write)
+    form = MailboxSettingsForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            mail_services.mailbox_update(
+                actor=actor,
+                mailbox=mailbox_get(actor=actor, address=email),
+                quota_mb=data["quota_mb"],
+                aliases=data["aliases"],
+                destinations=data["destinations"],
+                delete_after_forwarding=data["delete_after_forwarding"],
+                keep_original_sender=data["keep_original_sender"],
+                eas_enabled=data["eas_enabled"],
+                mapi_enabled=data["mapi_enabled"],
+            )
+        except PostdeskError as error:
+            show_on_form(form, error)
+        else:
+            messages.success(request, _("Changes saved."))
+            return redirect("web:mailbox_edit", found.name, row.local_part)
+    return _mailbox_page(request, found, form, row=row, can_write=can_write, status=400)
+
+
+@require_POST
+@client_area_view
+def mailbox_password(
+    request: HttpRequest, actor: Actor, domain: str, local_part: str
+) -> HttpResponse:
+    email = f"{local_part}@{domain}"
+    mailbox = mailbox_get(actor=actor, address=email)
+    password_form = PasswordForm(request.POST)
+    if password_form.is_valid():
+        try:
+            mail_services.mailbox_set_password(
+                actor=actor,
+                mailbox=mailbox,
+                password=password_form.cleaned_data["password"],
+                password_confirmation=password_form.cleaned_data["password_confirmation"],
+            )
+        except PostdeskError as error:
+            show_on_form(password_form, error)
+        else:
+            messages.success(
+                request,
+                _(
+                    "The password of %(address)s has been changed. Its sessions are being "
+                    "disconnected."
+                )
+                % {"address": email},
+            )
+            return redirect("web:mailbox_edit", domain, local_part)
+    row = address_detail(actor=actor, address=email, type=AddressKind.MAILBOX)
+    found = mailbox.address.domain
+    form = MailboxSettingsForm(initial=_mailbox_initial(row))
+    return _mailbox_page(request, found, form, row=row, password_form=password_form, status=400)
+
+
+@require_POST
+@client_area_view
+def mailbox_delete(
+    request: HttpRequest, actor: Actor, domain: str, local_part: str
+) -> HttpResponse:
+    email = f"{local_part}@{domain}"
+    mailbox = mailbox_get(actor=actor, address=email)
+    mail_services.mailbox_delete(actor=actor, mailbox=mailbox)
+    messages.success(request, _("Mailbox %(address)s deleted.") % {"address": email})
+    return redirect("web:dashboard", mailbox.address.domain.name)
+
+
+# --- Forwards ------------------------------------------------------------------------------------
+
+
+def _forward_page(request, domain, form, *, row=None, can_write=True, status=200):
+    context = {
+        "domain": domain,
+        "form": form,
+        "row": row,
+        "can_write": can_write,
+        "read_only": not can_write,
+    }
+    return render(request, "web/forward_form.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@client_area_view
+def forward_create(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    require_client_access(actor, found.client_id, write=True)
+    if request.method == "GET":
+        return _forward_page(request, found, ForwardForm())
+    form = ForwardForm(request.POST)
+    if form.is_valid():
+        try:
+            forward = mail_services.forward_create(
+                actor=actor,
+                domain=found,
+                name=form.cleaned_data["name"],
+                destinations=form.cleaned_data["destinations"],
+            )
+        except PostdeskError as error:
+            show_on_form(form, error)
+        else:
+            messages.success(
+                request, _("Forward %(address)s created.") % {"address": forward.address.email}
+            )
+            return redirect("web:dashboard", found.name)
+    return _forward_page(request, found, form, status=400)
+
+
+@require_http_methods(["GET", "POST"])
+@client_area_view
+def forward_edit(request: HttpRequest, actor: Actor, domain: str, local_part: str) -> HttpResponse:
+    email = f"{local_part}@{domain}"
+    row = address_detail(actor=actor, address=email, type=AddressKind.FORWARD)
+    found = domain_get(actor=actor, name=domain)
+    can_write = _can_write(actor, found)
+    if request.method == "GET":
+        form = ForwardForm(initial={"destinations": row.destinations})
+        return _forward_page(request, found, form, row=row, can_write=can_write)
+    form = ForwardForm(request.POST)
+    if form.is_valid():
+        try:
+            mail_services.forward_update(
+                actor=actor,
+                forward=forward_get(actor=actor, address=email),
+                destinations=form.cleaned_data["destinations"],
+            )
+        except PostdeskError as error:
+            show_on_form(form, error)
+        else:
+            messages.success(request, _("Changes saved."))
+            return redirect("web:forward_edit", found.name, row.local_part)
+    return _forward_page(request, found, form, row=row, can_write=can_write, status=400)
+
+
+@require_POST
+@client_area_view
+def forward_delete(
+    request: HttpRequest, actor: Actor, domain: str, local_part: str
+) -> HttpResponse:
+    email = f"{local_part}@{domain}"
+    forward = forward_get(actor=actor, address=email)
+    mail_services.forward_delete(actor=actor, forward=forward)
+    messages.success(request, _("Forward %(address)s deleted.") % {"address": email})
+    return redirect("web:dashboard", forward.address.domain.name)

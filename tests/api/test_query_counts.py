@@ -1,0 +1,53 @@
+"""The API's lists run a fixed number of SQL queries whatever the number of rows: measured at
+two sizes against the budgets in tests/query_budgets.json (token, membership and page
+queries included)."""
+
+from __future__ import annotations
+
+import pytest
+
+from postdesk.mail.models import Alias, Destination, Mailbox
+from postdesk.mail.services import domain_add, forward_create, mailbox_create
+from tests.budgets import query_budget
+from tests.conftest import GOOD_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def grow(operator, client, domain, start: int, count: int) -> None:
+    for i in range(start, start + count):
+        mailbox = mailbox_create(
+            actor=operator,
+            domain=domain,
+            username=f"user{i}",
+            password=GOOD_PASSWORD,
+            aliases=[f"alias{i}"],
+            destinations=[f"copy{i}@elsewhere.example"],
+        )
+        Mailbox.objects.filter(pk=mailbox.pk).update(used_bytes=i)
+        forward_create(
+            actor=operator, domain=domain, name=f"fwd{i}", destinations=[f"to{i}@x.example"]
+        )
+        domain_add(actor=operator, client=client, name=f"extra{i}.example")
+
+
+@pytest.mark.parametrize(
+    ("budget", "path"),
+    [
+        ("api:domain_list", "domains"),
+        ("api:address_list", "domains/example.com/addresses"),
+        ("api:address_list", "domains/example.com/addresses?sort=storage&type=mailbox"),
+        ("api:address_list:search", "domains/example.com/addresses?search=alias1"),
+    ],
+)
+def test_list_query_count_is_fixed(
+    api, operator, client_a, domain, owner_token, django_assert_num_queries, budget, path
+):
+    api.get("domains", owner_token)  # records the token's last use: later calls skip it
+    for start, count in [(0, 3), (3, 30)]:
+        grow(operator, client_a, domain, start, count)
+        with django_assert_num_queries(query_budget(budget)):
+            response = api.get(path, owner_token)
+        assert response.status == 200
+        assert response.body["total"] >= (1 if "search" in path else count)
+    assert Alias.objects.count() == 33 and Destination.objects.count() == 66
