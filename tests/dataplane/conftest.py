@@ -1,0 +1,149 @@
+"""A real mail stack (Postfix + Dovecot from Debian) on 127.0.0.1, reading the test database,
+and an SMTP sink standing in for the outside world (the relay)."""
+
+from __future__ import annotations
+
+import email
+import imaplib
+import os
+import smtplib
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from postdesk.dataplane import stack
+from postdesk.dataplane.render import StackConfig, free_port
+
+
+class Sink:
+    """Collects what the stack relays to other domains."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.Message]] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self._lock:
+            self.messages.append(
+                (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content))
+            )
+        return "250 OK"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+    def wait_for(self, recipient: str, timeout: float = 20) -> email.message.Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for recipients, message in self.messages:
+                    if recipient in recipients:
+                        return message
+            time.sleep(0.1)
+        raise AssertionError(f"nothing relayed to {recipient} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def sink():
+    handler = Sink()
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def mail_stack(django_db_setup, django_db_blocker, sink, tmp_path_factory):
+    """Start the stack once per module, on the test database; stop exactly it afterwards."""
+    if os.geteuid() != 0:
+        pytest.fail("the mail-flow tests start Postfix and Dovecot and need root")
+    from django.db import connection
+
+    directory = Path(tmp_path_factory.mktemp("mailstack"))
+    with django_db_blocker.unblock():
+        # Make sure the database file exists with the views before the daemons open it.
+        connection.ensure_connection()
+        config = StackConfig(
+            dir=directory,
+            smtp_port=free_port(),
+            submission_port=free_port(),
+            imap_port=free_port(),
+            gate_port=free_port(),
+            relay=f"127.0.0.1:{sink_port(sink)}",
+        )
+        state = stack.up(config)
+    yield state
+    stack.down(directory)
+
+
+def sink_port(sink: Sink) -> int:
+    return sink.port
+
+
+class Mail:
+    """SMTP in, IMAP out, against the running stack."""
+
+    def __init__(self, state: dict) -> None:
+        self.ports = state["ports"]
+
+    def send(
+        self,
+        to: str | list[str],
+        *,
+        sender: str = "someone@example.org",
+        subject: str = "Hello",
+        body: str = "Hi!",
+        submission_login: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict:
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = to if isinstance(to, str) else ", ".join(to)
+        message["Subject"] = subject
+        for name, value in (headers or {}).items():
+            message[name] = value
+        message.set_content(body)
+        port = self.ports["submission" if submission_login else "smtp"]
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+            if submission_login:
+                smtp.login(*submission_login)
+            return smtp.send_message(message)
+
+    def imap(self, address: str, password: str) -> imaplib.IMAP4:
+        client = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=20)
+        client.login(address, password)
+        return client
+
+    def subjects(self, address: str, password: str, *, expect: int = 1, timeout: float = 20):
+        """The inbox's subjects, once it holds at least `expect` messages."""
+        deadline = time.monotonic() + timeout
+        while True:
+            client = self.imap(address, password)
+            try:
+                status, _data = client.select("INBOX", readonly=True)
+                numbers = []
+                if status == "OK":  # before the first delivery there is no INBOX yet
+                    _typ, data = client.search(None, "ALL")
+                    numbers = data[0].split()
+                if len(numbers) >= expect or time.monotonic() > deadline:
+                    subjects = []
+                    for number in numbers:
+                        _typ, parts = client.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+                        header = email.message_from_bytes(parts[0][1])
+                        subjects.append(header["Subject"])
+                    return subjects
+            finally:
+                client.logout()
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def mail(mail_stack, sink, transactional_db):
+    sink.clear()
+    return Mail(mail_stack)

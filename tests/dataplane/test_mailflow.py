@@ -1,0 +1,132 @@
+"""What the panel shows is what the mail servers do: real SMTP and IMAP on 127.0.0.1 against
+Debian's Postfix and Dovecot reading the panel's database through the dataplane_* views."""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+import time
+
+import pytest
+from django.utils import timezone
+
+from postdesk.mail.services import (
+    alias_remove,
+    forward_create,
+    forward_delete,
+    mailbox_create,
+    mailbox_delete,
+    mailbox_set_password,
+)
+from postdesk.tenancy.models import Client
+from tests.conftest import GOOD_PASSWORD
+
+pytestmark = pytest.mark.mailstack
+
+NEW_PASSWORD = "Other-Secret-42xy"
+
+
+def create(operator, domain, username="marie", **kwargs):
+    return mailbox_create(
+        actor=operator, domain=domain, username=username, password=GOOD_PASSWORD, **kwargs
+    )
+
+
+def refused_at_rcpt(mail, to: str) -> tuple[int, bytes]:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        mail.send(to)
+    return caught.value.recipients[to]
+
+
+def test_a_new_mailbox_receives_at_once_and_reads_over_imap(mail, operator, domain):
+    create(operator, domain)
+    mail.send("marie@example.com", subject="Welcome")
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Welcome"]
+
+
+def test_an_alias_delivers_to_the_same_inbox_and_a_removed_one_bounces(mail, operator, domain):
+    mailbox = create(operator, domain, aliases=["m.dupont"])
+    mail.send("M.Dupont@example.com", subject="Via alias")
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Via alias"]
+    alias_remove(actor=operator, mailbox=mailbox, name="m.dupont")
+    code, text = refused_at_rcpt(mail, "m.dupont@example.com")
+    assert code == 550
+    assert b"User unknown" in text
+
+
+def test_a_deleted_mailbox_bounces_and_unknown_addresses_too(mail, operator, domain):
+    mailbox = create(operator, domain)
+    mailbox_delete(actor=operator, mailbox=mailbox)
+    assert refused_at_rcpt(mail, "marie@example.com")[0] == 550
+    assert refused_at_rcpt(mail, "nobody@example.com")[0] == 550
+
+
+def test_the_old_password_fails_after_a_change(mail, operator, domain):
+    mailbox = create(operator, domain)
+    mail.imap("marie@example.com", GOOD_PASSWORD).logout()
+    mailbox_set_password(actor=operator, mailbox=mailbox, password=NEW_PASSWORD)
+    with pytest.raises(imaplib.IMAP4.error):
+        mail.imap("marie@example.com", GOOD_PASSWORD)
+    mail.imap("marie@example.com", NEW_PASSWORD).logout()
+
+
+def test_submission_needs_the_mailboxs_own_password_and_nobody_relays_without_it(
+    mail, sink, operator, domain
+):
+    create(operator, domain)
+    mail.send(
+        "friend@example.net",
+        sender="marie@example.com",
+        subject="Outgoing",
+        submission_login=("marie@example.com", GOOD_PASSWORD),
+    )
+    assert sink.wait_for("friend@example.net")["Subject"] == "Outgoing"
+
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        mail.send(
+            "friend@example.net",
+            sender="marie@example.com",
+            submission_login=("marie@example.com", "Wrong-Password-1!"),
+        )
+    # The inbound port relays for nobody, loopback included.
+    code, text = refused_at_rcpt(mail, "friend@example.net")
+    assert code == 554
+    assert b"Relay access denied" in text
+    # The submission port refuses a client that did not log in.
+    with (
+        smtplib.SMTP("127.0.0.1", mail.ports["submission"], timeout=20) as smtp,
+        pytest.raises(smtplib.SMTPRecipientsRefused),
+    ):
+        smtp.sendmail("marie@example.com", ["friend@example.net"], "Subject: x\n\nx")
+
+
+def test_a_standalone_forward_delivers_to_every_destination_and_stores_nothing(
+    mail, sink, operator, domain
+):
+    create(operator, domain)
+    forward = forward_create(
+        actor=operator,
+        domain=domain,
+        name="info",
+        destinations=["marie@example.com", "boss@example.net"],
+    )
+    mail.send("info@example.com", subject="Question")
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Question"]
+    assert sink.wait_for("boss@example.net")["Subject"] == "Question"
+    # A forward has no inbox to log in to.
+    with pytest.raises(imaplib.IMAP4.error):
+        mail.imap("info@example.com", GOOD_PASSWORD)
+    forward_delete(actor=operator, forward=forward)
+    assert refused_at_rcpt(mail, "info@example.com")[0] == 550
+
+
+def test_a_suspended_client_receives_nothing_and_cannot_log_in(mail, operator, domain):
+    create(operator, domain)
+    Client.objects.filter(pk=domain.client_id).update(suspended_at=timezone.now())
+    code, _text = refused_at_rcpt(mail, "marie@example.com")
+    assert code in (550, 554)
+    with pytest.raises(imaplib.IMAP4.error):
+        mail.imap("marie@example.com", GOOD_PASSWORD)
+    Client.objects.filter(pk=domain.client_id).update(suspended_at=None)
+    time.sleep(0.1)
+    mail.imap("marie@example.com", GOOD_PASSWORD).logout()
