@@ -209,3 +209,11 @@ POSTDESK_MX_HOSTS = [
     )
     if h.strip()
 ]
+
+# --- Mail servers (data plane) ----------------------------------------------------------------
+
+# Dovecot's doveadm HTTP API, to disconnect a mailbox's sessions after a password change.
+POSTDESK_DOVEADM_URL = os.environ.get("POSTDESK_DOVEADM_URL", "")
+POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
+# Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
+POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")

@@ -144,6 +144,17 @@ class Mail:
 
 
 @pytest.fixture
-def mail(mail_stack, sink, transactional_db):
+def mail(mail_stack, sink, transactional_db, settings):
     sink.clear()
+    # The panel's provisioner talks to this stack.
+    settings.POSTDESK_DOVEADM_URL = mail_stack["doveadm_url"]
+    settings.POSTDESK_DOVEADM_API_KEY = mail_stack["doveadm_api_key"]
+    settings.POSTDESK_VMAIL_DIR = mail_stack["vmail"]
     return Mail(mail_stack)
+
+
+def run_worker() -> None:
+    """What `postdesk db_worker` does, once, in this process: every task that is due."""
+    from django.core.management import call_command
+
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)

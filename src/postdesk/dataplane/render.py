@@ -70,6 +70,11 @@ def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, 
     raise ValueError(f"the mail stack cannot read a {db['ENGINE']} database")
 
 
+def instance_name(config: StackConfig) -> str:
+    """Dovecot's instance name, in every process title of this stack's Dovecot."""
+    return f"postdesk-{config.smtp_port}"
+
+
 def _engine() -> Engine:
     return Engine(dirs=[str(TEMPLATES)], autoescape=False)
 
@@ -85,7 +90,7 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
         "vmail": str(config.vmail),
         "db": db,
         "map_type": db["engine"],
-        "instance": f"postdesk-{config.smtp_port}",
+        "instance": instance_name(config),
         "mail_uid": pwd.getpwnam("mail").pw_uid,
         "relay_host": config.relay.rsplit(":", 1)[0] if config.relay else "",
         "relay_port": config.relay.rsplit(":", 1)[1] if config.relay else "",

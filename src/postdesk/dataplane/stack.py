@@ -8,18 +8,20 @@ connections, and records what it started in DIR/stack.json. `down` stops exactly
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from .render import StackConfig, database_settings, render_stack
+from .render import StackConfig, database_settings, instance_name, render_stack
 
 STATE_FILE = "stack.json"
 DB_GROUP = "postdesk-db"
@@ -148,6 +150,7 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         "dir": str(config.dir),
         "postfix_config": postfix_dir,
         "dovecot_config": dovecot_conf,
+        "dovecot_instance": instance_name(config),
         "ports": {
             "smtp": config.smtp_port,
             "submission": config.submission_port,
@@ -156,7 +159,8 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "auth": config.auth_port,
             "doveadm": config.doveadm_port,
         },
-        "doveadm_password": config.doveadm_password,
+        "doveadm_url": f"http://127.0.0.1:{config.doveadm_port}/doveadm/v1",
+        "doveadm_api_key": config.doveadm_password,
         "vmail": str(config.vmail),
         "relay": config.relay,
     }
@@ -192,7 +196,34 @@ def down(directory: Path) -> None:
     ]
     while time.monotonic() < deadline and any(_alive(p) for p in pidfiles):
         time.sleep(0.1)
+    _end_leftovers(state["dovecot_instance"])
     (directory / STATE_FILE).unlink()
+
+
+def _end_leftovers(instance: str) -> None:
+    """End this instance's Dovecot processes that outlive their master.
+
+    Seen here: after `dovecot stop`, the master exits but its children (imap sessions, auth,
+    anvil, log) live on, reparented to init, so a logged-in session would survive a restart.
+    They carry the instance name in their title, which tells them from any other Dovecot.
+    """
+    prefix = f"dovecot-{instance}/".encode()
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        found = False
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                title = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(prefix):
+                found = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal_number)
+        if not found:
+            return
+        time.sleep(0.5)
 
 
 def _alive(pidfile: Path) -> bool:
@@ -205,3 +236,25 @@ def _alive(pidfile: Path) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def stop_dovecot(directory: Path) -> None:
+    """Stop Dovecot alone (an outage, for the outbox's tests and for maintenance)."""
+    state = read_state(directory)
+    _start_detached(
+        Path(state["dir"]) / "log" / "startup.log", "dovecot", "-c", state["dovecot_config"], "stop"
+    )
+    pidfile = Path(state["dir"]) / "run" / "dovecot" / "master.pid"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(pidfile):
+        time.sleep(0.1)
+    _end_leftovers(state["dovecot_instance"])
+
+
+def start_dovecot(directory: Path) -> None:
+    state = read_state(directory)
+    log = Path(state["dir"]) / "log" / "startup.log"
+    if _start_detached(log, "dovecot", "-c", state["dovecot_config"]) != 0:
+        raise StackError(f"dovecot did not start: {log.read_text()[-500:]}")
+    ports = {k: state["ports"][k] for k in ("imap", "lmtp", "auth", "doveadm")}
+    _wait_for_ports(ports, [Path(state["dir"]) / "log" / "dovecot.log"])

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from postdesk.audit.services import audit_record
 from postdesk.billing.services import protocols_record, resolve_at, usage_end
+from postdesk.dataplane.tasks import mailbox_sessions_kick, mailbox_storage_remove
 from postdesk.errors import AddressTaken, ErrorCollector, InvalidInput
 from postdesk.tenancy.access import Actor, require_client_access
 from postdesk.tenancy.models import Client
@@ -416,6 +417,8 @@ def mailbox_set_password(
         )
         if not updated:
             raise InvalidInput("not_found", _("This mailbox no longer exists."), None)
+        # The guide: every session of the mailbox is disconnected when its password changes.
+        mailbox_sessions_kick.enqueue(address.email)
         audit_record(
             actor=actor,
             action="mailbox.password",
@@ -442,6 +445,9 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         protocols_record(mailbox=mailbox, eas_enabled=False, mapi_enabled=False, at=at)
         usage_end(mailbox=mailbox, at=at)
         email = mailbox.address.email
+        # The messages go for good, in the background; sessions still open are closed.
+        mailbox_sessions_kick.enqueue(email)
+        mailbox_storage_remove.enqueue(domain.name, mailbox.storage_id.hex)
         # Deleting the address deletes the mailbox row, its aliases and its destinations.
         mailbox.address.delete()
         audit_record(

@@ -1,0 +1,79 @@
+"""The side effects the database cannot express, done on the mail servers.
+
+Called by the tasks in tasks.py, never by a request: each raises ProvisionerUnavailable when
+the server cannot be reached, and the task is queued again until it succeeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+
+
+class ProvisionerUnavailable(Exception):
+    """The mail server did not answer; retry later."""
+
+
+# sysexits' EX_NOUSER: doveadm found no session or user matching the mask.
+EX_NOUSER = 68
+
+
+class NothingMatched(Exception):
+    """doveadm matched nothing (no open session to kick)."""
+
+
+def _doveadm(command: str, parameters: dict) -> list:
+    url = settings.POSTDESK_DOVEADM_URL
+    if not url:
+        raise ProvisionerUnavailable("POSTDESK_DOVEADM_URL is not set")
+    key = base64.b64encode(settings.POSTDESK_DOVEADM_API_KEY.encode()).decode()
+    request = urllib.request.Request(  # noqa: S310 - the operator's configured doveadm URL
+        url,
+        data=json.dumps([[command, parameters, "postdesk"]]).encode(),
+        headers={"Authorization": f"X-Dovecot-API {key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise ProvisionerUnavailable(f"doveadm at {url}: {error}") from None
+    kind, payload, _tag = answer[0]
+    if kind == "error":
+        if isinstance(payload, dict) and payload.get("exitCode") == EX_NOUSER:
+            raise NothingMatched(command)
+        raise ProvisionerUnavailable(f"doveadm {command} failed: {payload}")
+    return payload
+
+
+def kick_sessions(address: str) -> None:
+    """Disconnect every IMAP (and other Dovecot) session of a mailbox."""
+    with contextlib.suppress(NothingMatched):  # no session open: nothing to disconnect
+        _doveadm("kick", {"mask": [address]})
+
+
+def storage_path(domain: str, storage: str) -> Path:
+    # The same layout as the Dovecot user_query: VMAIL/DOMAIN/STORAGE.
+    return Path(settings.POSTDESK_VMAIL_DIR) / domain / storage
+
+
+def remove_storage(domain: str, storage: str) -> None:
+    """Delete a deleted mailbox's messages for good."""
+    if not settings.POSTDESK_VMAIL_DIR:
+        raise ProvisionerUnavailable("POSTDESK_VMAIL_DIR is not set")
+    path = storage_path(domain, storage)
+    if not path.parent.parent.exists():
+        raise ProvisionerUnavailable(f"the mail storage {settings.POSTDESK_VMAIL_DIR} is absent")
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass  # never delivered to, or already removed: done either way
+    except OSError as error:
+        raise ProvisionerUnavailable(f"cannot remove {path}: {error}") from None

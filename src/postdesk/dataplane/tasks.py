@@ -1,0 +1,42 @@
+"""Side effects queued in the same transaction as the change (a transactional outbox).
+
+The database task backend writes the task row inside the service's transaction, so the change
+and its side effect commit together or not at all. A task that cannot reach the mail server
+queues itself again with a growing delay, until it succeeds: nothing is lost while a server
+is down, and the panel shows the change as pending meanwhile.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tasks import task
+
+from . import provisioner
+
+MAX_DELAY = timedelta(minutes=10)
+
+
+def _retry(task_function, attempt: int, *args: object) -> str:
+    delay = min(timedelta(seconds=5 * 2**attempt), MAX_DELAY)
+    task_function.using(run_after=timezone.now() + delay).enqueue(*args, attempt=attempt + 1)
+    return f"mail server unavailable, retry {attempt + 1} queued in {delay}"
+
+
+@task()
+def mailbox_sessions_kick(address: str, attempt: int = 0) -> str:
+    try:
+        provisioner.kick_sessions(address)
+    except provisioner.ProvisionerUnavailable:
+        return _retry(mailbox_sessions_kick, attempt, address)
+    return "sessions disconnected"
+
+
+@task()
+def mailbox_storage_remove(domain: str, storage: str, attempt: int = 0) -> str:
+    try:
+        provisioner.remove_storage(domain, storage)
+    except provisioner.ProvisionerUnavailable:
+        return _retry(mailbox_storage_remove, attempt, domain, storage)
+    return "storage removed"
