@@ -6,7 +6,9 @@ from __future__ import annotations
 import email
 import imaplib
 import os
+import shutil
 import smtplib
+import tempfile
 import threading
 import time
 from email.message import EmailMessage
@@ -59,13 +61,15 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def mail_stack(django_db_setup, django_db_blocker, sink, tmp_path_factory):
+def mail_stack(django_db_setup, django_db_blocker, sink):
     """Start the stack once per module, on the test database; stop exactly it afterwards."""
     if os.geteuid() != 0:
         pytest.fail("the mail-flow tests start Postfix and Dovecot and need root")
     from django.db import connection
 
-    directory = Path(tmp_path_factory.mktemp("mailstack"))
+    # Not under pytest's tmp_path: pytest keeps /tmp/pytest-of-USER at 0700 (and resets it when
+    # another pytest starts), and the daemons' users must reach this directory.
+    directory = Path(tempfile.mkdtemp(prefix="postdesk-mailstack-"))
     with django_db_blocker.unblock():
         # Make sure the database file exists with the views before the daemons open it.
         connection.ensure_connection()
@@ -80,6 +84,7 @@ def mail_stack(django_db_setup, django_db_blocker, sink, tmp_path_factory):
         state = stack.up(config)
     yield state
     stack.down(directory)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def sink_port(sink: Sink) -> int:

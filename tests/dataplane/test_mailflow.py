@@ -130,3 +130,32 @@ def test_a_suspended_client_receives_nothing_and_cannot_log_in(mail, operator, d
     Client.objects.filter(pk=domain.client_id).update(suspended_at=None)
     time.sleep(0.1)
     mail.imap("marie@example.com", GOOD_PASSWORD).logout()
+
+
+def test_a_full_mailbox_refuses_mail_at_rcpt_and_a_higher_limit_lets_it_in(mail, operator, domain):
+    from postdesk.mail.services import mailbox_update
+
+    mailbox = create(operator, domain, quota_mb=1)
+    big = "x" * (600 * 1024)
+    mail.send("marie@example.com", subject="First", body=big)
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["First"]
+
+    # The sender gets the error during the SMTP conversation (smtplib declares SIZE).
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        mail.send("marie@example.com", subject="Second", body=big)
+    code, text = caught.value.recipients["marie@example.com"]
+    assert code == 552
+    assert b"disk space limit" in text
+
+    mailbox_update(actor=operator, mailbox=mailbox, quota_mb=10)
+    mail.send("marie@example.com", subject="Second", body=big)
+    assert sorted(mail.subjects("marie@example.com", GOOD_PASSWORD, expect=2)) == [
+        "First",
+        "Second",
+    ]
+
+
+def test_quota_zero_means_no_individual_limit(mail, operator, domain):
+    create(operator, domain, quota_mb=0)
+    mail.send("marie@example.com", subject="Large", body="y" * (2 * 1024 * 1024))
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Large"]

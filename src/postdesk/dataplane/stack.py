@@ -158,6 +158,7 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "lmtp": config.lmtp_port,
             "auth": config.auth_port,
             "doveadm": config.doveadm_port,
+            "quota_status": config.quota_status_port,
         },
         "doveadm_url": f"http://127.0.0.1:{config.doveadm_port}/doveadm/v1",
         "doveadm_api_key": config.doveadm_password,
@@ -256,5 +257,5 @@ def start_dovecot(directory: Path) -> None:
     log = Path(state["dir"]) / "log" / "startup.log"
     if _start_detached(log, "dovecot", "-c", state["dovecot_config"]) != 0:
         raise StackError(f"dovecot did not start: {log.read_text()[-500:]}")
-    ports = {k: state["ports"][k] for k in ("imap", "lmtp", "auth", "doveadm")}
+    ports = {k: state["ports"][k] for k in ("imap", "lmtp", "auth", "doveadm", "quota_status")}
     _wait_for_ports(ports, [Path(state["dir"]) / "log" / "dovecot.log"])
