@@ -159,3 +159,50 @@ def test_quota_zero_means_no_individual_limit(mail, operator, domain):
     create(operator, domain, quota_mb=0)
     mail.send("marie@example.com", subject="Large", body="y" * (2 * 1024 * 1024))
     assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Large"]
+
+
+def forwarding_mailbox(operator, domain, **options):
+    from tests.dataplane.conftest import run_worker
+
+    create(operator, domain, username="jean")
+    mailbox = create(
+        operator, domain, destinations=["friend@example.net", "jean@example.com"], **options
+    )
+    run_worker()  # writes the mailbox's forwarding script
+    return mailbox
+
+
+def test_forwarding_keeps_a_copy_and_points_replies_at_the_mailbox(mail, sink, operator, domain):
+    forwarding_mailbox(operator, domain)
+    mail.send("marie@example.com", subject="Forward me", sender="client@example.org")
+    relayed = sink.wait_for("friend@example.net")
+    assert relayed["Subject"] == "Forward me"
+    assert relayed["From"] == "client@example.org"
+    assert relayed["Reply-To"] == "marie@example.com"
+    assert mail.subjects("jean@example.com", GOOD_PASSWORD) == ["Forward me"]
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Forward me"]
+
+
+def test_delete_after_forwarding_and_keep_original_sender(mail, sink, operator, domain):
+    forwarding_mailbox(operator, domain, delete_after_forwarding=True, keep_original_sender=True)
+    mail.send("marie@example.com", subject="Pass through", sender="client@example.org")
+    relayed = sink.wait_for("friend@example.net")
+    assert relayed["Reply-To"] is None  # a reply goes to the original sender
+    assert relayed["From"] == "client@example.org"
+    assert mail.subjects("jean@example.com", GOOD_PASSWORD) == ["Pass through"]
+    time.sleep(1)
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD, expect=0) == []
+
+
+def test_clearing_the_forwarding_stops_it(mail, sink, operator, domain):
+    from postdesk.mail.services import mailbox_update
+    from tests.dataplane.conftest import run_worker
+
+    mailbox = forwarding_mailbox(operator, domain)
+    mailbox_update(actor=operator, mailbox=mailbox, destinations=[])
+    run_worker()
+    mail.send("marie@example.com", subject="Mine only")
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Mine only"]
+    time.sleep(1)
+    assert mail.subjects("jean@example.com", GOOD_PASSWORD, expect=0) == []
+    assert not sink.messages

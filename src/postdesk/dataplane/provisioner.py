@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -77,3 +78,34 @@ def remove_storage(domain: str, storage: str) -> None:
         pass  # never delivered to, or already removed: done either way
     except OSError as error:
         raise ProvisionerUnavailable(f"cannot remove {path}: {error}") from None
+
+
+SIEVE_FILE = "postdesk-forwarding.sieve"
+
+
+def write_forwarding(domain: str, storage: str, script: str | None) -> None:
+    """Install (or remove) the mailbox's forwarding script where Dovecot runs it."""
+    import pwd
+
+    if not settings.POSTDESK_VMAIL_DIR:
+        raise ProvisionerUnavailable("POSTDESK_VMAIL_DIR is not set")
+    home = storage_path(domain, storage)
+    target = home / SIEVE_FILE
+    compiled = target.with_suffix(".svbin")
+    try:
+        if script is None:
+            target.unlink(missing_ok=True)
+            compiled.unlink(missing_ok=True)
+            return
+        mail = pwd.getpwnam("mail")
+        for directory in (home.parent, home):
+            if not directory.exists():
+                directory.mkdir(mode=0o700)
+                os.chown(directory, mail.pw_uid, mail.pw_gid)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(script)
+        os.chown(temporary, mail.pw_uid, mail.pw_gid)
+        temporary.replace(target)  # atomic: Dovecot never reads half a script
+        compiled.unlink(missing_ok=True)
+    except OSError as error:
+        raise ProvisionerUnavailable(f"cannot write {target}: {error}") from None

@@ -47,6 +47,7 @@ class StackConfig:
     auth_port: int = field(default_factory=free_port)
     doveadm_port: int = field(default_factory=free_port)
     quota_status_port: int = field(default_factory=free_port)
+    reinject_port: int = field(default_factory=free_port)
     doveadm_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property

@@ -159,6 +159,7 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "auth": config.auth_port,
             "doveadm": config.doveadm_port,
             "quota_status": config.quota_status_port,
+            "reinject": config.reinject_port,
         },
         "doveadm_url": f"http://127.0.0.1:{config.doveadm_port}/doveadm/v1",
         "doveadm_api_key": config.doveadm_password,

@@ -40,3 +40,29 @@ def mailbox_storage_remove(domain: str, storage: str, attempt: int = 0) -> str:
     except provisioner.ProvisionerUnavailable:
         return _retry(mailbox_storage_remove, attempt, domain, storage)
     return "storage removed"
+
+
+@task()
+def mailbox_forwarding_apply(mailbox_id: int, attempt: int = 0) -> str:
+    """Write the mailbox's forwarding script from its current settings (whatever changed)."""
+    from postdesk.mail.models import Mailbox
+
+    from .sieve import forwarding_script
+
+    mailbox = Mailbox.objects.select_related("address__domain").filter(pk=mailbox_id).first()
+    if mailbox is None:
+        return "mailbox gone"
+    address = mailbox.address
+    script = forwarding_script(
+        address=address.email,
+        destinations=list(
+            address.destinations.order_by("position").values_list("email", flat=True)
+        ),
+        delete_after_forwarding=mailbox.delete_after_forwarding,
+        keep_original_sender=mailbox.keep_original_sender,
+    )
+    try:
+        provisioner.write_forwarding(address.domain.name, mailbox.storage_id.hex, script)
+    except provisioner.ProvisionerUnavailable:
+        return _retry(mailbox_forwarding_apply, attempt, mailbox_id)
+    return "forwarding written" if script else "forwarding removed"

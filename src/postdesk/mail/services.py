@@ -20,7 +20,11 @@ from django.utils.translation import gettext as _
 
 from postdesk.audit.services import audit_record
 from postdesk.billing.services import protocols_record, resolve_at, usage_end
-from postdesk.dataplane.tasks import mailbox_sessions_kick, mailbox_storage_remove
+from postdesk.dataplane.tasks import (
+    mailbox_forwarding_apply,
+    mailbox_sessions_kick,
+    mailbox_storage_remove,
+)
 from postdesk.errors import AddressTaken, ErrorCollector, InvalidInput
 from postdesk.tenancy.access import Actor, require_client_access
 from postdesk.tenancy.models import Client
@@ -244,6 +248,8 @@ def mailbox_create(
                 address=_claim(domain, name, AddressKind.ALIAS, "aliases"), mailbox=mailbox
             )
         _set_destinations(address, clean_destinations)
+        if clean_destinations:
+            mailbox_forwarding_apply.enqueue(mailbox.pk)
         if eas_enabled or mapi_enabled:
             protocols_record(
                 mailbox=mailbox, eas_enabled=eas_enabled, mapi_enabled=mapi_enabled, at=at
@@ -380,6 +386,8 @@ def mailbox_update(
                 mapi_enabled=mailbox.mapi_enabled,
                 at=at,
             )
+        if changes.keys() & {"destinations", "delete_after_forwarding", "keep_original_sender"}:
+            mailbox_forwarding_apply.enqueue(mailbox.pk)
         if changes:
             mailbox.save()
             audit_record(
