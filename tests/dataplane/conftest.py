@@ -26,6 +26,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], email.message.Message]] = []
+        self.senders: dict[str, str] = {}  # recipient → envelope sender (MAIL FROM)
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -33,11 +34,14 @@ class Sink:
             self.messages.append(
                 (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content))
             )
+            for recipient in envelope.rcpt_tos:
+                self.senders[recipient] = envelope.mail_from
         return "250 OK"
 
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
+            self.senders.clear()
 
     def wait_for(self, recipient: str, timeout: float = 20) -> email.message.Message:
         deadline = time.monotonic() + timeout

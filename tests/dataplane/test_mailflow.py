@@ -81,6 +81,7 @@ def test_submission_needs_the_mailboxs_own_password_and_nobody_relays_without_it
         submission_login=("marie@example.com", GOOD_PASSWORD),
     )
     assert sink.wait_for("friend@example.net")["Subject"] == "Outgoing"
+    assert sink.senders["friend@example.net"] == "marie@example.com"  # no SRS for own mail
 
     with pytest.raises(smtplib.SMTPAuthenticationError):
         mail.send(
@@ -179,6 +180,10 @@ def test_forwarding_keeps_a_copy_and_points_replies_at_the_mailbox(mail, sink, o
     assert relayed["Subject"] == "Forward me"
     assert relayed["From"] == "client@example.org"
     assert relayed["Reply-To"] == "marie@example.com"
+    # Leaving for another domain, the forwarded copy has an SRS envelope sender (postsrsd).
+    srs = sink.senders["friend@example.net"]
+    assert srs.startswith("SRS0=") and srs.endswith("@mail.postdesk.test"), srs
+    assert "client@example.org" not in srs and "=example.org=client@" in srs
     assert mail.subjects("jean@example.com", GOOD_PASSWORD) == ["Forward me"]
     assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Forward me"]
 

@@ -48,6 +48,8 @@ class StackConfig:
     doveadm_port: int = field(default_factory=free_port)
     quota_status_port: int = field(default_factory=free_port)
     reinject_port: int = field(default_factory=free_port)
+    srs_forward_port: int = field(default_factory=free_port)
+    srs_reverse_port: int = field(default_factory=free_port)
     doveadm_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property

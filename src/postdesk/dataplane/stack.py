@@ -13,6 +13,7 @@ import grp
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -141,8 +142,32 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
     startup_log = config.dir / "log" / "startup.log"
     if _start_detached(startup_log, "postfix", "-c", postfix_dir, "start") != 0:
         raise StackError(f"postfix did not start: see {startup_log}")
+    srs_pidfile = config.dir / "run" / "postsrsd.pid"
+    secret = config.dir / "postsrsd.secret"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(32) + "\n")
+    secret.chmod(0o600)
+    if (
+        _start_detached(
+            startup_log,
+            "postsrsd",
+            f"-s{secret}",
+            f"-d{config.hostname}",
+            "-l127.0.0.1",
+            f"-f{config.srs_forward_port}",
+            f"-r{config.srs_reverse_port}",
+            "-upostsrsd",
+            f"-p{srs_pidfile}",
+            "-4",
+            "-D",
+        )
+        != 0
+    ):
+        _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
+        raise StackError(f"postsrsd did not start: {startup_log.read_text()[-500:]}")
     dovecot_conf = str(config.dir / "dovecot" / "dovecot.conf")
     if _start_detached(startup_log, "dovecot", "-c", dovecot_conf) != 0:
+        _stop_pidfile(srs_pidfile)
         _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
         raise StackError(f"dovecot did not start: {startup_log.read_text()[-500:]}")
 
@@ -160,7 +185,10 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "doveadm": config.doveadm_port,
             "quota_status": config.quota_status_port,
             "reinject": config.reinject_port,
+            "srs_forward": config.srs_forward_port,
+            "srs_reverse": config.srs_reverse_port,
         },
+        "postsrsd_pidfile": str(srs_pidfile),
         "doveadm_url": f"http://127.0.0.1:{config.doveadm_port}/doveadm/v1",
         "doveadm_api_key": config.doveadm_password,
         "vmail": str(config.vmail),
@@ -191,6 +219,7 @@ def down(directory: Path) -> None:
     log = Path(state["dir"]) / "log" / "startup.log"
     _start_detached(log, "dovecot", "-c", state["dovecot_config"], "stop")
     _start_detached(log, "postfix", "-c", state["postfix_config"], "stop")
+    _stop_pidfile(Path(state["postsrsd_pidfile"]))
     deadline = time.monotonic() + 15
     pidfiles = [
         Path(state["dir"]) / "postfix-queue" / "pid" / "master.pid",
@@ -226,6 +255,20 @@ def _end_leftovers(instance: str) -> None:
         if not found:
             return
         time.sleep(0.5)
+
+
+def _stop_pidfile(pidfile: Path) -> None:
+    """End the process a pidfile names (postsrsd has no stop command)."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(pidfile):
+        time.sleep(0.05)
+    pidfile.unlink(missing_ok=True)
 
 
 def _alive(pidfile: Path) -> bool:
