@@ -48,6 +48,10 @@ class Command(OperatorCommand):
         _ports(start)
         stop = actions.add_parser("down", help="Stop what `up` started in DIR.")
         stop.add_argument("--dir", required=True, metavar="DIR")
+        actions.add_parser(
+            "collect-usage",
+            help="Measure every mailbox's disk use through Dovecot into usage samples (cron).",
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         try:
@@ -58,6 +62,15 @@ class Command(OperatorCommand):
                 state = stack.up(_config(options["dir"], options))
                 for name, port in state["ports"].items():
                     self.stdout.write(f"{name}\t127.0.0.1:{port}")
+            elif action == "collect-usage":
+                from postdesk.dataplane.collector import collect_usage
+                from postdesk.dataplane.provisioner import ProvisionerUnavailable
+
+                try:
+                    summary = collect_usage()
+                except ProvisionerUnavailable as error:
+                    raise InvalidInput("dataplane_unavailable", str(error)) from None
+                self.stdout.write(f"measured {summary.measured} mailbox(es)")
             else:
                 stack.down(Path(options["dir"]).resolve())
                 self.stdout.write(f"stopped the mail stack in {options['dir']}")
