@@ -217,3 +217,5 @@ POSTDESK_DOVEADM_URL = os.environ.get("POSTDESK_DOVEADM_URL", "")
 POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
+# The key nginx presents to the EAS/MAPI gate (`dataplane up` prints it in DIR/stack.json).
+POSTDESK_GATE_KEY = os.environ.get("POSTDESK_GATE_KEY", "")

@@ -65,7 +65,7 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def mail_stack(django_db_setup, django_db_blocker, sink):
+def mail_stack(django_db_setup, django_db_blocker, sink, live_server):
     """Start the stack once per module, on the test database; stop exactly it afterwards."""
     if os.geteuid() != 0:
         pytest.fail("the mail-flow tests start Postfix and Dovecot and need root")
@@ -84,6 +84,7 @@ def mail_stack(django_db_setup, django_db_blocker, sink):
             imap_port=free_port(),
             gate_port=free_port(),
             relay=f"127.0.0.1:{sink_port(sink)}",
+            panel_url=live_server.url,  # nginx's EAS/MAPI gate asks this panel
         )
         state = stack.up(config)
     yield state
@@ -159,6 +160,7 @@ def mail(mail_stack, sink, transactional_db, settings):
     settings.POSTDESK_DOVEADM_URL = mail_stack["doveadm_url"]
     settings.POSTDESK_DOVEADM_API_KEY = mail_stack["doveadm_api_key"]
     settings.POSTDESK_VMAIL_DIR = mail_stack["vmail"]
+    settings.POSTDESK_GATE_KEY = mail_stack["gate_key"]
     return Mail(mail_stack)
 
 

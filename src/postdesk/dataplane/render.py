@@ -50,6 +50,10 @@ class StackConfig:
     reinject_port: int = field(default_factory=free_port)
     srs_forward_port: int = field(default_factory=free_port)
     srs_reverse_port: int = field(default_factory=free_port)
+    upstream_port: int = field(default_factory=free_port)
+    # The panel, as nginx reaches it for the EAS/MAPI gate, and the key nginx shows it.
+    panel_url: str = "http://127.0.0.1:8000"
+    gate_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     doveadm_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @property
@@ -119,4 +123,5 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
         write(f"postfix/{name}", "postfix/lookup.cf", {"query": query})
     write("dovecot/dovecot.conf", "dovecot/dovecot.conf")
     write("dovecot/sql.conf.ext", "dovecot/sql.conf.ext")
+    write("nginx/nginx.conf", "nginx/nginx.conf")
     return written

@@ -171,6 +171,14 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
         raise StackError(f"dovecot did not start: {startup_log.read_text()[-500:]}")
 
+    nginx_conf = config.dir / "nginx" / "nginx.conf"
+    nginx_conf.chmod(0o640)
+    if _start_detached(startup_log, "nginx", "-c", str(nginx_conf), "-p", str(config.dir)) != 0:
+        _start_detached(startup_log, "dovecot", "-c", dovecot_conf, "stop")
+        _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
+        _stop_pidfile(srs_pidfile)
+        raise StackError(f"nginx did not start: {startup_log.read_text()[-500:]}")
+
     state = {
         "dir": str(config.dir),
         "postfix_config": postfix_dir,
@@ -187,7 +195,11 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "reinject": config.reinject_port,
             "srs_forward": config.srs_forward_port,
             "srs_reverse": config.srs_reverse_port,
+            "gate": config.gate_port,
+            "upstream": config.upstream_port,
         },
+        "gate_key": config.gate_key,
+        "nginx_pidfile": str(config.dir / "run" / "nginx.pid"),
         "postsrsd_pidfile": str(srs_pidfile),
         "doveadm_url": f"http://127.0.0.1:{config.doveadm_port}/doveadm/v1",
         "doveadm_api_key": config.doveadm_password,
@@ -220,6 +232,7 @@ def down(directory: Path) -> None:
     _start_detached(log, "dovecot", "-c", state["dovecot_config"], "stop")
     _start_detached(log, "postfix", "-c", state["postfix_config"], "stop")
     _stop_pidfile(Path(state["postsrsd_pidfile"]))
+    _stop_pidfile(Path(state["nginx_pidfile"]))
     deadline = time.monotonic() + 15
     pidfiles = [
         Path(state["dir"]) / "postfix-queue" / "pid" / "master.pid",

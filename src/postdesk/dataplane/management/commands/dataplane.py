@@ -18,6 +18,11 @@ def _ports(parser: Any) -> None:
         "--relay", metavar="HOST:PORT", help="where mail to other domains goes (never direct)"
     )
     parser.add_argument("--hostname", default="mail.postdesk.test")
+    parser.add_argument(
+        "--panel-url",
+        default="http://127.0.0.1:8000",
+        help="where nginx reaches Postdesk for the EAS/MAPI gate",
+    )
 
 
 def _config(directory: str, options: dict[str, Any]) -> StackConfig:
@@ -32,6 +37,7 @@ def _config(directory: str, options: dict[str, Any]) -> StackConfig:
         gate_port=options["gate_port"],
         relay=relay,
         hostname=options["hostname"],
+        panel_url=options["panel_url"].rstrip("/"),
     )
 
 

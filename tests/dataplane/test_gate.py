@@ -1,0 +1,79 @@
+"""The EAS/MAPI gate: nginx lets a client through to ActiveSync or MAPI only when the
+mailbox's option is on and its credentials are right (the upstream is a stand-in: no
+ActiveSync/MAPI server is packaged for Debian)."""
+
+from __future__ import annotations
+
+import base64
+import urllib.error
+import urllib.request
+
+import pytest
+
+from postdesk.mail.services import mailbox_create, mailbox_set_password, mailbox_update
+from tests.conftest import GOOD_PASSWORD
+
+pytestmark = pytest.mark.mailstack
+
+EAS = "/Microsoft-Server-ActiveSync?Cmd=Sync"
+MAPI = "/mapi/emsmdb/"
+
+
+def status(mail_stack, path: str, user: str | None = None, password: str | None = None) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{mail_stack['ports']['gate']}{path}")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - loopback
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_each_protocol_passes_only_when_its_option_is_on(mail, mail_stack, operator, domain):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    me = ("marie@example.com", GOOD_PASSWORD)
+    assert status(mail_stack, EAS, *me) == 200
+    assert status(mail_stack, MAPI, *me) == 403
+    mailbox_update(actor=operator, mailbox=mailbox, eas_enabled=False, mapi_enabled=True)
+    assert status(mail_stack, EAS, *me) == 403
+    assert status(mail_stack, MAPI, *me) == 200
+
+
+def test_wrong_or_missing_credentials_are_refused(mail, mail_stack, operator, domain):
+    mailbox_create(
+        actor=operator,
+        domain=domain,
+        username="marie",
+        password=GOOD_PASSWORD,
+        eas_enabled=True,
+        mapi_enabled=True,
+    )
+    assert status(mail_stack, EAS) == 401
+    assert status(mail_stack, EAS, "marie@example.com", "Wrong-Password-9!") == 401
+    assert status(mail_stack, MAPI, "nobody@example.com", GOOD_PASSWORD) == 401
+
+
+def test_the_old_password_is_refused_after_a_change(mail, mail_stack, operator, domain):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    assert status(mail_stack, EAS, "marie@example.com", GOOD_PASSWORD) == 200
+    mailbox_set_password(actor=operator, mailbox=mailbox, password="Other-Secret-42xy")
+    assert status(mail_stack, EAS, "marie@example.com", GOOD_PASSWORD) == 401
+    assert status(mail_stack, EAS, "marie@example.com", "Other-Secret-42xy") == 200
+
+
+def test_only_our_nginx_may_ask_the_gate(mail, live_server):
+    assert status_direct(live_server.url + "/dataplane/gate/eas") == 403
+
+
+def status_direct(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
