@@ -219,3 +219,6 @@ POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
 # The key nginx presents to the EAS/MAPI gate (`dataplane up` prints it in DIR/stack.json).
 POSTDESK_GATE_KEY = os.environ.get("POSTDESK_GATE_KEY", "")
+# OpenDKIM's table directory and pidfile: the worker writes the signing keys there and reloads it.
+POSTDESK_OPENDKIM_DIR = os.environ.get("POSTDESK_OPENDKIM_DIR", "")
+POSTDESK_OPENDKIM_PIDFILE = os.environ.get("POSTDESK_OPENDKIM_PIDFILE", "")

@@ -27,6 +27,7 @@ class Sink:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], email.message.Message]] = []
         self.senders: dict[str, str] = {}  # recipient → envelope sender (MAIL FROM)
+        self.raw: dict[str, bytes] = {}  # recipient → the message's bytes as received
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
@@ -36,12 +37,14 @@ class Sink:
             )
             for recipient in envelope.rcpt_tos:
                 self.senders[recipient] = envelope.mail_from
+                self.raw[recipient] = envelope.original_content or envelope.content
         return "250 OK"
 
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
             self.senders.clear()
+            self.raw.clear()
 
     def wait_for(self, recipient: str, timeout: float = 20) -> email.message.Message:
         deadline = time.monotonic() + timeout
@@ -72,8 +75,9 @@ def mail_stack(django_db_setup, django_db_blocker, sink, live_server):
     from django.db import connection
 
     # Not under pytest's tmp_path: pytest keeps /tmp/pytest-of-USER at 0700 (and resets it when
-    # another pytest starts), and the daemons' users must reach this directory.
-    directory = Path(tempfile.mkdtemp(prefix="postdesk-mailstack-"))
+    # another pytest starts), and the daemons' users must reach this directory. Not under /tmp
+    # at all: OpenDKIM refuses a key below a world-writable directory.
+    directory = Path(tempfile.mkdtemp(prefix="postdesk-mailstack-", dir="/var/lib"))
     with django_db_blocker.unblock():
         # Make sure the database file exists with the views before the daemons open it.
         connection.ensure_connection()
@@ -161,6 +165,8 @@ def mail(mail_stack, sink, transactional_db, settings):
     settings.POSTDESK_DOVEADM_API_KEY = mail_stack["doveadm_api_key"]
     settings.POSTDESK_VMAIL_DIR = mail_stack["vmail"]
     settings.POSTDESK_GATE_KEY = mail_stack["gate_key"]
+    settings.POSTDESK_OPENDKIM_DIR = mail_stack["opendkim_dir"]
+    settings.POSTDESK_OPENDKIM_PIDFILE = mail_stack["opendkim_pidfile"]
     return Mail(mail_stack)
 
 

@@ -51,6 +51,7 @@ class StackConfig:
     srs_forward_port: int = field(default_factory=free_port)
     srs_reverse_port: int = field(default_factory=free_port)
     upstream_port: int = field(default_factory=free_port)
+    opendkim_port: int = field(default_factory=free_port)
     # The panel, as nginx reaches it for the EAS/MAPI gate, and the key nginx shows it.
     panel_url: str = "http://127.0.0.1:8000"
     gate_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -124,4 +125,5 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
     write("dovecot/dovecot.conf", "dovecot/dovecot.conf")
     write("dovecot/sql.conf.ext", "dovecot/sql.conf.ext")
     write("nginx/nginx.conf", "nginx/nginx.conf")
+    write("opendkim/opendkim.conf", "opendkim/opendkim.conf")
     return written

@@ -171,12 +171,36 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
         raise StackError(f"dovecot did not start: {startup_log.read_text()[-500:]}")
 
+    dkim_dir = config.dir / "opendkim"
+    for table in ("KeyTable", "SigningTable"):
+        (dkim_dir / table).touch()
+    shutil.chown(dkim_dir, group="opendkim")
+    dkim_dir.chmod(0o750)
+    for path in dkim_dir.iterdir():
+        shutil.chown(path, group="opendkim")
+    opendkim_pidfile = config.dir / "run" / "opendkim.pid"
+    if (
+        _start_detached(
+            startup_log,
+            "opendkim",
+            "-x",
+            str(dkim_dir / "opendkim.conf"),
+            "-P",
+            str(opendkim_pidfile),
+        )
+        != 0
+    ):
+        _start_detached(startup_log, "dovecot", "-c", dovecot_conf, "stop")
+        _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
+        _stop_pidfile(srs_pidfile)
+        raise StackError(f"opendkim did not start: {startup_log.read_text()[-500:]}")
     nginx_conf = config.dir / "nginx" / "nginx.conf"
     nginx_conf.chmod(0o640)
     if _start_detached(startup_log, "nginx", "-c", str(nginx_conf), "-p", str(config.dir)) != 0:
         _start_detached(startup_log, "dovecot", "-c", dovecot_conf, "stop")
         _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
         _stop_pidfile(srs_pidfile)
+        _stop_pidfile(opendkim_pidfile)
         raise StackError(f"nginx did not start: {startup_log.read_text()[-500:]}")
 
     state = {
@@ -197,7 +221,10 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "srs_reverse": config.srs_reverse_port,
             "gate": config.gate_port,
             "upstream": config.upstream_port,
+            "opendkim": config.opendkim_port,
         },
+        "opendkim_dir": str(dkim_dir),
+        "opendkim_pidfile": str(opendkim_pidfile),
         "gate_key": config.gate_key,
         "nginx_pidfile": str(config.dir / "run" / "nginx.pid"),
         "postsrsd_pidfile": str(srs_pidfile),
@@ -233,6 +260,7 @@ def down(directory: Path) -> None:
     _start_detached(log, "postfix", "-c", state["postfix_config"], "stop")
     _stop_pidfile(Path(state["postsrsd_pidfile"]))
     _stop_pidfile(Path(state["nginx_pidfile"]))
+    _stop_pidfile(Path(state["opendkim_pidfile"]))
     deadline = time.monotonic() + 15
     pidfiles = [
         Path(state["dir"]) / "postfix-queue" / "pid" / "master.pid",

@@ -66,3 +66,22 @@ def mailbox_forwarding_apply(mailbox_id: int, attempt: int = 0) -> str:
     except provisioner.ProvisionerUnavailable:
         return _retry(mailbox_forwarding_apply, attempt, mailbox_id)
     return "forwarding written" if script else "forwarding removed"
+
+
+@task()
+def dkim_keys_deploy(attempt: int = 0) -> str:
+    """Hand OpenDKIM the current signing keys (after enable, disable or rotation)."""
+    from postdesk import crypto
+    from postdesk.dns.models import DkimKey, DkimKeyStatus
+
+    keys = [
+        (k.domain.name, k.selector, k.pk, crypto.decrypt(k.private_key_encrypted))
+        for k in DkimKey.objects.filter(
+            status=DkimKeyStatus.SIGNING, domain__client__suspended_at__isnull=True
+        ).select_related("domain")
+    ]
+    try:
+        provisioner.deploy_dkim_keys(keys)
+    except provisioner.ProvisionerUnavailable:
+        return _retry(dkim_keys_deploy, attempt)
+    return f"{len(keys)} signing key(s) deployed"

@@ -75,6 +75,10 @@ def _new_key(domain: Domain, status: str) -> DkimKey:
 
 
 def _audit(actor: Actor, domain: Domain, action: str, key: DkimKey) -> None:
+    """Record a DKIM change, and hand the signer the new set of keys (same transaction)."""
+    from postdesk.dataplane.tasks import dkim_keys_deploy
+
+    dkim_keys_deploy.enqueue()
     audit_record(
         actor=actor,
         action=action,
