@@ -48,9 +48,12 @@ def setup_django(db_url: str | None, data_dir: Path) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def fill(name: str, mailboxes: int, days: int, plan) -> tuple[object, float]:
-    """A client on `plan` with a domain of `mailboxes`, each with `days` daily samples and
-    activation periods for its protocols. Returns the domain and the seconds it took."""
+def fill(
+    name: str, mailboxes: int, days: int, plan, start: datetime = PLAN_START
+) -> tuple[object, float]:
+    """A client on `plan` (from `start`) with a domain of `mailboxes`, each with `days` daily
+    samples from `start` and activation periods for its protocols. Returns the domain and
+    the seconds it took."""
     from bench.dataset import make_domain
     from django.db import connection, transaction
 
@@ -59,7 +62,7 @@ def fill(name: str, mailboxes: int, days: int, plan) -> tuple[object, float]:
 
     started = time.perf_counter()
     domain = make_domain(name, mailboxes=mailboxes, aliases=0, forwards=0)
-    ClientPlan.objects.create(client_id=domain.client_id, plan=plan, starts_at=PLAN_START)
+    ClientPlan.objects.create(client_id=domain.client_id, plan=plan, starts_at=start)
     rng = random.Random(20240601)
     boxes = list(
         Mailbox.objects.filter(address__domain=domain)
@@ -78,7 +81,7 @@ def fill(name: str, mailboxes: int, days: int, plan) -> tuple[object, float]:
                         domain_id=domain.pk,
                         client_id=domain.client_id,
                         protocol=protocol,
-                        started_at=PLAN_START + timedelta(days=rng.randrange(0, 300)),
+                        started_at=start + timedelta(days=rng.randrange(0, 300)),
                     )
                 )
     ProtocolActivation.objects.bulk_create(periods, batch_size=2000)
@@ -90,7 +93,7 @@ def fill(name: str, mailboxes: int, days: int, plan) -> tuple[object, float]:
         " VALUES (%s, %s, %s, %s, %s, %s, NULL)"
     )
     moments = [
-        ops.adapt_datetimefield_value(PLAN_START + timedelta(days=d, hours=3)) for d in range(days)
+        ops.adapt_datetimefield_value(start + timedelta(days=d, hours=3)) for d in range(days)
     ]
     # Each sample holds until the next day's (the services keep `until` the same way).
     untils = [*moments[1:], None]

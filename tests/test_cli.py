@@ -300,6 +300,7 @@ def test_mailbox_create_with_every_option(pd, data_dir):
         "mapi": True,
         "delete_after_forwarding": True,
         "keep_original_sender": True,
+        "growth_7d_bytes": 0,
     }
     plain_row = rows["plain@example.com"]
     assert (plain_row["aliases"], plain_row["destinations"], plain_row["quota_mb"]) == ([], [], 0)

@@ -75,10 +75,15 @@ INSTALLED_APPS = [
     "postdesk.billing",
     "postdesk.dataplane",
     "postdesk.web",
+    # Login hardening of the client area (postdesk.web.account): lockout, TOTP.
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "postdesk.web.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -87,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it answers a locked-out login with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "postdesk.urls"
@@ -217,8 +224,60 @@ POSTDESK_DOVEADM_URL = os.environ.get("POSTDESK_DOVEADM_URL", "")
 POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
+
+# --- Login hardening and security headers (postdesk.web.account, postdesk.web.security) --------
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and IP address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After this many failed logins from one IP address for one username, that pair is locked out
+# for the cool-off time; a successful login resets the count.
+AXES_FAILURE_LIMIT = _env_int("POSTDESK_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_int("POSTDESK_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The login form's field (axes would otherwise look for the user model's "email").
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_LOCKOUT_TEMPLATE = "web/lockout.html"
+AXES_VERBOSE = False
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and REMOTE_ADDR to the client's
+# address, e.g. nginx's real_ip: the lockout and the audit log read REMOTE_ADDR).
+if _env_bool("POSTDESK_BEHIND_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# A web session lasts this long after login, and ends when the browser closes.
+SESSION_COOKIE_AGE = _env_int("POSTDESK_SESSION_MINUTES", 8 * 60) * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = _env_bool("POSTDESK_SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# How long the second login step (the TOTP code) may follow the password.
+POSTDESK_LOGIN_TOTP_SECONDS = 300
+OTP_TOTP_ISSUER = os.environ.get("POSTDESK_TOTP_ISSUER", "Postdesk")
+
+# Headers. Django's SecurityMiddleware sends nosniff, the referrer policy and (over HTTPS) HSTS;
+# postdesk.web.security sends the Content-Security-Policy (no inline script, no framing).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SECURE_HSTS_SECONDS = _env_int("POSTDESK_HSTS_SECONDS", 365 * 24 * 3600)
+POSTDESK_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 # The key nginx presents to the EAS/MAPI gate (`dataplane up` prints it in DIR/stack.json).
 POSTDESK_GATE_KEY = os.environ.get("POSTDESK_GATE_KEY", "")
+
+# --- API: failed-token rate limiting (postdesk.api.throttle) ------------------------------------
+
+# After this many invalid API tokens from one IP address within the window (seconds), that
+# address gets 429 for the window. Counted in the default cache: with several web processes,
+# configure a shared cache (CACHES) or each process counts on its own.
+POSTDESK_API_AUTH_FAILURE_LIMIT = _env_int("POSTDESK_API_AUTH_FAILURE_LIMIT", 20)
+POSTDESK_API_AUTH_FAILURE_WINDOW = _env_int("POSTDESK_API_AUTH_FAILURE_WINDOW", 600)
 # OpenDKIM's table directory and pidfile: the worker writes the signing keys there and reloads it.
 POSTDESK_OPENDKIM_DIR = os.environ.get("POSTDESK_OPENDKIM_DIR", "")
 POSTDESK_OPENDKIM_PIDFILE = os.environ.get("POSTDESK_OPENDKIM_PIDFILE", "")

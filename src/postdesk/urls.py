@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 urlpatterns = [
+    # One login for everyone, with its lockout and two-factor step: the admin's own is not used.
+    path("admin/login/", RedirectView.as_view(pattern_name="web:login", query_string=True)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("postdesk.api.urls")),
     path("dataplane/", include("postdesk.dataplane.urls")),

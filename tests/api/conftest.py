@@ -125,3 +125,13 @@ def forward(operator, domain):
     return forward_create(
         actor=operator, domain=domain, name="info", destinations=["marie@example.com"]
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle():
+    """The failed-token counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -1,7 +1,8 @@
 """Tenant isolation over every operation of the API, read from its OpenAPI schema, so a new
 route is covered the day it is added: another client's user gets 404 for each of client A's
 objects (never 403: existence is not disclosed), a viewer and a read-scope token get 403 on
-every write, nobody gets in without a token, and none of these attempts changes anything."""
+every write, the provisioning operations refuse every personal token (403), nobody gets in
+without a token, and none of these attempts changes anything."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from typing import Any
 
 import pytest
 
+from postdesk.api.models import ApiToken, IdempotencyKey
+from postdesk.api.tokens import parse
 from postdesk.audit.models import AuditEvent
+from postdesk.billing.models import ClientPlan
+from postdesk.billing.services import client_set_plan, plan_create
 from postdesk.dns.services import dkim_enable
 from postdesk.mail.models import Address, Destination
+from postdesk.tenancy.models import Client
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +39,10 @@ def operations(schema: dict) -> list[dict[str, Any]]:
                         "params": re.findall(r"{(\w+)}", path),
                         # POSTs that change nothing (a DNS check) declare it; all else is a write.
                         "write": method != "get" and op.get("x-postdesk-scope") != "read",
+                        # The provider's billing system only: every personal token gets 403.
+                        "operator": bool(op.get("x-postdesk-operator")),
+                        # Your own API tokens: any role, but a write-scope token to change them.
+                        "personal": op.get("x-postdesk-scope") == "personal",
                         "body": op.get("requestBody"),
                     }
                 )
@@ -62,13 +72,15 @@ def body_for(op: dict, schema: dict) -> Any:
 
 # Client A's real objects, by path parameter. A new kind of parameter must be added here, or
 # every test below fails and says which.
-def fill(path: str) -> str:
+def fill(path: str, world: dict[str, Any]) -> str:
     values = {
         "domain": "example.com",
         "alias": "m.dupont",
         "address": (
             "info@example.com" if path.startswith("/api/v1/forwards/") else "marie@example.com"
         ),
+        "client_id": str(world["client_id"]),
+        "prefix": world["token_prefix"],
     }
 
     def value(match: re.Match) -> str:
@@ -85,14 +97,30 @@ def schema(api) -> dict:
 
 
 @pytest.fixture
-def client_a_world(operator, domain, mailbox, forward):
+def client_a_world(operator, client_a, domain, mailbox, forward, owner_token) -> dict[str, Any]:
+    """Client A with a mailbox, a forward, DKIM, a plan; its owner has a token."""
     dkim_enable(actor=operator, domain=domain)
+    plan = plan_create(
+        actor=operator,
+        name="Basic",
+        currency="CAD",
+        storage_gb_price="0.50",
+        eas_price="4",
+        mapi_price="6",
+        eas_mapi_price="8.50",
+    )
+    client_set_plan(actor=operator, client=client_a, plan=plan)
+    return {"client_id": client_a.pk, "token_prefix": parse(owner_token)[0]}
 
 
 def snapshot() -> tuple:
     return (
         sorted(Address.objects.values_list("local_part", "kind")),
         sorted(Destination.objects.values_list("address__local_part", "email")),
+        sorted(Client.objects.values_list("name", "suspended_at")),
+        sorted(ApiToken.objects.values_list("prefix", "revoked_at")),
+        ClientPlan.objects.count(),
+        IdempotencyKey.objects.count(),
         AuditEvent.objects.count(),
     )
 
@@ -115,31 +143,68 @@ def test_the_schema_lists_every_operation(schema):
         "dns_check_now",
         "dkim_enable",
         "dkim_disable",
+        "dkim_prepare",
+        "dkim_rotate",
+        "domain_usage",
+        "domain_estimate",
+        "domain_audit",
+        "audit_list",
+        "token_list",
+        "token_create",
+        "token_revoke",
+        "client_create",
+        "client_detail",
+        "client_suspend",
+        "client_unsuspend",
+        "client_terminate",
+        "client_change_plan",
+        "client_usage",
     } <= ids
+    operator_only = {op["id"] for op in operations(schema) if op["operator"]}
+    assert {"client_create", "client_terminate", "client_usage"} <= operator_only
 
 
 def test_another_clients_user_gets_404_for_everything_of_client_a(
-    api, schema, client_a_world, outsider_token, owner_token, other_domain
+    api, schema, client_a_world, outsider_token, owner_token, operator_token, other_domain
 ):
     before = snapshot()
     failures = []
     for op in operations(schema):
-        path = fill(op["path"])
+        if op["personal"] and op["method"] == "POST" and not op["params"]:
+            continue  # creates the outsider's own token: checked below, it changes state
+        path = fill(op["path"], client_a_world)
         response = api.call(op["method"], path, outsider_token, body=body_for(op, schema))
-        if op["params"]:
+        if op["operator"]:
+            # Not a client's user's business at all, whatever the client.
+            if response.status != 403 or response.body.get("code") != "permission_denied":
+                failures.append((op["id"], response.status, response.body))
+        elif op["params"]:
             if response.status != 404 or response.body.get("code") != "not_found":
                 failures.append((op["id"], response.status, response.body))
         else:
             # A list: it answers, but shows nothing of client A.
-            if response.status != 200 or b"example.com" in response.headers.content:
+            content = response.headers.content
+            if (
+                response.status != 200
+                or b"example.com" in content
+                or client_a_world["token_prefix"].encode() in content
+            ):
                 failures.append((op["id"], response.status, response.body))
     assert failures == []
     assert snapshot() == before
 
-    # The control: the same paths are real for client A's own owner.
+    # The outsider's own token: theirs only, invisible to client A's owner.
+    created = api.post("tokens", outsider_token, {"scope": "read"})
+    assert created.status == 201
+    owner_tokens = api.get("tokens", owner_token).body["items"]
+    assert created.body["prefix"] not in {t["prefix"] for t in owner_tokens}
+
+    # The control: the same paths are real for client A's own owner, and the provisioning
+    # ones for the provider.
     for op in operations(schema):
         if op["method"] == "GET":
-            response = api.get(fill(op["path"]), owner_token)
+            token = operator_token if op["operator"] else owner_token
+            response = api.get(fill(op["path"], client_a_world), token)
             assert response.status == 200, (op["id"], response.body)
 
 
@@ -148,30 +213,49 @@ def test_a_viewer_and_a_read_token_get_403_on_every_write(
 ):
     before = snapshot()
     writes = [op for op in operations(schema) if op["write"]]
-    assert len(writes) >= 10
+    assert len(writes) >= 20
     failures = []
     for token in (viewer_token, owner_read_token):
         for op in writes:
-            response = api.call(op["method"], fill(op["path"]), token, body=body_for(op, schema))
+            if op["personal"] and token == viewer_token:
+                continue  # a viewer's own tokens are theirs to manage: below
+            response = api.call(
+                op["method"], fill(op["path"], client_a_world), token, body=body_for(op, schema)
+            )
             if response.status != 403 or response.body.get("code") != "permission_denied":
                 failures.append((op["id"], response.status, response.body))
     assert failures == []
     assert snapshot() == before
-    # And both may read, and ask for what changes nothing.
+    # And both may read, and ask for what changes nothing, but not the provider's operations.
     for token in (viewer_token, owner_read_token):
         for op in operations(schema):
             if not op["write"]:
                 response = api.call(
-                    op["method"], fill(op["path"]), token, body=body_for(op, schema)
+                    op["method"],
+                    fill(op["path"], client_a_world),
+                    token,
+                    body=body_for(op, schema),
                 )
-                assert response.status in (200, 202), (op["id"], response.body)
+                expected = (403,) if op["operator"] else (200, 202)
+                assert response.status in expected, (op["id"], response.body)
+    # A viewer manages their own tokens (their role is about the client's objects), but not
+    # the owner's.
+    mine = api.post("tokens", viewer_token, {"scope": "read"})
+    assert mine.status == 201
+    assert api.delete(f"tokens/{mine.body['prefix']}", viewer_token).status == 204
+    others = api.delete(f"tokens/{client_a_world['token_prefix']}", viewer_token)
+    assert (others.status, others.body["code"]) == (404, "not_found")
 
 
-def test_nothing_without_a_valid_token(api, schema, client_a_world):
+def test_nothing_without_a_valid_token(api, schema, client_a_world, settings):
+    # Many invalid tokens from one address would be throttled (429): not the point here.
+    settings.POSTDESK_API_AUTH_FAILURE_LIMIT = 10_000
     before = snapshot()
     for op in operations(schema):
         for token in (None, "pd_00000000_" + "A" * 43):
-            response = api.call(op["method"], fill(op["path"]), token, body=body_for(op, schema))
+            response = api.call(
+                op["method"], fill(op["path"], client_a_world), token, body=body_for(op, schema)
+            )
             assert response.status == 401, (op["id"], token, response.body)
             assert response.body["code"] in {"token_missing", "token_invalid"}
     assert snapshot() == before

@@ -51,3 +51,46 @@ def test_list_query_count_is_fixed(
         assert response.status == 200
         assert response.body["total"] >= (1 if "search" in path else count)
     assert Alias.objects.count() == 33 and Destination.objects.count() == 66
+
+
+@pytest.mark.parametrize(
+    ("budget", "path"),
+    [
+        ("api:audit_list", "audit"),
+        ("api:audit_list:domain", "domains/example.com/audit"),
+        ("api:audit_list:domain", "domains/example.com/audit?page=2&per_page=10"),
+        ("api:token_list", "tokens"),
+    ],
+)
+def test_audit_and_token_lists_query_count_is_fixed(
+    api, operator, owner, client_a, domain, owner_token, django_assert_num_queries, budget, path
+):
+    from postdesk.api.services import token_create
+
+    api.get("domains", owner_token)  # records the token's last use: later calls skip it
+    for start, count in [(0, 3), (3, 30)]:
+        grow(operator, client_a, domain, start, count)  # 3 audit events per row
+        for _ in range(count):
+            token_create(actor=operator, user=owner.user, scope="read")
+        with django_assert_num_queries(query_budget(budget)):
+            response = api.get(path, owner_token)
+        assert response.status == 200
+    assert len(response.body["items"]) >= 10
+
+
+def test_audit_selector_query_count_is_fixed(
+    operator, owner, client_a, domain, django_assert_num_queries
+):
+    from postdesk.audit.selectors import audit_list
+
+    for start, count in [(0, 3), (3, 30)]:
+        grow(operator, client_a, domain, start, count)
+        for budget, kwargs in (
+            ("selector:audit_list:visible", {}),
+            ("selector:audit_list", {"client": client_a}),
+            ("selector:audit_list", {"domain": domain}),
+        ):
+            owner._roles.clear()  # the membership check is part of the cost
+            with django_assert_num_queries(query_budget(budget)):
+                page = audit_list(actor=owner, **kwargs)
+            assert page.total >= count

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,12 @@ def test_errors_are_one_line_with_their_code(pd):
     )
     assert_ok(pd("mailbox", "create", "a@acme.example", "--generate-password"))
     assert_fails(pd("usage", "record", "a@acme.example", "-5"), "usage_invalid")
+    future = "2999-01-01T00:00:00Z"
+    assert_fails(pd("usage", "record", "a@acme.example", "5", "--at", future), "time_in_future")
+    assert_fails(pd("mailbox", "edit", "a@acme.example", "--eas", "--at", future), "time_in_future")
+    assert_fails(
+        pd("mailbox", "delete", "a@acme.example", "--yes", "--at", future), "time_in_future"
+    )
 
 
 def test_a_quarterly_plan_and_the_usage_sample_updates_the_listing(pd):
@@ -186,3 +193,93 @@ def test_a_quarterly_plan_and_the_usage_sample_updates_the_listing(pd):
         "accrued": "0.00",
         "projected": "0.01",
     }
+
+
+def test_address_list_sorted_by_growth_over_7_days(pd):
+    now = datetime.now(UTC)
+
+    def ago(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat()
+
+    for name in ("big", "fast", "slow"):
+        assert_ok(pd("mailbox", "create", f"{name}@acme.example", "--generate-password"))
+    assert_ok(pd("forward", "create", "info@acme.example", "fast@acme.example"))
+    for name, days, size in (
+        ("big", 10, 50 * GIB),  # the largest, but it did not grow this week
+        ("fast", 9, GIB),
+        ("fast", 1, 4 * GIB),
+        ("slow", 8, GIB),
+        ("slow", 2, GIB + 1024**2),
+    ):
+        assert_ok(pd("usage", "record", f"{name}@acme.example", str(size), "--at", ago(days)))
+
+    result = pd("address", "list", "acme.example", "--sort", "growth", "--json")
+    assert_ok(result)
+    rows = [(row["address"], row["growth_7d_bytes"]) for row in json.loads(result.stdout)]
+    assert rows == [
+        ("fast@acme.example", 3 * GIB),
+        ("slow@acme.example", 1024**2),
+        ("big@acme.example", 0),
+        ("info@acme.example", None),
+    ]
+    text = pd("address", "list", "acme.example", "--sort", "growth")
+    assert_ok(text)
+    first = text.stdout.splitlines()[0]
+    assert first.startswith("fast@acme.example\tmailbox")
+    assert "4.0 GB; +3.0 GB in 7 days" in first
+
+
+def test_plan_list_with_the_clients_on_each_plan_now(pd):
+    assert_ok(
+        pd(
+            *("plan", "create", "Annual", "--cycle", "yearly", "--currency", "EUR"),
+            *("--storage-gb", "0.0125", "--eas", "40", "--mapi", "60", "--eas-mapi", "85"),
+            *("--storage-limit-mb", "10240"),
+        )
+    )
+    assert_ok(pd("client", "create", "Bravo"))
+    for client, plan, at in (
+        ("Acme", "Basic", "2024-01-01T00:00:00Z"),
+        ("Acme", "Annual", "2024-06-01T00:00:00Z"),  # Acme's plan now
+        ("Bravo", "Basic", "2024-01-01T00:00:00Z"),
+    ):
+        assert_ok(pd("client", "set-plan", client, plan, "--at", at))
+    # Scheduled far ahead: not in force now.
+    assert_ok(pd("client", "set-plan", "Bravo", "Annual", "--at", "2999-01-01T00:00:00Z"))
+
+    result = pd("plan", "list", "--json")
+    assert_ok(result)
+    assert json.loads(result.stdout) == [
+        {
+            "name": "Annual",
+            "cycle_months": 12,
+            "currency": "EUR",
+            "storage_gb_price": "0.0125",
+            "eas_price": "40.00",
+            "mapi_price": "60.00",
+            "eas_mapi_price": "85.00",
+            "storage_limit_mb": 10240,
+            "clients": 1,
+        },
+        {
+            "name": "Basic",
+            "cycle_months": 1,
+            "currency": "CAD",
+            "storage_gb_price": "0.50",
+            "eas_price": "4.00",
+            "mapi_price": "6.00",
+            "eas_mapi_price": "8.50",
+            "storage_limit_mb": None,
+            "clients": 1,
+        },
+    ]
+    text = pd("plan", "list")
+    assert_ok(text)
+    assert text.stdout.splitlines()[1].startswith("Basic\t1 month(s)\tCAD\tstorage/GB 0.50")
+    assert text.stdout.splitlines()[1].endswith("limit none\t1 client(s)")
+    # Names are unique whatever their case.
+    duplicate = pd(
+        *("plan", "create", "BASIC", "--currency", "CAD", "--storage-gb", "1"),
+        *("--eas", "1", "--mapi", "1", "--eas-mapi", "1"),
+    )
+    assert_fails(duplicate, "plan_exists")

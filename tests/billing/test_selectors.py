@@ -184,15 +184,30 @@ def test_samples_arriving_out_of_order_keep_their_chain(operator, domain):
     mailbox = make_mailbox(operator, domain, "marie")
     for day in (5, 1, 9, 3):
         usage_record(actor=operator, mailbox=mailbox, used_bytes=day, at=t(f"2024-02-0{day}"))
-    mailbox_delete(actor=operator, mailbox=mailbox, at=t("2024-02-07"))
+    # A deletion dated before a measure of the mailbox contradicts it: refused, nothing changes.
+    with pytest.raises(InvalidInput) as caught:
+        mailbox_delete(actor=operator, mailbox=mailbox, at=t("2024-02-07"))
+    assert caught.value.code == "time_before_usage"
+    assert Mailbox.objects.filter(pk=mailbox.pk).exists()
+    # A measure that arrives after the deletion, dated before it, still joins the chain.
+    mailbox_delete(actor=operator, mailbox=mailbox, at=t("2024-02-10"))
+    usage_record(actor=operator, mailbox=mailbox, used_bytes=7, at=t("2024-02-07"))
     chain = list(UsageSample.objects.order_by("at").values_list("at", "until", "bytes"))
     assert chain == [
         (t("2024-02-01"), t("2024-02-03"), 1),
         (t("2024-02-03"), t("2024-02-05"), 3),
         (t("2024-02-05"), t("2024-02-07"), 5),
-        (t("2024-02-07"), t("2024-02-09"), 0),
-        (t("2024-02-09"), None, 9),
+        (t("2024-02-07"), t("2024-02-09"), 7),
+        (t("2024-02-09"), t("2024-02-10"), 9),
+        (t("2024-02-10"), None, 0),
     ]
+    assert not UsageSample.objects.filter(mailbox__isnull=False).exists()
+    # One dated at or after the deletion is refused: the mailbox stores nothing from then on.
+    for moment in (t("2024-02-10"), t("2024-02-11")):
+        with pytest.raises(InvalidInput) as caught:
+            usage_record(actor=operator, mailbox=mailbox, used_bytes=7, at=moment)
+        assert caught.value.code == "usage_after_deletion"
+    assert UsageSample.objects.count() == 6
 
 
 def test_query_count_is_fixed_whatever_the_size(
@@ -213,3 +228,35 @@ def test_query_count_is_fixed_whatever_the_size(
             result = billing_estimate(actor=owner, domain=domain, at=t("2024-02-10"))
         owner._roles.clear()  # the membership is cached per actor: count it every time
         assert result.line("eas_mapi").quantity + result.line("mapi").quantity > 0
+
+
+def test_plan_list_is_the_providers_and_counts_the_clients_on_each_plan_now(
+    operator, owner, client_a, client_b, plan, django_assert_num_queries
+):
+    from postdesk.billing.selectors import plan_list
+    from postdesk.errors import PermissionDenied
+
+    gold = plan_create(
+        actor=operator,
+        name="Gold",
+        currency="CAD",
+        storage_gb_price="1",
+        eas_price="1",
+        mapi_price="1",
+        eas_mapi_price="1",
+    )
+    # client_a: Basic since Jan 31, then Gold; client_b: Gold, then Basic.
+    client_set_plan(actor=operator, client=client_a, plan=gold, at=t("2024-03-01"))
+    client_set_plan(actor=operator, client=client_b, plan=gold, at=t("2024-02-01"))
+    client_set_plan(actor=operator, client=client_b, plan=plan, at=t("2024-04-01"))
+
+    def counts(at):
+        with django_assert_num_queries(1):
+            return {p.name: p.clients for p in plan_list(actor=operator, at=at)}
+
+    assert counts(t("2024-01-15")) == {"Basic": 0, "Gold": 0}
+    assert counts(t("2024-02-15")) == {"Basic": 1, "Gold": 1}
+    assert counts(t("2024-03-15")) == {"Basic": 0, "Gold": 2}
+    assert counts(t("2024-05-01")) == {"Basic": 1, "Gold": 1}
+    with pytest.raises(PermissionDenied):
+        plan_list(actor=owner)

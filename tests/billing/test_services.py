@@ -3,10 +3,11 @@ mail services record in the same transaction as the mailbox change."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from postdesk.audit.models import AuditEvent
 from postdesk.billing.models import ClientPlan, Plan, ProtocolActivation, UsageSample
@@ -101,9 +102,12 @@ def test_zero_prices_are_a_valid_plan(operator):
 
 def test_plan_names_are_unique(operator):
     make_plan(operator)
-    with pytest.raises(InvalidInput) as caught:
-        make_plan(operator)
-    assert caught.value.code == "plan_exists"
+    # Whatever the case: the CLI finds a plan by its name in any case.
+    for name in ("Basic", "BASIC", " basic "):
+        with pytest.raises(InvalidInput) as caught:
+            make_plan(operator, name=name)
+        assert caught.value.code == "plan_exists"
+    assert Plan.objects.count() == 1
 
 
 def test_only_the_provider_manages_plans(owner, operator, client_a):
@@ -143,6 +147,42 @@ def test_times_without_a_zone_are_refused(operator, client_a, domain):
     with pytest.raises(InvalidInput):
         make_mailbox(operator, domain, eas_enabled=True, at=datetime(2024, 1, 1))
     assert not Mailbox.objects.exists()
+
+
+def test_changes_dated_in_the_future_are_refused_beyond_the_clock_skew(operator, client_a, domain):
+    from postdesk.billing.selectors import billing_estimate
+    from postdesk.billing.services import CLOCK_SKEW
+
+    now = timezone.now()
+    too_late = now + CLOCK_SKEW + timedelta(seconds=5)
+    with pytest.raises(InvalidInput) as caught:
+        make_mailbox(operator, domain, eas_enabled=True, at=too_late)
+    assert (caught.value.code, caught.value.field) == ("time_in_future", "at")
+    assert not Mailbox.objects.exists()
+    # A clock a little ahead of ours is not an error.
+    mailbox = make_mailbox(operator, domain, at=now + timedelta(minutes=1))
+    for change in (
+        lambda: usage_record(actor=operator, mailbox=mailbox, used_bytes=1, at=too_late),
+        lambda: mailbox_update(actor=operator, mailbox=mailbox, eas_enabled=True, at=too_late),
+        lambda: mailbox_delete(actor=operator, mailbox=mailbox, at=too_late),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            change()
+        assert caught.value.code == "time_in_future"
+    assert not UsageSample.objects.exists()
+    assert not ProtocolActivation.objects.exists()
+    mailbox.refresh_from_db()
+    assert (mailbox.used_bytes, mailbox.used_measured_at) == (0, None)
+    # A plan may be scheduled ahead, and an estimate asked as of a later time.
+    client_set_plan(actor=operator, client=client_a, plan=make_plan(operator), at=now)
+    client_set_plan(
+        actor=operator,
+        client=client_a,
+        plan=make_plan(operator, "Next"),
+        at=now + timedelta(days=40),
+    )
+    estimate = billing_estimate(actor=operator, domain=domain, at=now + timedelta(days=3))
+    assert estimate.period_start == now
 
 
 # --- Usage -----------------------------------------------------------------------------------

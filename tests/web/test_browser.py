@@ -15,6 +15,7 @@ from postdesk.mail.services import forward_create
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+expect = pytest.importorskip("playwright.sync_api").expect
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -65,8 +66,17 @@ def page(chromium, live_server):
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
+    # The pages run under the Content-Security-Policy: anything it blocks is a bug.
+    blocked = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
+    assert not blocked, blocked
 
 
 def _log_in(page, owner) -> None:
@@ -91,6 +101,18 @@ def _rows(page) -> list[str]:
 def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
     from bench.dataset import add_addresses
 
+    from postdesk.billing.services import client_set_plan, plan_create
+
+    plan = plan_create(
+        actor=operator,
+        name="Basic",
+        currency="CAD",
+        storage_gb_price="0.50",
+        eas_price="4",
+        mapi_price="6",
+        eas_mapi_price="8.50",
+    )
+    client_set_plan(actor=operator, client=domain.client, plan=plan)
     add_addresses(domain, mailboxes=6, aliases=3, forwards=0)
     forward_create(
         actor=operator, domain=domain, name="info", destinations=["boss@partner.example"]
@@ -108,6 +130,10 @@ def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
     assert dialog.get_by_label("Value (TXT)").input_value().startswith("v=DKIM1; k=rsa; p=")
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
+    # The billing card loads after the page (htmx), with its line items.
+    card = page.locator("#billing-card")
+    expect(card.locator(".billing-lines")).to_be_visible()
+    expect(card).to_contain_text("EAS + MAPI (combined rate)")
     _shot(page, "dashboard-en")
 
     # A new mailbox with aliases, a forwarding destination and a generated password.
@@ -132,9 +158,7 @@ def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
     password_dialog.locator("#id_password_confirmation").fill("Abcdefgh1234")
     assert confirm.is_disabled()
     password_dialog.get_by_role("button", name="Generate a strong password").click()
-    page.wait_for_function(
-        "document.querySelectorAll('#password-dialog .check--passed').length === 7"
-    )
+    expect(password_dialog.locator(".check--passed")).to_have_count(7)
     generated = password_dialog.get_by_label("Generated password").input_value()
     assert len(generated) >= 12
     assert password_dialog.locator("#id_password").input_value() == generated
@@ -161,25 +185,22 @@ def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
     search = page.get_by_label("Search")
     search.fill("mdupont")
     page.wait_for_url(re.compile(r"q=mdupont"))
-    page.wait_for_function("document.querySelectorAll('#address-list tbody tr').length === 1")
+    expect(page.locator("#address-list tbody tr")).to_have_count(1)
     assert _rows(page) == ["marie.dupont@example.com"]
     assert search.evaluate("e => e === document.activeElement")
     search.fill("boss@partner")
     page.wait_for_url(re.compile(r"q=boss%40partner|q=boss@partner"))
-    page.wait_for_function(
-        "document.querySelector('#address-list tbody tr') &&"
-        " document.querySelector('#address-list tbody').innerText.includes('info@')"
-    )
+    expect(page.locator("#address-list tbody")).to_contain_text("info@")
     assert _rows(page) == ["info@example.com"]
 
     # Filter by type, then sort by storage.
     search.fill("")
-    page.wait_for_function("document.querySelectorAll('#address-list tbody tr').length === 8")
+    expect(page.locator("#address-list tbody tr")).to_have_count(8)
     page.get_by_label("Type").select_option("forward")
     page.wait_for_url(re.compile(r"type=forward"))
-    page.wait_for_function("document.querySelectorAll('#address-list tbody tr').length === 1")
+    expect(page.locator("#address-list tbody tr")).to_have_count(1)
     page.get_by_label("Type").select_option("mailbox")
-    page.wait_for_function("document.querySelectorAll('#address-list tbody tr').length === 7")
+    expect(page.locator("#address-list tbody tr")).to_have_count(7)
     page.get_by_role("link", name=re.compile("Storage")).click()
     page.wait_for_url(re.compile(r"sort=storage"))
     header = page.locator("th[aria-sort='descending']")
@@ -195,7 +216,7 @@ def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
 
     # French.
     page.get_by_role("button", name="Français").click()
-    page.wait_for_function("document.documentElement.lang === 'fr'")
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
     page.goto("/domains/example.com/")
     _shot(page, "dashboard-fr")
     page.goto("/domains/example.com/new/mailbox/")

@@ -18,7 +18,8 @@ from postdesk.errors import PostdeskError
 
 from .auth import token_auth
 from .errors import Unauthenticated
-from .routers import dns, domains, forwards, mailboxes
+from .routers import account, dns, domains, forwards, mailboxes, provisioning
+from .throttle import TooManyFailures
 
 
 class PostdeskAPI(NinjaAPI):
@@ -38,7 +39,7 @@ api = PostdeskAPI(
     urls_namespace="api-v1",
     auth=token_auth,
 )
-for module in (domains, mailboxes, forwards, dns):
+for module in (domains, mailboxes, forwards, dns, account, provisioning):
     api.add_router("", module.router)
 
 
@@ -52,6 +53,8 @@ def error_response(request: HttpRequest, error: PostdeskError) -> HttpResponse:
         # RFC 6750: tell the client which scheme, and whether its token was the problem.
         detail = "" if error.code == "token_missing" else ', error="invalid_token"'
         response["WWW-Authenticate"] = f'Bearer realm="postdesk"{detail}'
+    if isinstance(error, TooManyFailures):
+        response["Retry-After"] = str(error.retry_after)
     return response
 
 

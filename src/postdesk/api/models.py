@@ -56,3 +56,32 @@ class ApiToken(models.Model):
     @property
     def owner_label(self) -> str:
         return self.user.email if self.user_id else f"operator:{self.operator_name}"
+
+
+class IdempotencyKey(models.Model):
+    """A POST made with an `Idempotency-Key` header, and its response, for replaying it.
+
+    Kept for IDEMPOTENCY_TTL (see services.py). Only successful calls are stored: a failed
+    one wrote nothing, so it may simply be sent again. The response is encrypted at rest,
+    because it may hold a secret shown once (a generated password).
+    """
+
+    # Whose key it is (the actor's label): two callers may use the same key.
+    owner = models.CharField(max_length=254)
+    key = models.CharField(max_length=255)
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    # Empty only inside the transaction that runs the call: a row is committed with its answer.
+    status = models.PositiveSmallIntegerField(null=True)
+    response = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("idempotency key")
+        verbose_name_plural = _("idempotency keys")
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="api_idempotency_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner} {self.key}"

@@ -198,3 +198,163 @@ class DkimRecordOut(Schema):
 class DkimOut(Schema):
     enabled: bool
     records: list[DkimRecordOut]
+
+
+class DkimRotateIn(StrictIn):
+    force: bool = Field(
+        False,
+        description="Switch even though the new key's record is not visible in the DNS yet.",
+    )
+
+
+# --- Usage, estimate, audit ---------------------------------------------------------------------
+
+
+class UsageOut(Schema):
+    used_bytes: int
+    mailboxes: int
+    aliases: int
+    forwards: int
+    eas_accounts: int
+    mapi_accounts: int
+
+
+class EstimateLineOut(Schema):
+    item: Literal["storage", "eas", "mapi", "eas_mapi"]
+    quantity: str = Field(description="A decimal number, as text.")
+    unit_price: str
+    amount: str
+    accrued: str
+    projected: str
+
+
+class EstimateOut(Schema):
+    period_start: datetime
+    period_end: datetime
+    at: datetime
+    currency: str
+    accrued: str = Field(description="Amounts are decimal numbers, as text.")
+    projected: str
+    total: str
+    lines: list[EstimateLineOut]
+
+
+class AuditEventOut(Schema):
+    at: datetime
+    actor: str = Field(description="Who: a user's email address, or operator:NAME.")
+    source: str = Field(description="From where: web, api, cli or system.")
+    ip: str | None
+    action: str = Field(description="What, e.g. mailbox.create, dkim.rotate.")
+    domain: str
+    target: str
+    changes: dict
+
+
+class AuditPageOut(Schema):
+    items: list[AuditEventOut]
+    total: int
+    page: int
+    per_page: int
+    num_pages: int
+
+
+# --- Personal API tokens -----------------------------------------------------------------------
+
+
+class TokenCreateIn(StrictIn):
+    scope: Literal["read", "write"] = "read"
+    expires_days: int | None = Field(
+        None,
+        description="Valid for this many days (1 to 3650); null: no expiry. Never later than "
+        "the expiry of the token that asks.",
+    )
+
+
+class TokenOut(Schema):
+    prefix: str = Field(description="Public: names the token, and revokes it.")
+    scope: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    state: Literal["active", "expired", "revoked"]
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="The token itself, shown only now.")
+
+
+class TokenListOut(Schema):
+    items: list[TokenOut]
+
+
+# --- Provisioning (operator tokens) ------------------------------------------------------------
+
+
+class ClientCreateIn(StrictIn):
+    name: str = Field(description="The client account's name, unique (case-insensitive).")
+    owner_email: str = Field(
+        description="The first owner's login. An existing login becomes owner and keeps its "
+        "password."
+    )
+    owner_password: str | None = Field(
+        None,
+        description="The new owner's password; omit it to have one generated, returned once.",
+    )
+    domain: str = Field(description="The first domain.")
+    plan: str | None = Field(None, description="A plan's name: the client is on it from now.")
+
+
+class ClientOut(Schema):
+    id: int
+    name: str
+    created_at: datetime
+    suspended_at: datetime | None = Field(description="null: active.")
+    domains: list[str]
+    plan: str | None = Field(description="The plan in force now.")
+
+
+class ClientCreatedOut(Schema):
+    client: ClientOut
+    owner_email: str
+    owner_created: bool = Field(
+        description="false: an active login existed and was kept as it was (its password too)."
+    )
+    owner_password: str | None = Field(
+        description="The generated password, returned by this call only (and its replays)."
+    )
+
+
+class TerminateIn(StrictIn):
+    confirm: str = Field(description="The client's name, repeated.")
+
+
+class TerminatedOut(Schema):
+    name: str
+    domains: list[str]
+    mailboxes: int
+    deactivated_users: list[str] = Field(description="Owners and members left with no client.")
+
+
+class ClientPlanIn(StrictIn):
+    plan: str
+    at: datetime | None = Field(
+        None, strict=False, description="ISO 8601 with a zone; default now. A new cycle starts."
+    )
+
+
+class ClientPlanOut(Schema):
+    client: str
+    plan: str
+    starts_at: datetime
+
+
+class DomainUsageOut(Schema):
+    domain: str
+    estimate: EstimateOut = Field(description="The billing cycle that contains `at`.")
+
+
+class UsageReportOut(Schema):
+    client: str
+    at: datetime
+    domains: list[DomainUsageOut]

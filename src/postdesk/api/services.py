@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from postdesk import crypto
 from postdesk.audit.services import audit_record
-from postdesk.errors import ErrorCollector, InvalidInput, NotFound, PermissionDenied
+from postdesk.errors import (
+    ErrorCollector,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PostdeskError,
+)
 from postdesk.tenancy.access import Actor, Source
 from postdesk.tenancy.models import User
 
 from . import tokens
 from .errors import Unauthenticated
-from .models import ApiToken, TokenScope
+from .models import ApiToken, IdempotencyKey, TokenScope
 
 MAX_EXPIRY_DAYS = 3650
 OPERATOR_NAME_MAX = 100
@@ -55,10 +67,13 @@ def token_create(
     operator_name: str | None = None,
     scope: str = TokenScope.READ,
     expires_days: int | None = None,
+    not_after: datetime | None = None,
 ) -> CreatedToken:
     """A personal token for `user`, or a provisioning token named `operator_name`.
 
     Only the operator creates provisioning tokens; a user may create their own tokens.
+    `not_after` caps the expiry: a token made with an expiring token (over the API) expires
+    no later than it, so a leaked short-lived token cannot mint a lasting one.
     """
     if (user is None) == (operator_name is None):
         raise ValueError("give exactly one of user and operator_name")
@@ -101,6 +116,8 @@ def token_create(
 
     now = timezone.now()
     expires_at = now + timedelta(days=expires_days) if expires_days else None
+    if not_after is not None and (expires_at is None or expires_at > not_after):
+        expires_at = not_after
     # A prefix collision (1 in 36^8 per pair) is retried with a fresh token.
     for _attempt in range(5):
         new = tokens.generate()
@@ -170,6 +187,7 @@ class TokenIdentity:
     actor: Actor
     scope: str
     prefix: str
+    expires_at: datetime | None = None
 
 
 def token_authenticate(*, raw: str, ip: str | None) -> TokenIdentity:
@@ -203,4 +221,89 @@ def token_authenticate(*, raw: str, ip: str | None) -> TokenIdentity:
         actor = Actor.operator(token.operator_name, source=Source.API, ip=ip)
     else:
         actor = Actor.for_user(token.user, Source.API, ip)
-    return TokenIdentity(actor=actor, scope=token.scope, prefix=token.prefix)
+    return TokenIdentity(
+        actor=actor, scope=token.scope, prefix=token.prefix, expires_at=token.expires_at
+    )
+
+
+# --- Idempotency keys --------------------------------------------------------------------------
+
+# How long a key is remembered. Billing systems retry within minutes; a day covers an outage.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class IdempotencyKeyReused(PostdeskError):
+    """The same key came with a different request (HTTP 409)."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class IdempotentResult:
+    status: int
+    body: Any
+    replayed: bool
+
+
+def request_fingerprint(method: str, path: str, payload: Any) -> str:
+    """The request as a key's owner meant it: formatting and key order of the JSON body do not
+    count, its values do."""
+    canonical = json.dumps(
+        [method.upper(), path, payload],
+        sort_keys=True,
+        separators=(",", ":"),
+        cls=DjangoJSONEncoder,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotent_call(
+    *, actor: Actor, key: str | None, fingerprint: str, call: Callable[[], tuple[int, Any]]
+) -> IdempotentResult:
+    """Run `call` (a service call and the rendering of its answer) at most once per key.
+
+    Without a key, it just runs. With one, the key is claimed in the same transaction as the
+    call's writes: a retry after success gets the first answer again; a concurrent retry
+    waits for the first to commit (the key's unique index) and then gets its answer; a call
+    that failed stored nothing, so its retry runs anew. The same key with another request is
+    refused (409).
+    """
+    if key is None:
+        status, body = call()
+        return IdempotentResult(status, body, replayed=False)
+    key = key.strip()
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isascii() or not key.isprintable():
+        raise InvalidInput(
+            "idempotency_key_invalid",
+            _("An Idempotency-Key has 1 to %(max)d printable ASCII characters.")
+            % {"max": IDEMPOTENCY_KEY_MAX},
+            "Idempotency-Key",
+        )
+    with transaction.atomic():
+        IdempotencyKey.objects.filter(created_at__lt=timezone.now() - IDEMPOTENCY_TTL).delete()
+        try:
+            with transaction.atomic():
+                claimed = IdempotencyKey.objects.create(
+                    owner=actor.label, key=key, fingerprint=fingerprint
+                )
+        except IntegrityError:
+            claimed = None
+        if claimed is None:
+            first = IdempotencyKey.objects.get(owner=actor.label, key=key)
+            if first.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    "idempotency_key_reused",
+                    _(
+                        "This Idempotency-Key was already used for a different request. Use a "
+                        "new key for a new request."
+                    ),
+                    "Idempotency-Key",
+                )
+            body = json.loads(crypto.decrypt(first.response))
+            return IdempotentResult(first.status, body, replayed=True)
+        status, body = call()
+        claimed.status = status
+        claimed.response = crypto.encrypt(json.dumps(body, cls=DjangoJSONEncoder).encode())
+        claimed.save(update_fields=["status", "response"])
+    return IdempotentResult(status, body, replayed=False)

@@ -8,6 +8,7 @@ reason.
 """
 
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from .choices import Protocol
@@ -49,6 +50,8 @@ class Plan(models.Model):
                 ),
                 name="billing_plan_prices_positive",
             ),
+            # Plans are named case-insensitively (`client set-plan ACME basic`).
+            models.UniqueConstraint(Lower("name"), name="billing_plan_name_unique_ci"),
         ]  # fmt: skip
 
     def __str__(self) -> str:
@@ -161,7 +164,9 @@ class UsageSample(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["mailbox", "at"], name="billing_usage_mailbox_idx"),
+            # A mailbox's usage at T (its latest sample by T): one backward seek, covered, so
+            # the address list's growth reads no table row.
+            models.Index(fields=["mailbox", "at", "bytes"], name="billing_usage_mailbox_at_idx"),
             models.Index(fields=["domain", "at"], name="billing_usage_domain_idx"),
             # The samples that hold during [start, …): until > start, or the latest ones. It
             # covers the estimate's query, which then never reads the table itself.

@@ -7,14 +7,24 @@ every money rule to the pure `estimate` module.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from postdesk.errors import InvalidInput, NotFound
+from postdesk.errors import InvalidInput, NotFound, PermissionDenied
 from postdesk.mail.models import Domain
 from postdesk.tenancy.access import Actor, require_client_access
 
@@ -31,6 +41,53 @@ def plan_get(*, actor: Actor, name: str) -> Plan:
     if plan is None:
         raise NotFound(_("No plan named %(name)s.") % {"name": name}, "plan")
     return plan
+
+
+# "Growing unusually fast" (the guide): the address list's growth is over this window.
+GROWTH_WINDOW = timedelta(days=7)
+
+
+def usage_at(mailbox_ref: str, moment: datetime) -> Coalesce:
+    """An expression: the usage at `moment` of the mailbox that the outer query's
+    `mailbox_ref` names, as billing counts it (its latest sample then; 0 without one).
+
+    Each row costs one backward seek of the covering (mailbox, at, bytes) index, whatever
+    the mailbox's history; the `until`-indexed scan suits the estimate's domain-wide sum.
+    """
+    latest = (
+        UsageSample.objects.filter(mailbox_id=OuterRef(mailbox_ref), at__lte=moment)
+        .order_by("-at")
+        .values("bytes")[:1]
+    )
+    return Coalesce(Subquery(latest), Value(0), output_field=BigIntegerField())
+
+
+def usage_growth(mailbox_ref: str, now: datetime, window: timedelta = GROWTH_WINDOW):
+    """An expression: how many bytes the mailbox gained over `window` up to `now` (negative
+    when it shrank), from its usage samples; see `usage_at`."""
+    return ExpressionWrapper(
+        usage_at(mailbox_ref, now) - usage_at(mailbox_ref, now - window),
+        output_field=BigIntegerField(),
+    )
+
+
+def plan_list(*, actor: Actor, at: datetime | None = None) -> list[Plan]:
+    """Every plan by name, each annotated with `clients`: how many clients it is the plan in
+    force of at `at` (default now). Operators only; one query, whatever the number of plans
+    and clients."""
+    if not actor.is_operator:
+        raise PermissionDenied(_("Only the provider can manage plans."))
+    at = resolve_at(at, allow_future=True)
+    # A client's row in force at `at`: started by then, and no later start by then.
+    superseded = ClientPlan.objects.filter(
+        client_id=OuterRef("client_id"), starts_at__gt=OuterRef("starts_at"), starts_at__lte=at
+    )
+    in_force = ClientPlan.objects.filter(starts_at__lte=at).exclude(Exists(superseded))
+    return list(
+        Plan.objects.annotate(
+            clients=Count("client_plans", filter=Q(client_plans__in=in_force.values("pk")))
+        ).order_by("name")
+    )
 
 
 def _plan_terms(client_id: int) -> list[rules.PlanTerm]:
@@ -120,7 +177,8 @@ def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None
     """The estimate of the domain's billing cycle that contains `at` (default now), under the
     client's plan in force then: accrued so far, projected to the cycle's end, line items."""
     require_client_access(actor, domain.client_id, write=False)
-    at = resolve_at(at)
+    # A read: "as of" a later time is a projection of what is known now.
+    at = resolve_at(at, allow_future=True)
     try:
         term, cycle = rules.billing_cycle(_plan_terms(domain.client_id), at)
     except LookupError:
@@ -132,3 +190,61 @@ def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None
     periods = _protocol_periods(domain, cycle, at)
     storage = domain_storage_use(domain.pk, cycle.start, at)
     return rules.estimate(term.prices, cycle, at, periods, storage)
+
+
+# --- For the client area: whether a plan applies, and the closed cycles -------------------------
+
+# The most closed cycles the billing page lists: each costs one storage aggregate.
+HISTORY_CYCLES = 12
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def billing_has_plan(*, actor: Actor, domain: Domain, at: datetime | None = None) -> bool:
+    """Whether a plan applies to the domain's client at `at` (default now): one query."""
+    require_client_access(actor, domain.client_id, write=False)
+    at = resolve_at(at, allow_future=True)
+    return ClientPlan.objects.filter(client_id=domain.client_id, starts_at__lte=at).exists()
+
+
+def billing_history(
+    *, actor: Actor, domain: Domain, at: datetime | None = None, cycles: int = HISTORY_CYCLES
+) -> list[rules.Estimate]:
+    """The domain's closed cycles before the one containing `at`, most recent first (at most
+    `cycles`), each as billed at its last instant (nothing left to project).
+
+    2 + one query per cycle listed, whatever the domain's size: the plan history, the protocol
+    periods touching the whole range (each cycle's are picked by `estimate.protocol_counts`),
+    and one storage aggregate per cycle.
+    """
+    require_client_access(actor, domain.client_id, write=False)
+    at = resolve_at(at, allow_future=True)
+    terms = _plan_terms(domain.client_id)
+    if not terms:
+        return []
+    first_start = min(term.starts_at for term in terms)
+    closed: list[tuple[rules.PlanTerm, rules.Cycle]] = []
+    moment = at
+    while len(closed) < cycles:
+        try:
+            _term, cycle = rules.billing_cycle(terms, moment)
+        except LookupError:
+            break
+        moment = cycle.start - _MICROSECOND
+        if moment < first_start:
+            break
+        closed.append(rules.billing_cycle(terms, moment))
+    if not closed:
+        return []
+    oldest, newest = closed[-1][1], closed[0][1]
+    rows = (
+        ProtocolActivation.objects.filter(domain_id=domain.pk, started_at__lt=newest.end)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=oldest.start))
+        .values_list("mailbox_key", "protocol", "started_at", "ended_at")
+    )
+    periods = [rules.ProtocolPeriod(*row) for row in rows]
+    history = []
+    for term, cycle in closed:
+        last = cycle.end - _MICROSECOND
+        storage = domain_storage_use(domain.pk, cycle.start, last)
+        history.append(rules.estimate(term.prices, cycle, last, periods, storage))
+    return history

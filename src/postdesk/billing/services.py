@@ -9,7 +9,7 @@ that switches a protocol, so a bill can never disagree with the mailbox's histor
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from postdesk.audit.services import audit_record
-from postdesk.errors import ErrorCollector, InvalidInput, PermissionDenied
+from postdesk.errors import ErrorCollector, InvalidInput, NotFound, PermissionDenied
 from postdesk.tenancy.access import Actor
 from postdesk.tenancy.models import Client
 
@@ -32,14 +32,34 @@ MAX_BYTES = 2**63 - 1
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
-def resolve_at(at: datetime | None, field: str = "at") -> datetime:
-    """`at`, or now; a time without a zone is refused (which instant it means is unknown)."""
+# How far ahead of this server's clock a dated change may be: the clocks of the machines that
+# write (a usage collector, a script) may run a little ahead of ours.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def resolve_at(at: datetime | None, field: str = "at", *, allow_future: bool = False) -> datetime:
+    """`at`, or now; a time without a zone is refused (which instant it means is unknown).
+
+    A change dates what has happened: a time later than now plus `CLOCK_SKEW` is refused,
+    unless `allow_future` (a plan scheduled ahead, an estimate as of a later time).
+    """
+    now = timezone.now()
     if at is None:
-        return timezone.now()
+        return now
     if timezone.is_naive(at):
         raise InvalidInput(
             "time_without_zone",
             _("Give the time with its time zone, for example 2024-05-01T00:00:00Z."),
+            field,
+        )
+    if not allow_future and at > now + CLOCK_SKEW:
+        raise InvalidInput(
+            "time_in_future",
+            _(
+                "%(time)s is in the future: a change can only be dated now or in the past "
+                "(up to %(minutes)d minutes ahead, for clocks that run fast)."
+            )
+            % {"time": at.isoformat(), "minutes": int(CLOCK_SKEW.total_seconds() // 60)},
             field,
         )
     return at
@@ -177,7 +197,8 @@ def client_set_plan(
     """The client's plan from `at` on (default now). Earlier plans stay in the history, and a
     new plan starts a new billing cycle at `at`."""
     _require_operator(actor, _("Only the provider can change a client's plan."))
-    starts_at = resolve_at(at)
+    # A plan change may be scheduled ahead: it then shortens the running cycle.
+    starts_at = resolve_at(at, allow_future=True)
     try:
         with transaction.atomic():
             client_plan = ClientPlan.objects.create(client=client, plan=plan, starts_at=starts_at)
@@ -233,9 +254,15 @@ def usage_record(
     try:
         with transaction.atomic():
             # One writer per mailbox at a time: the chain of `until` stays consistent.
-            Mailbox.objects.select_for_update().filter(pk=mailbox.pk).values_list("pk").first()
-            sample = _sample_insert(mailbox, moment, used_bytes, messages)
-            mailbox_usage_set(mailbox=mailbox, used_bytes=used_bytes, at=moment)
+            exists = (
+                Mailbox.objects.select_for_update().filter(pk=mailbox.pk).values_list("pk").first()
+            )
+            if exists is None:
+                # Deleted since the caller read it (a collector's measure arriving late).
+                sample = _sample_insert_deleted(mailbox, moment, used_bytes, messages)
+            else:
+                sample = _sample_insert(mailbox, moment, used_bytes, messages)
+                mailbox_usage_set(mailbox=mailbox, used_bytes=used_bytes, at=moment)
     except IntegrityError:
         raise InvalidInput(
             "usage_sample_exists",
@@ -246,9 +273,34 @@ def usage_record(
     return sample
 
 
-def _sample_insert(mailbox, at: datetime, used_bytes: int, messages: int | None) -> UsageSample:
+def _sample_insert_deleted(
+    mailbox, at: datetime, used_bytes: int, messages: int | None
+) -> UsageSample:
+    """A late measure of a deleted mailbox: kept when dated before its deletion (the 0-byte
+    sample that `usage_end` wrote, always its last), refused after it."""
+    deleted_at = (
+        UsageSample.objects.filter(mailbox_key=mailbox.pk, until__isnull=True)
+        .values_list("at", flat=True)
+        .first()
+    )
+    if deleted_at is None:
+        raise NotFound(_("No mailbox %(address)s.") % {"address": mailbox.address.email}, "address")
+    if at >= deleted_at:
+        raise InvalidInput(
+            "usage_after_deletion",
+            _("%(address)s was deleted at %(deleted)s: it stores nothing from then on.")
+            % {"address": mailbox.address.email, "deleted": deleted_at.isoformat()},
+            "at",
+        )
+    return _sample_insert(mailbox, at, used_bytes, messages, link=False)
+
+
+def _sample_insert(
+    mailbox, at: datetime, used_bytes: int, messages: int | None, *, link: bool = True
+) -> UsageSample:
     """Insert a sample into the mailbox's chain: it holds until the next sample (if one
-    arrived earlier, out of order), and the previous sample now holds until it."""
+    arrived earlier, out of order), and the previous sample now holds until it. `link`: the
+    mailbox row still exists (a deleted one is known by its key only)."""
     later = (
         UsageSample.objects.filter(mailbox_key=mailbox.pk, at__gt=at)
         .order_by("at")
@@ -256,7 +308,7 @@ def _sample_insert(mailbox, at: datetime, used_bytes: int, messages: int | None)
         .first()
     )
     sample = UsageSample.objects.create(
-        mailbox=mailbox,
+        mailbox=mailbox if link else None,
         mailbox_key=mailbox.pk,
         domain_id=mailbox.address.domain_id,
         at=at,
@@ -279,8 +331,25 @@ def usage_end(*, mailbox, at: datetime) -> None:
     """A deleted mailbox stores nothing from `at` on: its last sample, 0 bytes.
 
     Call inside the deleting transaction (which holds the mailbox's lock), before the
-    mailbox row goes.
+    mailbox row goes. A deletion dated before one of the mailbox's samples is refused: the
+    mailbox was measured after it, so it was not deleted then.
     """
+    latest = (
+        UsageSample.objects.filter(mailbox_key=mailbox.pk, at__gt=at)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    if latest is not None:
+        raise InvalidInput(
+            "time_before_usage",
+            _(
+                "This deletion is dated %(time)s, before the mailbox's latest usage sample "
+                "(%(sample)s)."
+            )
+            % {"time": at.isoformat(), "sample": latest.isoformat()},
+            "at",
+        )
     if not UsageSample.objects.filter(mailbox_key=mailbox.pk, at=at).update(bytes=0):
         _sample_insert(mailbox, at, 0, None)
 

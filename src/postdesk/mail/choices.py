@@ -24,3 +24,5 @@ class AddressListSort(models.TextChoices):
     ADDRESS = "address", _("Address")
     STORAGE = "storage", _("Storage, largest first")
     STORAGE_ASC = "storage_asc", _("Storage, smallest first")
+    # From the usage samples: the mailboxes "growing unusually fast" first.
+    GROWTH = "growth", _("Growth over 7 days, largest first")

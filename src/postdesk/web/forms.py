@@ -62,3 +62,17 @@ class PasswordForm(forms.Form):
 class ForwardForm(forms.Form):
     name = forms.CharField(label=_("Address name"), required=False, strip=False)
     destinations = ListField(label=_("Destination addresses"), required=False)
+
+
+class CodeForm(forms.Form):
+    """A TOTP code, as the app shows it."""
+
+    token = forms.CharField(label=_("6-digit code"), required=False, max_length=20)
+
+
+class AccountPasswordForm(forms.Form):
+    old_password = forms.CharField(label=_("Current password"), required=False, strip=False)
+    new_password = forms.CharField(label=_("New password"), required=False, strip=False)
+    new_password_confirmation = forms.CharField(
+        label=_("Confirm the new password"), required=False, strip=False
+    )

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import views
+from . import account_views, views
 
 app_name = "web"
 
@@ -12,16 +12,16 @@ _FORWARD = _DOMAIN + "forwards/<str:local_part>/"
 
 urlpatterns = [
     path("", views.domains, name="domains"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="web/login.html", redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("login/", account_views.login, name="login"),
+    path("login/code/", account_views.login_code, name="login_code"),
+    path("account/", account_views.account_home, name="account"),
+    path("account/two-factor/", account_views.two_factor, name="two_factor"),
+    path("account/password/", account_views.password_change, name="password_change"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", set_language, name="set_language"),
+    path("audit/", views.audit, name="audit"),
     path(_DOMAIN, views.dashboard, name="dashboard"),
+    path(_DOMAIN + "billing/", views.billing, name="billing"),
     path(_DOMAIN + "dns/check/", views.dns_check, name="dns_check"),
     path(_DOMAIN + "dkim/enable/", views.dkim_enable, name="dkim_enable"),
     path(_DOMAIN + "dkim/disable/", views.dkim_disable, name="dkim_disable"),

@@ -12,13 +12,17 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from postdesk.audit.selectors import audit_list
+from postdesk.billing.estimate import price_text, round_money
+from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
 from postdesk.dns.selectors import dkim_records, dns_report
-from postdesk.errors import PostdeskError
+from postdesk.errors import InvalidInput, PostdeskError
 from postdesk.mail import services as mail_services
 from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType
 from postdesk.mail.models import Domain
@@ -45,6 +49,7 @@ from .errors import client_area_view, show_on_form, show_on_messages
 from .forms import ForwardForm, MailboxCreateForm, MailboxSettingsForm, PasswordForm
 
 ADDRESS_LIST_TARGET = "address-list"
+BILLING_CARD_TARGET = "billing-card"
 
 
 def _can_write(actor: Actor, domain: Domain) -> bool:
@@ -90,6 +95,60 @@ def _dkim_card(report, records) -> DkimCard:
     return DkimCard("unchecked", signing[0].host, signing[0].value, "")
 
 
+@dataclass(frozen=True)
+class BillingLine:
+    item: str
+    quantity: object  # Decimal
+    unit_price: object  # Decimal
+    amount: object  # Decimal
+    accrued: object
+    projected: object
+
+    @property
+    def count(self) -> int:
+        """A protocol line's quantity: whole mailboxes."""
+        return int(self.quantity)
+
+
+@dataclass(frozen=True)
+class BillingView:
+    """An estimate as the pages show it: its lines by name, and what the combined rate saves
+    (the guide promises that discount is visible)."""
+
+    estimate: object  # billing.estimate.Estimate
+    storage: BillingLine
+    eas: BillingLine
+    mapi: BillingLine
+    eas_mapi: BillingLine
+    combined_saving: object  # Decimal, for all the mailboxes billed the combined rate
+    combined_saving_each: object  # Decimal, per mailbox
+
+    @classmethod
+    def of(cls, estimate) -> BillingView:
+        lines = {
+            line.item: BillingLine(
+                line.item,
+                line.quantity,
+                price_text(line.unit_price, estimate.currency),
+                line.amount,
+                line.accrued,
+                line.projected,
+            )
+            for line in estimate.lines
+        }
+        each = lines["eas"].unit_price + lines["mapi"].unit_price - lines["eas_mapi"].unit_price
+        each = max(each, 0)
+        return cls(
+            estimate,
+            lines["storage"],
+            lines["eas"],
+            lines["mapi"],
+            lines["eas_mapi"],
+            round_money(each * lines["eas_mapi"].quantity, estimate.currency),
+            price_text(each, estimate.currency),
+        )
+
+
 def _list_params(query) -> dict:
     """The address list's parameters from the URL; anything unknown falls back to the default."""
     type_ = query.get("type", AddressListType.ALL)
@@ -129,9 +188,38 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
             spf=stored.report.spf if stored.report else None,
             dkim=_dkim_card(stored.report, records),
             checked_at=stored.checked_at,
+            # The estimate itself loads in its own request (the billing view): it is the
+            # page's most expensive read, and a dashboard must show at once.
+            has_plan=billing_has_plan(actor=actor, domain=found),
         )
         response = render(request, "web/dashboard.html", context)
     # The same URL answers a full page or the list alone: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+@require_GET
+@client_area_view
+def billing(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    """The estimate of the current period and the closed ones; the dashboard's billing card
+    when htmx asks for that card alone."""
+    found = domain_get(actor=actor, name=domain)
+    try:
+        estimate = billing_estimate(actor=actor, domain=found)
+    except InvalidInput as error:
+        if error.code != "no_plan":
+            raise
+        estimate = None
+    context = {"domain": found, "estimate": estimate and BillingView.of(estimate)}
+    htmx = getattr(request, "htmx", None)
+    if htmx and htmx.target == BILLING_CARD_TARGET:
+        # No plan: the card goes away rather than show nothing useful.
+        response = render(request, "web/_billing_card.html", context)
+    else:
+        context["history"] = [
+            BillingView.of(past) for past in billing_history(actor=actor, domain=found)
+        ]
+        response = render(request, "web/billing.html", context)
     patch_vary_headers(response, ["HX-Request", "HX-Target"])
     return response
 
@@ -410,3 +498,115 @@ def forward_delete(
     mail_services.forward_delete(actor=actor, forward=forward)
     messages.success(request, _("Forward %(address)s deleted.") % {"address": email})
     return redirect("web:dashboard", forward.address.domain.name)
+
+
+# --- Audit log -----------------------------------------------------------------------------------
+
+# What each recorded action means, in the customer's words; an unknown one shows as recorded.
+AUDIT_ACTIONS = {
+    "mailbox.create": gettext_lazy("Mailbox created"),
+    "mailbox.update": gettext_lazy("Mailbox changed"),
+    "mailbox.password": gettext_lazy("Mailbox password changed"),
+    "mailbox.delete": gettext_lazy("Mailbox deleted"),
+    "forward.create": gettext_lazy("Forward created"),
+    "forward.update": gettext_lazy("Forward changed"),
+    "forward.delete": gettext_lazy("Forward deleted"),
+    "dkim.enable": gettext_lazy("DKIM enabled"),
+    "dkim.disable": gettext_lazy("DKIM disabled"),
+    "dkim.prepare": gettext_lazy("DKIM key prepared"),
+    "dkim.rotate": gettext_lazy("DKIM key rotated"),
+    "domain.add": gettext_lazy("Domain added"),
+    "client.create": gettext_lazy("Account created"),
+    "client.set_plan": gettext_lazy("Plan changed"),
+    "client.suspend": gettext_lazy("Account suspended"),
+    "client.unsuspend": gettext_lazy("Account reactivated"),
+    "membership.add": gettext_lazy("User added"),
+    "user.create": gettext_lazy("User created"),
+    "token.create": gettext_lazy("API token created"),
+    "token.revoke": gettext_lazy("API token revoked"),
+}
+AUDIT_FIELDS = {
+    "aliases": gettext_lazy("Aliases"),
+    "destinations": gettext_lazy("Destinations"),
+    "quota_mb": gettext_lazy("Disk space limit (MB)"),
+    "delete_after_forwarding": gettext_lazy("Delete after forwarding"),
+    "keep_original_sender": gettext_lazy("Keep original sender and recipients"),
+    "eas_enabled": gettext_lazy("ActiveSync (EAS)"),
+    "mapi_enabled": gettext_lazy("MAPI/Exchange"),
+}
+AUDIT_SOURCES = {
+    "web": gettext_lazy("Client area"),
+    "api": gettext_lazy("API"),
+    "cli": gettext_lazy("Provider"),
+    "system": gettext_lazy("System"),
+}
+
+
+@dataclass(frozen=True)
+class AuditChange:
+    field: str
+    before: object  # None when the event records a value, not a change
+    after: object
+    is_change: bool
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    at: object
+    who: str
+    source: str
+    ip: str
+    action: str
+    target: str
+    domain: str
+    changes: list[AuditChange]
+
+
+def _audit_value(value) -> str:
+    if isinstance(value, bool):
+        return _("on") if value else _("off")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    return "—" if value in (None, "") else str(value)
+
+
+def _audit_row(event) -> AuditRow:
+    changes = []
+    # Updates record [before, after] per field; creations record the values.
+    is_update = event.action.endswith(".update")
+    for key, value in (event.changes or {}).items():
+        label = str(AUDIT_FIELDS.get(key, key))
+        if is_update and isinstance(value, list) and len(value) == 2:
+            changes.append(AuditChange(label, _audit_value(value[0]), _audit_value(value[1]), True))
+        else:
+            changes.append(AuditChange(label, None, _audit_value(value), False))
+    return AuditRow(
+        at=event.at,
+        who=event.actor_label if not event.actor_label.startswith("operator:") else _("Provider"),
+        source=str(AUDIT_SOURCES.get(event.source, event.source)),
+        ip=event.ip or "",
+        action=str(AUDIT_ACTIONS.get(event.action, event.action)),
+        target=event.target,
+        domain=event.domain_name,
+        changes=changes,
+    )
+
+
+@require_GET
+@client_area_view
+def audit(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """What changed in the user's accounts, by whom, from where and when; by domain."""
+    name = request.GET.get("domain", "")[:253].strip()
+    domain = domain_get(actor=actor, name=name) if name else None
+    try:
+        page = max(1, int(request.GET.get("page", 1)))
+    except (TypeError, ValueError):
+        page = 1
+    events = audit_list(actor=actor, domain=domain, page=page)
+    context = {
+        "events": events,
+        "rows": [_audit_row(event) for event in events.rows],
+        "domain": domain,
+        "domains": list(domain_list(actor=actor)),
+    }
+    return render(request, "web/audit.html", context)

@@ -11,11 +11,11 @@ from postdesk.dns.dkim import record_host, record_value
 from postdesk.mail.selectors import domain_get
 
 from ..auth import read_token_auth
-from ..schemas import ConfirmIn, DkimOut, DnsReportOut, ErrorOut, QueuedOut
+from ..schemas import ConfirmIn, DkimOut, DkimRotateIn, DnsReportOut, ErrorOut, QueuedOut
 
 router = Router(tags=["dns"])
 
-READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 WRITE_ERRORS = {400: ErrorOut, 409: ErrorOut, **READ_ERRORS}
 
 
@@ -75,3 +75,29 @@ def dkim_disable(request: HttpRequest, domain: str, payload: ConfirmIn):
     found = domain_get(actor=request.auth, name=domain)
     dns_services.dkim_disable(actor=request.auth, domain=found, confirmed=payload.confirm)
     return Status(204, None)
+
+
+def _dkim_out(request: HttpRequest, domain) -> dict:
+    records = dns_selectors.dkim_records(actor=request.auth, domain=domain)
+    return {
+        "enabled": any(r.status == "signing" for r in records),
+        "records": [r.__dict__ for r in records],
+    }
+
+
+@router.post("/domains/{domain}/dkim/prepare", response={200: DkimOut, **WRITE_ERRORS})
+def dkim_prepare(request: HttpRequest, domain: str):
+    """Key rotation, step 1: a new key under a new selector (`prepared`). Publish its record,
+    then rotate. Asking again returns the same prepared key."""
+    found = domain_get(actor=request.auth, name=domain)
+    dns_services.dkim_prepare_rotation(actor=request.auth, domain=found)
+    return _dkim_out(request, found)
+
+
+@router.post("/domains/{domain}/dkim/rotate", response={200: DkimOut, **WRITE_ERRORS})
+def dkim_rotate(request: HttpRequest, domain: str, payload: DkimRotateIn):
+    """Key rotation, step 2: sign with the prepared key once its record is visible in the DNS
+    (400 `dkim_not_published` before, unless `force`). The old key is retired."""
+    found = domain_get(actor=request.auth, name=domain)
+    dns_services.dkim_rotate(actor=request.auth, domain=found, force=payload.force)
+    return _dkim_out(request, found)

@@ -1,22 +1,64 @@
-"""Domains and their address list."""
+"""Domains: their address list, usage, billing estimate and audit log."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
 
+from postdesk.audit import selectors as audit_selectors
+from postdesk.billing import selectors as billing_selectors
 from postdesk.mail import selectors
 from postdesk.mail.models import Domain
 
-from ..schemas import AddressPageOut, DomainOut, DomainPage, ErrorOut
+from ..schemas import (
+    AddressPageOut,
+    AuditPageOut,
+    DomainOut,
+    DomainPage,
+    ErrorOut,
+    EstimateOut,
+    UsageOut,
+)
 
+# The billing cycle to show, by a moment inside it.
+AT_QUERY = Query(None, description="ISO 8601 with a zone; default now. The cycle that contains it.")
 router = Router(tags=["domains"])
 
 MAX_PER_PAGE = 500
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    422: ErrorOut,
+    429: ErrorOut,
+}
+
+
+def audit_page_out(result: audit_selectors.AuditPage) -> dict:
+    return {
+        "items": [
+            {
+                "at": event.at,
+                "actor": event.actor_label,
+                "source": event.source,
+                "ip": event.ip,
+                "action": event.action,
+                "domain": event.domain_name,
+                "target": event.target,
+                "changes": event.changes,
+            }
+            for event in result.rows
+        ],
+        "total": result.total,
+        "page": result.page,
+        "per_page": result.per_page,
+        "num_pages": result.num_pages,
+    }
 
 
 def _domain(domain: Domain) -> dict:
@@ -78,3 +120,37 @@ def address_list(
         "per_page": result.per_page,
         "num_pages": result.num_pages,
     }
+
+
+@router.get("/domains/{domain}/usage", response={200: UsageOut, **ERRORS})
+def domain_usage(request: HttpRequest, domain: str):
+    """The dashboard's statistics: disk used, mailboxes, aliases, forwards, EAS and MAPI."""
+    found = selectors.domain_get(actor=request.auth, name=domain)
+    return selectors.domain_summary(actor=request.auth, domain=found).__dict__
+
+
+@router.get("/domains/{domain}/estimate", response={200: EstimateOut, **ERRORS})
+def domain_estimate(
+    request: HttpRequest,
+    domain: str,
+    at: datetime | None = AT_QUERY,
+):
+    """The estimated bill of the billing cycle: accrued so far, projected to its end, lines.
+    400 `no_plan` until the provider has put your account on a plan."""
+    found = selectors.domain_get(actor=request.auth, name=domain)
+    return billing_selectors.billing_estimate(actor=request.auth, domain=found, at=at).as_dict()
+
+
+@router.get("/domains/{domain}/audit", response={200: AuditPageOut, **ERRORS})
+def domain_audit(
+    request: HttpRequest,
+    domain: str,
+    page: int = Query(1, ge=1, description="Past the last page: the last page."),
+    per_page: int = Query(50, ge=1, le=MAX_PER_PAGE),
+):
+    """What changed on the domain, by whom, from where: newest first."""
+    found = selectors.domain_get(actor=request.auth, name=domain)
+    result = audit_selectors.audit_list(
+        actor=request.auth, domain=found, page=page, per_page=per_page
+    )
+    return audit_page_out(result)

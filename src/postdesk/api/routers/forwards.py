@@ -12,7 +12,7 @@ from ..schemas import ErrorOut, ForwardCreateIn, ForwardOut, ForwardUpdateIn
 
 router = Router(tags=["forwards"])
 
-READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 WRITE_ERRORS = {400: ErrorOut, 409: ErrorOut, **READ_ERRORS}
 
 

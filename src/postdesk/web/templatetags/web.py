@@ -31,3 +31,10 @@ def list_url(domain, page_data, **overrides) -> str:
 def megabytes(value) -> str:
     """A quota in MB as a readable size ("5.0 GB")."""
     return filesizeformat(int(value or 0) * 1024 * 1024)
+
+
+@register.filter
+def minutes(value) -> int:
+    """A timedelta in whole minutes, rounded up (a wait is never shorter than said)."""
+    seconds = int(value.total_seconds())
+    return max(1, -(-seconds // 60))

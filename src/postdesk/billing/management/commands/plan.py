@@ -1,10 +1,15 @@
+import json
 from argparse import ArgumentTypeError
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from postdesk.billing.choices import CYCLE_NAMES
+from postdesk.billing.estimate import price_text
+from postdesk.billing.selectors import plan_list
 from postdesk.billing.services import plan_create
 from postdesk.cli import OperatorCommand, add_subcommands
+
+PRICES = ("storage_gb_price", "eas_price", "mapi_price", "eas_mapi_price")
 
 
 def _price(text: str) -> Decimal:
@@ -48,8 +53,15 @@ class Command(OperatorCommand):
             metavar="N",
             help="the plan's overall limit, for mailboxes without their own (quota 0)",
         )
+        listing = actions.add_parser(
+            "list", help="List the plans, with how many clients each is the current plan of."
+        )
+        listing.add_argument("--json", action="store_true", help="a JSON array of objects")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if action == "list":
+            self._list(options["json"])
+            return
         months = options["cycle_months"]
         if months is None:
             months = CYCLE_NAMES[options["cycle"] or "monthly"]
@@ -65,3 +77,27 @@ class Command(OperatorCommand):
             storage_limit_mb=options["storage_limit_mb"],
         )
         self.stdout.write(f"created plan {plan.name}")
+
+    def _list(self, as_json: bool) -> None:
+        plans = [
+            {
+                "name": plan.name,
+                "cycle_months": plan.cycle_months,
+                "currency": plan.currency,
+                **{f: str(price_text(getattr(plan, f), plan.currency)) for f in PRICES},
+                "storage_limit_mb": plan.storage_limit_mb,
+                "clients": plan.clients,
+            }
+            for plan in plan_list(actor=self.actor)
+        ]
+        if as_json:
+            self.stdout.write(json.dumps(plans, indent=2))
+            return
+        for plan in plans:
+            limit = plan["storage_limit_mb"]
+            self.stdout.write(
+                f"{plan['name']}\t{plan['cycle_months']} month(s)\t{plan['currency']}\t"
+                f"storage/GB {plan['storage_gb_price']}, EAS {plan['eas_price']}, "
+                f"MAPI {plan['mapi_price']}, EAS+MAPI {plan['eas_mapi_price']}\t"
+                f"limit {f'{limit} MB' if limit else 'none'}\t{plan['clients']} client(s)"
+            )

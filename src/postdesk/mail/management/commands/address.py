@@ -37,15 +37,15 @@ class Command(OperatorCommand):
         )
         listing.add_argument(
             "--sort",
-            choices=["address", "storage"],
+            choices=["address", "storage", "growth"],
             default="address",
-            help="storage: largest first",
+            help="storage: largest first; growth: the most bytes gained over 7 days first",
         )
         listing.add_argument("--json", action="store_true", help="a JSON array of objects")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         domain = domain_get(actor=self.actor, name=options["domain"])
-        sort = AddressListSort.STORAGE if options["sort"] == "storage" else AddressListSort.ADDRESS
+        sort = AddressListSort(options["sort"])
         rows = []
         page_number = 1
         # The selector pages; the CLI lists everything, a page at a time.
@@ -74,6 +74,9 @@ class Command(OperatorCommand):
                 details.append("→ " + ", ".join(row.destinations))
             if row.type == "mailbox":
                 details.append(_size(row.used_bytes))
+                if row.growth_7d_bytes:
+                    sign = "+" if row.growth_7d_bytes > 0 else "-"
+                    details.append(f"{sign}{_size(abs(row.growth_7d_bytes))} in 7 days")
                 details.extend(
                     p for p, on in (("EAS", row.eas_enabled), ("MAPI", row.mapi_enabled)) if on
                 )

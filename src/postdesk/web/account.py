@@ -1,0 +1,190 @@
+"""The account security of the client area's users: TOTP two-factor and the panel password.
+
+Services in the house style (keyword-only, an actor, validation, one transaction, an audit
+event) and the reads the login needs. They live with the client area because only its login
+uses them; the devices are django-otp's TOTP devices (RFC 6238: 6 digits, 30 s steps, the
+device's own throttling after failures).
+"""
+
+from __future__ import annotations
+
+from base64 import b32encode
+
+import qrcode
+import qrcode.image.svg
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from postdesk.audit.services import audit_record
+from postdesk.errors import ErrorCollector, InvalidInput, PermissionDenied
+from postdesk.tenancy.access import Actor
+from postdesk.tenancy.models import User
+
+TOTP_DEVICE_NAME = "Authenticator app"
+
+
+def _require_self(actor: Actor, user: User) -> None:
+    # Only the user changes their own login: not an operator, not another member.
+    if actor.user is None or actor.user.pk != user.pk:
+        raise PermissionDenied(_("Only the account's owner can change its login."))
+
+
+def _normalize_code(token: str) -> str:
+    # Apps show the code as "123 456"; people paste it with spaces or dashes.
+    return "".join(ch for ch in (token or "") if ch.isdigit())
+
+
+# --- Reads --------------------------------------------------------------------------------------
+
+
+def totp_enabled(user: User) -> bool:
+    """Whether the user must give a TOTP code at login (one query)."""
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def totp_pending_device(user: User) -> TOTPDevice | None:
+    """The device being set up (scanned, not yet confirmed with a code), if any."""
+    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
+def login_user(pk: int) -> User | None:
+    """The user who passed the password step, for the code step (active users only)."""
+    return User.objects.filter(pk=pk, is_active=True).first()
+
+
+def totp_qr_svg(device: TOTPDevice) -> str:
+    """The device's otpauth:// URL as an SVG QR code, drawn here (no external service)."""
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return image.to_string(encoding="unicode")
+
+
+def totp_secret_text(device: TOTPDevice) -> str:
+    """The secret in base32, in groups of four, for typing into an app by hand."""
+    secret = b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+# --- TOTP ---------------------------------------------------------------------------------------
+
+
+def _verify(device: TOTPDevice, token: str, field: str = "token") -> None:
+    allowed, _data = device.verify_is_allowed()
+    if not allowed:
+        raise InvalidInput(
+            "totp_throttled",
+            _("Too many wrong codes in a row. Wait a moment, then try the newest code."),
+            field,
+        )
+    if not device.verify_token(_normalize_code(token)):
+        raise InvalidInput(
+            "totp_invalid",
+            _("This code is not valid. Enter the 6-digit code your app shows now."),
+            field,
+        )
+
+
+def totp_setup_start(*, actor: Actor, user: User) -> TOTPDevice:
+    """A new secret to scan. Replaces a previous unconfirmed one; refused once enabled."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        if TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).exists():
+            raise InvalidInput(
+                "totp_enabled", _("Two-factor authentication is already on."), "token"
+            )
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        return TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+
+
+def totp_setup_confirm(*, actor: Actor, user: User, token: str) -> TOTPDevice:
+    """Turn two-factor on, once the app proves it holds the secret by a valid code."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        device = (
+            TOTPDevice.objects.select_for_update()
+            .filter(user=user, confirmed=False)
+            .order_by("-pk")
+            .first()
+        )
+        if device is None:
+            raise InvalidInput(
+                "totp_not_started", _("Start the set-up again: no secret is waiting."), "token"
+            )
+        _verify(device, token)
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        audit_record(actor=actor, action="account.totp_enable", client_id=None, target=user.email)
+    return device
+
+
+def totp_disable(*, actor: Actor, user: User, token: str) -> None:
+    """Turn two-factor off: a current code is required, so a stolen session cannot."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        if device is None:
+            raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
+        _verify(device, token)
+        TOTPDevice.objects.filter(user=user).delete()
+        audit_record(actor=actor, action="account.totp_disable", client_id=None, target=user.email)
+
+
+def totp_login_check(*, user: User, token: str) -> TOTPDevice:
+    """The login's second step: the device that accepts the code, or an error."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
+    with transaction.atomic():
+        # The device's throttling counters and last used step are written with its lock.
+        device = TOTPDevice.objects.select_for_update().get(pk=device.pk)
+        _verify(device, token)
+    return device
+
+
+# --- Password -----------------------------------------------------------------------------------
+
+
+def account_password_change(
+    *,
+    actor: Actor,
+    user: User,
+    old_password: str,
+    new_password: str,
+    new_password_confirmation: str,
+) -> None:
+    """Change the user's login password. The caller keeps its own session
+    (update_session_auth_hash); every other session of the user stops being valid, since
+    Django checks each session against the password hash."""
+    _require_self(actor, user)
+    errors = ErrorCollector()
+    if not user.check_password(old_password or ""):
+        errors.add(
+            InvalidInput(
+                "password_wrong", _("Your current password is not correct."), "old_password"
+            )
+        )
+    if not new_password:
+        errors.add(InvalidInput("password_missing", _("Enter a new password."), "new_password"))
+    else:
+        try:
+            password_validation.validate_password(new_password, user)
+        except ValidationError as error:
+            for message in error.messages:
+                errors.add(InvalidInput("password_weak", message, "new_password"))
+        if new_password != new_password_confirmation:
+            errors.add(
+                InvalidInput(
+                    "password_mismatch",
+                    _("The two passwords do not match."),
+                    "new_password_confirmation",
+                )
+            )
+    errors.raise_if_any()
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        audit_record(
+            actor=actor, action="account.password_change", client_id=None, target=user.email
+        )
