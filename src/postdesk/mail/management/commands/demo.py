@@ -11,7 +11,12 @@ from django.db import transaction
 from postdesk.cli import OperatorCommand
 from postdesk.mail.models import Domain, Mailbox
 from postdesk.mail.passwords import generate_password
-from postdesk.mail.services import domain_add, forward_create, mailbox_create
+from postdesk.mail.services import (
+    domain_add,
+    forward_create,
+    mailbox_create,
+    mailbox_set_password,
+)
 from postdesk.tenancy.choices import Role
 from postdesk.tenancy.models import Client, Membership, User
 from postdesk.tenancy.services import client_create
@@ -77,6 +82,13 @@ class Command(OperatorCommand):
             if name not in taken:
                 forward_create(actor=actor, domain=domain, name=name, destinations=destinations)
 
+        # A mailbox login, to read mail over IMAP when the mail stack runs (./run demo --mail).
+        demo_mailbox = Mailbox.objects.select_related("address__domain").get(
+            address__domain=domain, address__local_part=MAILBOXES[0][0]
+        )
+        mailbox_password = generate_password(username=MAILBOXES[0][0], domain=DOMAIN)
+        mailbox_set_password(actor=actor, mailbox=demo_mailbox, password=mailbox_password)
+
         owner_password, operator_password = _login_password(), _login_password()
         with transaction.atomic():
             owner = User.objects.filter(email=OWNER).first() or User.objects.create_user(OWNER)
@@ -97,6 +109,7 @@ class Command(OperatorCommand):
                     f"Demo data ready: client “{CLIENT}”, domain {DOMAIN}.",
                     f"  Client area login:  {OWNER} / {owner_password}",
                     f"  Operator (admin):   {OPERATOR} / {operator_password}",
+                    f"  Mailbox (IMAP/SMTP): {demo_mailbox.address.email} / {mailbox_password}",
                     f"  Try: postdesk address list {DOMAIN}",
                 ]
             )
