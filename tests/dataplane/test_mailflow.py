@@ -162,6 +162,33 @@ def test_quota_zero_means_no_individual_limit(mail, operator, domain):
     assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Large"]
 
 
+def test_quota_zero_falls_back_to_the_plans_overall_limit(mail, operator, domain):
+    from datetime import timedelta
+
+    from postdesk.billing.services import client_set_plan, plan_create
+
+    plan = plan_create(
+        actor=operator,
+        name="Small",
+        currency="CAD",
+        storage_gb_price="0.10",
+        eas_price="2",
+        mapi_price="4",
+        eas_mapi_price="5",
+        storage_limit_mb=1,
+    )
+    client_set_plan(
+        actor=operator, client=domain.client, plan=plan, at=timezone.now() - timedelta(days=1)
+    )
+    create(operator, domain, quota_mb=0)
+    big = "x" * (600 * 1024)
+    mail.send("marie@example.com", subject="First", body=big)
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["First"]
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        mail.send("marie@example.com", subject="Second", body=big)
+    assert caught.value.recipients["marie@example.com"][0] == 552
+
+
 def forwarding_mailbox(operator, domain, **options):
     from tests.dataplane.conftest import run_worker
 

@@ -20,7 +20,16 @@ VIEWS = {
                d.name AS domain,
                m.password_hash AS password,
                REPLACE(CAST(m.storage_id AS TEXT), '-', '') AS storage,
-               m.quota_mb AS quota_mb,
+               -- The limit Dovecot enforces: the mailbox's own, or with 0 the plan's overall
+               -- limit (the plan in force now), or none.
+               CASE WHEN m.quota_mb > 0 THEN m.quota_mb ELSE COALESCE((
+                   SELECT p.storage_limit_mb
+                   FROM billing_clientplan cp
+                   JOIN billing_plan p ON p.id = cp.plan_id
+                   WHERE cp.client_id = c.id AND cp.starts_at <= CURRENT_TIMESTAMP
+                   ORDER BY cp.starts_at DESC
+                   LIMIT 1
+               ), 0) END AS quota_mb,
                m.eas_enabled AS eas_enabled,
                m.mapi_enabled AS mapi_enabled,
                m.delete_after_forwarding AS delete_after_forwarding,
