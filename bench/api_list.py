@@ -74,6 +74,7 @@ def cases(domain: Any, middle_page: int) -> list[tuple[str, dict[str, Any]]]:
         ("first page", {}),
         ("middle page", {"page": middle_page}),
         ("sort by storage", {"sort": "storage"}),
+        ("sort by growth", {"sort": "growth"}),
         ("type: mailbox", {"type": "mailbox"}),
         ("search: alias (one match)", {"search": samples["alias"]}),
         ("search: surname (1 %)", {"search": "martin"}),

@@ -94,3 +94,48 @@ def test_audit_selector_query_count_is_fixed(
             with django_assert_num_queries(query_budget(budget)):
                 page = audit_list(actor=owner, **kwargs)
             assert page.total >= count
+
+
+def test_usage_report_costs_a_fixed_base_plus_three_queries_per_domain(
+    api, operator, client_a, domain, django_assert_num_queries
+):
+    """The provisioning usage report is not fixed per request: it runs the billing estimate
+    (plan history, protocol periods, storage aggregate) once per domain of the client. Its cost
+    is exactly `base + per_domain * domains`, whatever each domain's mailboxes and samples."""
+    from datetime import UTC, datetime
+
+    from postdesk.api.models import TokenScope
+    from postdesk.api.services import token_create
+    from postdesk.billing.services import client_set_plan, plan_create, usage_record
+    from postdesk.mail.models import Domain
+
+    plan = plan_create(
+        actor=operator,
+        name="Basic",
+        currency="CAD",
+        storage_gb_price="0.50",
+        eas_price="4",
+        mapi_price="6",
+        eas_mapi_price="8.50",
+    )
+    client_set_plan(actor=operator, client=client_a, plan=plan, at=datetime(2024, 1, 1, tzinfo=UTC))
+    token = token_create(actor=operator, operator_name="billing", scope=TokenScope.READ).plaintext
+    path = f"provisioning/clients/{client_a.pk}/usage?at=2024-01-20T00:00:00Z"
+    api.get(path, token)  # records the token's last use: later calls skip it
+    base = query_budget("api:provisioning_usage")
+    per_domain = query_budget("api:provisioning_usage:per_domain")
+    for start, count in [(0, 1), (1, 4)]:
+        grow(operator, client_a, domain, start, count)  # adds `count` domains, and rows
+        for mailbox in Mailbox.objects.filter(address__domain=domain)[start:]:
+            usage_record(
+                actor=operator,
+                mailbox=mailbox,
+                used_bytes=1000,
+                at=datetime(2024, 1, 10, tzinfo=UTC),
+            )
+        domains = Domain.objects.filter(client=client_a).count()
+        with django_assert_num_queries(base + per_domain * domains):
+            response = api.get(path, token)
+        assert response.status == 200, response.body
+        assert len(response.body["domains"]) == domains
+    assert domains == 6

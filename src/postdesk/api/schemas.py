@@ -140,6 +140,9 @@ class AddressRowOut(Schema):
     mapi: bool
     delete_after_forwarding: bool
     keep_original_sender: bool
+    growth_7d_bytes: int | None = Field(
+        description="Bytes gained over the last 7 days (negative: shrank); null for a forward."
+    )
 
 
 class AddressPageOut(Schema):

@@ -7,9 +7,21 @@ queries whatever the number of rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import BigIntegerField, Case, Count, F, Prefetch, Q, QuerySet, Sum, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    Max,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    When,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -295,6 +307,8 @@ class DomainSummary:
     forwards: int
     eas_accounts: int
     mapi_accounts: int
+    # When the usage collector last measured a mailbox of the domain (None: never).
+    used_measured_at: datetime | None = None
 
 
 def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
@@ -308,6 +322,7 @@ def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
         forwards=Count("pk", filter=Q(kind=AddressKind.FORWARD)),
         eas_accounts=Count("pk", filter=is_mailbox & Q(mailbox__eas_enabled=True)),
         mapi_accounts=Count("pk", filter=is_mailbox & Q(mailbox__mapi_enabled=True)),
+        used_measured_at=Max("mailbox__used_measured_at", filter=is_mailbox),
     )
     return DomainSummary(**totals)
 

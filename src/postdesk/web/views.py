@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from postdesk.audit.selectors import audit_list
 from postdesk.billing.estimate import price_text, round_money
 from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
+from postdesk.dataplane.selectors import mailbox_changes_pending
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
 from postdesk.dns.selectors import dkim_records, dns_report
@@ -280,12 +281,23 @@ def password_generate(request: HttpRequest, actor: Actor, domain: str) -> HttpRe
 
 
 def _mailbox_page(
-    request, domain, form, *, row=None, can_write=True, password_form=None, status=200
+    request,
+    domain,
+    form,
+    *,
+    row=None,
+    mailbox=None,
+    can_write=True,
+    password_form=None,
+    status=200,
 ):
     context = {
         "domain": domain,
         "form": form,
         "row": row,
+        "used_measured_at": mailbox.used_measured_at if mailbox else None,
+        # A password change whose disconnection the mail servers have not applied yet.
+        "changes_pending": mailbox is not None and mailbox_changes_pending(mailbox),
         "can_write": can_write,
         "read_only": not can_write,
         "existing_aliases": [a.split("@", 1)[0] for a in row.aliases] if row else [],
@@ -349,17 +361,18 @@ def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
     email = f"{local_part}@{domain}"
     row = address_detail(actor=actor, address=email, type=AddressKind.MAILBOX)
     found = domain_get(actor=actor, name=domain)
+    mailbox = mailbox_get(actor=actor, address=email)
     can_write = _can_write(actor, found)
     if request.method == "GET":
         form = MailboxSettingsForm(initial=_mailbox_initial(row))
-        return _mailbox_page(request, found, form, row=row, can_write=can_write)
+        return _mailbox_page(request, found, form, row=row, mailbox=mailbox, can_write=can_write)
     form = MailboxSettingsForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
             mail_services.mailbox_update(
                 actor=actor,
-                mailbox=mailbox_get(actor=actor, address=email),
+                mailbox=mailbox,
                 quota_mb=data["quota_mb"],
                 aliases=data["aliases"],
                 destinations=data["destinations"],
@@ -373,7 +386,9 @@ def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
         else:
             messages.success(request, _("Changes saved."))
             return redirect("web:mailbox_edit", found.name, row.local_part)
-    return _mailbox_page(request, found, form, row=row, can_write=can_write, status=400)
+    return _mailbox_page(
+        request, found, form, row=row, mailbox=mailbox, can_write=can_write, status=400
+    )
 
 
 @require_POST
@@ -407,7 +422,9 @@ def mailbox_password(
     row = address_detail(actor=actor, address=email, type=AddressKind.MAILBOX)
     found = mailbox.address.domain
     form = MailboxSettingsForm(initial=_mailbox_initial(row))
-    return _mailbox_page(request, found, form, row=row, password_form=password_form, status=400)
+    return _mailbox_page(
+        request, found, form, row=row, mailbox=mailbox, password_form=password_form, status=400
+    )
 
 
 @require_POST

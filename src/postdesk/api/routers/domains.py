@@ -96,8 +96,9 @@ def address_list(
         "", max_length=254, description="Part of an address, alias or destination."
     ),
     type: Literal["all", "mailbox", "forward"] = Query("all"),
-    sort: Literal["address", "storage", "storage_asc"] = Query(
-        "address", description="storage: largest first."
+    sort: Literal["address", "storage", "storage_asc", "growth"] = Query(
+        "address",
+        description="storage: largest first; growth: the most bytes gained over 7 days first.",
     ),
     page: int = Query(1, ge=1, description="Past the last page: the last page."),
     per_page: int | None = Query(None, ge=1, le=MAX_PER_PAGE, description="Default: 50."),

@@ -38,3 +38,14 @@ def minutes(value) -> int:
     """A timedelta in whole minutes, rounded up (a wait is never shorter than said)."""
     seconds = int(value.total_seconds())
     return max(1, -(-seconds // 60))
+
+
+@register.filter
+def signed_size(value) -> str:
+    """A change in bytes as a readable size with its sign ("+1.2 MB", "\u2212300 bytes")."""
+    value = int(value or 0)
+    if value > 0:
+        return f"+{filesizeformat(value)}"
+    if value < 0:
+        return "\u2212" + filesizeformat(-value)
+    return filesizeformat(0)
