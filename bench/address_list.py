@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchsetup import setup_django
+
 TARGET_P50_MS = 30.0
 SMALL = {"mailboxes": 10, "aliases": 10, "forwards": 2}
 LARGE = {"mailboxes": 10_000, "aliases": 10_000, "forwards": 2_000}
@@ -43,28 +44,6 @@ class Result:
     p95_ms: float
     queries: int
     sql: list[str]
-
-
-def setup_django(db_url: str | None, data_dir: Path) -> None:
-    """Point the settings at a throwaway data directory and the chosen database, then migrate."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "postdesk.settings"
-    os.environ["POSTDESK_DATA_DIR"] = str(data_dir)
-    # DEBUG keeps every query in memory, which would inflate the timed runs.
-    os.environ["DJANGO_DEBUG"] = "0"
-    if db_url:
-        os.environ["DATABASE_URL"] = db_url
-    else:
-        # An inherited DATABASE_URL could be a real database: only write there when asked.
-        os.environ.pop("DATABASE_URL", None)
-    # Run as a script, only bench/ is on the path; `bench.dataset` needs the repository root.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def percentile(values: list[float], fraction: float) -> float:

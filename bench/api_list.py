@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchsetup import setup_django
+
 TARGET_P50_MS = 15.0
 SMALL = {"mailboxes": 10, "aliases": 10, "forwards": 2}
 LARGE = {"mailboxes": 10_000, "aliases": 10_000, "forwards": 2_000}
@@ -45,25 +46,6 @@ class Result:
     queries: int
     # The same page from the selector alone (no HTTP, no token): what the API adds is the rest.
     selector_p50_ms: float
-
-
-def setup_django(db_url: str | None, data_dir: Path) -> None:
-    # A settings module given in the environment wins (a test settings wrapper, say).
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "postdesk.settings")
-    os.environ["POSTDESK_DATA_DIR"] = str(data_dir)
-    os.environ["DJANGO_DEBUG"] = "0"  # DEBUG keeps every query in memory
-    if db_url:
-        os.environ["DATABASE_URL"] = db_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def cases(domain: Any, middle_page: int) -> list[tuple[str, dict[str, Any]]]:

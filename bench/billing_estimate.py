@@ -15,7 +15,6 @@ not. The p50 target (200 ms at 10,000 mailboxes) is reported, not enforced.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -24,28 +23,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchsetup import setup_django
+
 TARGET_P50_MS = 200.0
 PLAN_START = datetime(2024, 1, 1, tzinfo=UTC)
 # Mid-cycle of the last month of the year: 19.5 days of December's samples are in the cycle.
 ESTIMATE_AT = datetime(2024, 12, 20, 12, 0, tzinfo=UTC)
-
-
-def setup_django(db_url: str | None, data_dir: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "postdesk.settings"
-    os.environ["POSTDESK_DATA_DIR"] = str(data_dir)
-    os.environ["DJANGO_DEBUG"] = "0"
-    if db_url:
-        os.environ["DATABASE_URL"] = db_url
-    else:
-        os.environ.pop("DATABASE_URL", None)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def fill(
