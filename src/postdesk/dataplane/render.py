@@ -18,14 +18,44 @@ from django.template import Context, Engine
 
 TEMPLATES = Path(__file__).parent / "templates" / "dataplane"
 
-# The Postfix lookups: the file name, and the query on the views (%u, %d: local part, domain).
+# The Postfix lookups: the file name, and the query (%s: the whole key; %u, %d: its local part
+# and domain). On PostgreSQL the per-address lookups call the PL/pgSQL functions of
+# views_sql.PG_FUNCTIONS (a plan cached per connection); on SQLite they read the views.
 POSTFIX_LOOKUPS = {
-    "domains.cf": "SELECT 1 FROM dataplane_domains WHERE domain = '%s'",
-    "mailboxes.cf": "SELECT 1 FROM dataplane_mailboxes WHERE local_part = '%u' AND domain = '%d'",
-    "aliases.cf": (
-        "SELECT destination FROM dataplane_aliases WHERE local_part = '%u' AND domain = '%d'"
-    ),
+    "sqlite": {
+        "domains.cf": "SELECT 1 FROM dataplane_domains WHERE domain = '%s'",
+        "mailboxes.cf": (
+            "SELECT 1 FROM dataplane_mailboxes WHERE local_part = '%u' AND domain = '%d'"
+        ),
+        "aliases.cf": (
+            "SELECT destination FROM dataplane_aliases WHERE local_part = '%u' AND domain = '%d'"
+        ),
+    },
+    "pgsql": {
+        "domains.cf": "SELECT 1 FROM dataplane_domains WHERE domain = '%s'",
+        "mailboxes.cf": "SELECT 1 FROM dataplane_mailbox('%u', '%d')",
+        "aliases.cf": "SELECT destination FROM dataplane_alias_destinations('%u', '%d')",
+    },
 }
+
+# Dovecot's passdb and userdb lookups (%n, %d: local part and domain), the same way.
+_DOVECOT_MAILBOX = {
+    "sqlite": "dataplane_mailboxes WHERE local_part = '%n' AND domain = '%d'",
+    "pgsql": "dataplane_mailbox('%n', '%d')",
+}
+
+
+def dovecot_queries(engine: str, vmail: str) -> dict[str, str]:
+    # Built from fixed fragments and the operator's vmail path; the daemon fills %n/%d.
+    mailbox = _DOVECOT_MAILBOX[engine]
+    return {
+        "password_query": f"SELECT address AS user, password FROM {mailbox}",  # noqa: S608
+        "user_query": (
+            f"SELECT '{vmail}/' || domain || '/' || storage AS home, "  # noqa: S608
+            "CASE WHEN quota_mb > 0 THEN '*:bytes=' || (quota_mb * 1048576) "
+            f"ELSE '*:bytes=0' END AS quota_rule FROM {mailbox}"
+        ),
+    }
 
 
 def free_port() -> int:
@@ -120,10 +150,14 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
 
     write("postfix/main.cf", "postfix/main.cf")
     write("postfix/master.cf", "postfix/master.cf")
-    for name, query in POSTFIX_LOOKUPS.items():
+    for name, query in POSTFIX_LOOKUPS[db["engine"]].items():
         write(f"postfix/{name}", "postfix/lookup.cf", {"query": query})
     write("dovecot/dovecot.conf", "dovecot/dovecot.conf")
-    write("dovecot/sql.conf.ext", "dovecot/sql.conf.ext")
+    write(
+        "dovecot/sql.conf.ext",
+        "dovecot/sql.conf.ext",
+        dovecot_queries(db["engine"], str(config.vmail)),
+    )
     write("nginx/nginx.conf", "nginx/nginx.conf")
     write("opendkim/opendkim.conf", "opendkim/opendkim.conf")
     return written

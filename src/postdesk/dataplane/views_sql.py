@@ -83,6 +83,54 @@ VIEWS = {
 }
 
 
+# PostgreSQL only: the daemons' per-address lookups as PL/pgSQL functions over the views.
+# Postfix and Dovecot send every lookup as a new, unprepared query; planning a query over the
+# views costs 0.3 to 2 ms on PostgreSQL where executing it costs 0.02 to 0.2 ms. A PL/pgSQL function
+# keeps its plan for the life of the connection (both daemons hold theirs open), so each lookup
+# only executes. The functions read the views, so the views stay the one contract; their
+# result columns are declared, not tied to the views' row types, so a later migration can
+# still replace a view without dropping them. SQLite plans in microseconds and queries the
+# views directly.
+PG_FUNCTIONS = {
+    "dataplane_mailbox": """
+        CREATE OR REPLACE FUNCTION dataplane_mailbox(p_local_part text, p_domain text)
+        RETURNS TABLE (address text, local_part text, domain text, password text,
+                       storage text, quota_mb bigint)
+        LANGUAGE plpgsql STABLE AS $$
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY
+            SELECT v.address::text, v.local_part::text, v.domain::text, v.password::text,
+                   v.storage::text, v.quota_mb::bigint
+            FROM dataplane_mailboxes v
+            WHERE v.local_part = p_local_part AND v.domain = p_domain;
+        END
+        $$
+    """,
+    "dataplane_alias_destinations": """
+        CREATE OR REPLACE FUNCTION dataplane_alias_destinations(p_local_part text, p_domain text)
+        RETURNS TABLE (destination text)
+        LANGUAGE plpgsql STABLE AS $$
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY
+            SELECT v.destination::text
+            FROM dataplane_aliases v
+            WHERE v.local_part = p_local_part AND v.domain = p_domain;
+        END
+        $$
+    """,
+}
+
+
+def create_functions_sql() -> list[str]:
+    return [sql.strip() for sql in PG_FUNCTIONS.values()]
+
+
+def drop_functions_sql() -> list[str]:
+    return [f"DROP FUNCTION IF EXISTS {name}(text, text)" for name in reversed(PG_FUNCTIONS)]
+
+
 def create_sql() -> list[str]:
     return [f"CREATE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]
 
