@@ -6,6 +6,7 @@ from __future__ import annotations
 import imaplib
 import smtplib
 import time
+from email.message import EmailMessage
 
 import pytest
 from django.utils import timezone
@@ -213,6 +214,40 @@ def test_forwarding_keeps_a_copy_and_points_replies_at_the_mailbox(mail, sink, o
     assert "client@example.org" not in srs and "=example.org=client@" in srs
     assert mail.subjects("jean@example.com", GOOD_PASSWORD) == ["Forward me"]
     assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Forward me"]
+
+
+def bounce(mail, to: str, subject: str) -> None:
+    """What a remote server does when it cannot deliver: a message from the null sender."""
+    message = EmailMessage()
+    message["From"] = "MAILER-DAEMON@example.net"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content("Delivery failed.")
+    with smtplib.SMTP("127.0.0.1", mail.ports["smtp"], timeout=20) as smtp:
+        smtp.send_message(message, from_addr="", to_addrs=[to])
+
+
+def test_a_bounce_to_the_srs_address_reaches_the_original_sender(mail, sink, operator, domain):
+    forwarding_mailbox(operator, domain)
+    mail.send("marie@example.com", subject="Forward me", sender="client@example.org")
+    sink.wait_for("friend@example.net")
+    srs = sink.senders["friend@example.net"]
+    sink.clear()
+    # The destination refuses the forwarded copy and bounces it to its envelope sender.
+    bounce(mail, srs, "Undelivered Mail Returned to Sender")
+    returned = sink.wait_for("client@example.org")
+    assert returned["Subject"] == "Undelivered Mail Returned to Sender"
+    assert sink.senders["client@example.org"] in ("", "<>")  # still a bounce: no loops
+
+
+def test_a_forged_srs_address_is_refused_at_rcpt(mail, sink):
+    forged = "SRS0=AAAA=ZZ=example.org=victim@mail.postdesk.test"
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        bounce(mail, forged, "Backscatter")
+    code, _ = caught.value.recipients[forged]
+    assert 500 <= code < 600
+    time.sleep(1)
+    assert not sink.messages
 
 
 def test_delete_after_forwarding_and_keep_original_sender(mail, sink, operator, domain):
