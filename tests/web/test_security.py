@@ -180,6 +180,10 @@ def test_account_pages_need_a_login(client):
         response = client.get(reverse(f"web:{name}"))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("web:login"))
+    for name in ["sessions_end"]:
+        response = client.post(reverse(f"web:{name}"))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("web:login"))
 
 
 # --- Sessions and the password ------------------------------------------------------------------
@@ -286,3 +290,50 @@ def test_the_admin_uses_the_same_login(client):
     response = client.get("/admin/login/?next=/admin/")
     assert response.status_code == 302
     assert response["Location"] == reverse("web:login") + "?next=/admin/"
+
+
+def test_turning_two_factor_on_or_off_logs_out_the_other_sessions_only(user):
+    here, elsewhere = Browser(), Browser()
+    _login(here)
+    _login(elsewhere, ip="198.51.100.7")
+    device = _enrol(here)  # a session opened with the password alone must not survive this
+    assert _logged_in(here)
+    assert not _logged_in(elsewhere)
+
+    _login(elsewhere, ip="198.51.100.7")
+    elsewhere.post(reverse("web:login_code"), {"token": _code(device, steps_ahead=1)})
+    assert _logged_in(elsewhere)
+    done = here.post(
+        reverse("web:two_factor"),
+        {"action": "disable", "token": _code(device, steps_ahead=2)},
+        follow=True,
+    )
+    assert "Your other sessions have been logged out." in _text(done)
+    assert _logged_in(here)
+    assert not _logged_in(elsewhere)
+
+
+def test_log_out_other_sessions_keeps_this_one(user, viewer):
+    here, elsewhere, other_user = Browser(), Browser(), Browser()
+    _login(here)
+    _login(elsewhere, ip="198.51.100.7")
+    other_user.force_login(viewer.user)
+    assert "Log out other sessions" in _text(here.get(reverse("web:account")))
+    assert here.get(reverse("web:sessions_end")).status_code == 405  # a change: POST only
+    done = here.post(reverse("web:sessions_end"), follow=True)
+    assert "Your other sessions have been logged out." in _text(done)
+    assert _logged_in(here)
+    assert not _logged_in(elsewhere)
+    assert _logged_in(other_user)  # another user's sessions are not touched
+    assert AuditEvent.objects.filter(action="account.sessions_end").count() == 1
+    # Logging in again works as before.
+    _login(elsewhere, ip="198.51.100.7")
+    assert _logged_in(elsewhere)
+
+
+def test_sessions_from_before_the_generation_existed_stay_valid(user):
+    """Generation 0 keeps Django's own session hash: deploying this logged nobody out."""
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    assert user.session_generation == 0
+    assert user.get_session_auth_hash() == AbstractBaseUser._get_session_auth_hash(user)

@@ -15,6 +15,7 @@ import qrcode.image.svg
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -115,6 +116,8 @@ def totp_setup_confirm(*, actor: Actor, user: User, token: str) -> TOTPDevice:
         _verify(device, token)
         device.confirmed = True
         device.save(update_fields=["confirmed"])
+        # A session opened with the password alone must not outlive the switch to two-factor.
+        _end_sessions(user)
         audit_record(actor=actor, action="account.totp_enable", client_id=None, target=user.email)
     return device
 
@@ -128,6 +131,7 @@ def totp_disable(*, actor: Actor, user: User, token: str) -> None:
             raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
         _verify(device, token)
         TOTPDevice.objects.filter(user=user).delete()
+        _end_sessions(user)
         audit_record(actor=actor, action="account.totp_disable", client_id=None, target=user.email)
 
 
@@ -141,6 +145,26 @@ def totp_login_check(*, user: User, token: str) -> TOTPDevice:
         device = TOTPDevice.objects.select_for_update().get(pk=device.pk)
         _verify(device, token)
     return device
+
+
+# --- Sessions -----------------------------------------------------------------------------------
+
+
+def _end_sessions(user: User) -> None:
+    """Every session of the user stops being valid; the caller keeps its own by
+    update_session_auth_hash with the user as updated here."""
+    User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    user.refresh_from_db(fields=["session_generation"])
+
+
+def account_end_other_sessions(*, actor: Actor, user: User) -> None:
+    """Log the user out everywhere but here (a lost phone, a shared computer)."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        _end_sessions(user)
+        audit_record(
+            actor=actor, action="account.sessions_end", client_id=None, target=user.email
+        )
 
 
 # --- Password -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
 from postdesk.errors import PostdeskError
@@ -147,15 +147,27 @@ def two_factor(request: HttpRequest, actor) -> HttpResponse:
                 return redirect("web:two_factor")
             if action == "confirm":
                 device = account.totp_setup_confirm(actor=actor, user=user, token=token)
+                # This session stays (and is now verified); the user's others are ended.
+                update_session_auth_hash(request, user)
                 otp_login(request, device)
                 messages.success(
                     request,
-                    _("Two-factor authentication is on: each login will ask for a code."),
+                    _(
+                        "Two-factor authentication is on: each login will ask for a code. "
+                        "Your other sessions have been logged out."
+                    ),
                 )
                 return redirect("web:account")
             if action == "disable":
                 account.totp_disable(actor=actor, user=user, token=token)
-                messages.success(request, _("Two-factor authentication is off."))
+                update_session_auth_hash(request, user)
+                messages.success(
+                    request,
+                    _(
+                        "Two-factor authentication is off. "
+                        "Your other sessions have been logged out."
+                    ),
+                )
                 return redirect("web:account")
         except PostdeskError as error:
             show_on_form(form, error)
@@ -170,6 +182,15 @@ def two_factor(request: HttpRequest, actor) -> HttpResponse:
         "secret": account.totp_secret_text(device) if device else "",
     }
     return render(request, "web/two_factor.html", context, status=status)
+
+
+@require_POST
+@client_area_view
+def sessions_end(request: HttpRequest, actor) -> HttpResponse:
+    account.account_end_other_sessions(actor=actor, user=request.user)
+    update_session_auth_hash(request, request.user)
+    messages.success(request, _("Your other sessions have been logged out."))
+    return redirect("web:account")
 
 
 @sensitive_post_parameters("old_password", "new_password", "new_password_confirmation")

@@ -17,6 +17,7 @@ urlpatterns = [
     path("account/", account_views.account_home, name="account"),
     path("account/two-factor/", account_views.two_factor, name="two_factor"),
     path("account/password/", account_views.password_change, name="password_change"),
+    path("account/sessions/end/", account_views.sessions_end, name="sessions_end"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", set_language, name="set_language"),
     path("audit/", views.audit, name="audit"),
