@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     # Login hardening of the client area (postdesk.web.account): lockout, TOTP.
     "axes",
     "django_otp",
+    # Kept while tenancy 0004 (moving its plain-hex devices to tenancy.TotpDevice) exists.
     "django_otp.plugins.otp_totp",
 ]
 

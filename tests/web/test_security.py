@@ -4,21 +4,32 @@ out the user's other sessions, and the security headers."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
 import sys
 import time
+from base64 import b32encode
+from binascii import hexlify
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
+from django.apps import apps as django_apps
 from django.conf import settings as django_settings
+from django.db import connection
 from django.test import Client as Browser
 from django.urls import reverse
+from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from postdesk import crypto
 from postdesk.audit.models import AuditEvent
+from postdesk.tenancy.models import TotpDevice, User
 
 pytestmark = pytest.mark.django_db
 
@@ -45,11 +56,19 @@ def _login(browser: Browser, password: str = PASSWORD, ip: str = "192.0.2.10", *
     )
 
 
-def _code(device: TOTPDevice, steps_ahead: int = 0) -> str:
+def _code(device: TotpDevice, steps_ahead: int = 0) -> str:
     """The code an authenticator app shows now (or `steps_ahead` 30 s steps later)."""
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     totp.time = time.time() + steps_ahead * device.step
     return f"{totp.token():0{device.digits}d}"
+
+
+def _wait_out_throttling(device: TotpDevice) -> None:
+    """After a wrong code the device refuses any code for 1 s (2 s, 4 s... after more): move
+    the failure back in time rather than sleep."""
+    TotpDevice.objects.filter(pk=device.pk).update(
+        throttling_failure_timestamp=timezone.now() - timedelta(seconds=10)
+    )
 
 
 def _logged_in(browser: Browser) -> bool:
@@ -93,18 +112,19 @@ def test_a_successful_login_resets_the_failure_count(user, settings):
 # --- TOTP ---------------------------------------------------------------------------------------
 
 
-def _enrol(browser: Browser) -> TOTPDevice:
+def _enrol(browser: Browser) -> TotpDevice:
     url = reverse("web:two_factor")
     assert "Set up two-factor authentication" in _text(browser.get(url))
     browser.post(url, {"action": "start"})
     page = _text(browser.get(url))
     assert "<svg" in page and "<path" in page  # the QR code, drawn by us
-    device = TOTPDevice.objects.get(user__email="owner@example.org", confirmed=False)
+    device = TotpDevice.objects.get(user__email="owner@example.org", confirmed=False)
     secret = page.split('id="totp-secret">')[1].split("<")[0].replace(" ", "")
     assert secret and secret in device.config_url
     wrong = browser.post(url, {"action": "confirm", "token": "000000"})
     assert wrong.status_code == 400
     assert "This code is not valid." in _text(wrong).split('id="id_token-errors"')[1][:200]
+    _wait_out_throttling(device)
     response = browser.post(url, {"action": "confirm", "token": _code(device)}, follow=True)
     assert "Two-factor authentication is on" in _text(response)
     device.refresh_from_db()
@@ -127,6 +147,7 @@ def test_enrol_then_every_login_asks_for_the_code(user):
     assert wrong.status_code == 400
     assert "This code is not valid." in _text(wrong)
     assert not _logged_in(browser)
+    _wait_out_throttling(device)
     # The app's next code (the one used to enrol cannot be replayed).
     done = browser.post(reverse("web:login_code"), {"token": _code(device, steps_ahead=1)})
     assert done.status_code == 302 and done["Location"] == "/domains/example.com/"
@@ -134,7 +155,7 @@ def test_enrol_then_every_login_asks_for_the_code(user):
 
 
 def test_the_code_step_expires_and_cannot_be_reached_without_the_password(user, settings):
-    device = TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    device = TotpDevice.objects.create(user=user, name="app", confirmed=True)
     browser = Browser()
     response = browser.get(reverse("web:login_code"), follow=True)
     assert "Your login has expired" in _text(response)
@@ -147,7 +168,7 @@ def test_the_code_step_expires_and_cannot_be_reached_without_the_password(user, 
 
 
 def test_wrong_codes_count_towards_the_lockout(user, settings):
-    TOTPDevice.objects.create(user=user, name="app", confirmed=True)
+    TotpDevice.objects.create(user=user, name="app", confirmed=True)
     browser = Browser()
     _login(browser)
     statuses = [
@@ -167,9 +188,10 @@ def test_turn_two_factor_off_needs_a_current_code(user):
     url = reverse("web:two_factor")
     refused = browser.post(url, {"action": "disable", "token": "000000"})
     assert refused.status_code == 400
-    assert TOTPDevice.objects.filter(confirmed=True).exists()
+    assert TotpDevice.objects.filter(confirmed=True).exists()
+    _wait_out_throttling(device)
     browser.post(url, {"action": "disable", "token": _code(device, steps_ahead=1)})
-    assert not TOTPDevice.objects.exists()
+    assert not TotpDevice.objects.exists()
     browser.post(reverse("web:logout"))
     assert _login(browser).status_code == 302
     assert _logged_in(browser)  # no code asked any more
@@ -337,3 +359,140 @@ def test_sessions_from_before_the_generation_existed_stay_valid(user):
 
     assert user.session_generation == 0
     assert user.get_session_auth_hash() == AbstractBaseUser._get_session_auth_hash(user)
+
+
+# --- TOTP secrets at rest -----------------------------------------------------------------------
+
+
+def _secret_forms(secret: bytes) -> list[str]:
+    """The ways a secret could be written out in a column: hex and base32, either case."""
+    forms = [hexlify(secret).decode(), b32encode(secret).decode().rstrip("=")]
+    return forms + [f.lower() for f in forms] + [f.upper() for f in forms]
+
+
+def _raw_row(pk: int) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM tenancy_totpdevice WHERE id = %s", [pk])
+        return [str(value) for value in cursor.fetchone()]
+
+
+def test_the_secret_is_encrypted_in_the_database(user):
+    browser = Browser()
+    _login(browser)
+    device = _enrol(browser)
+    secret = device.bin_key
+    assert len(secret) == 20
+    row = " ".join(_raw_row(device.pk))
+    for form in _secret_forms(secret):
+        assert form not in row
+    # What the column holds is a token that the configured key opens, and nothing else does.
+    assert crypto.decrypt(device.encrypted_key) == secret
+    assert device.encrypted_key in row
+
+
+def test_a_device_still_verifies_after_the_encryption_key_is_rotated(user, monkeypatch):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("POSTDESK_ENCRYPTION_KEYS", old)
+    device = TotpDevice.objects.create(user=user, name="app", confirmed=True)
+    code = _code(device)
+    # A new key first (encrypts), the old one kept to decrypt what it wrote.
+    monkeypatch.setenv("POSTDESK_ENCRYPTION_KEYS", f"{new},{old}")
+    browser = Browser()
+    _login(browser)
+    assert browser.post(reverse("web:login_code"), {"token": code}).status_code == 302
+    assert _logged_in(browser)
+    # The old key really is what opens it: without it, the secret is unreadable.
+    monkeypatch.setenv("POSTDESK_ENCRYPTION_KEYS", new)
+    with pytest.raises(crypto.DecryptionFailed):
+        _code(TotpDevice.objects.get(pk=device.pk))
+    # A device set up after the rotation is written with the new key.
+    fresh = TotpDevice.objects.create(user=user, name="app2", confirmed=False)
+    assert len(fresh.bin_key) == 20
+
+
+def test_a_code_cannot_be_used_twice(user):
+    device = TotpDevice.objects.create(user=user, name="app", confirmed=True)
+    code = _code(device)
+    first = Browser()
+    _login(first)
+    assert first.post(reverse("web:login_code"), {"token": code}).status_code == 302
+    # django-otp records the device in the session by our model's label, and finds it again.
+    assert Device.from_persistent_id(first.session[DEVICE_ID_SESSION_KEY]) == device
+    # The same code, seen over a shoulder or replayed from a proxy, logs nobody else in.
+    second = Browser()
+    _login(second, ip="198.51.100.7")
+    replay = second.post(reverse("web:login_code"), {"token": code}, REMOTE_ADDR="198.51.100.7")
+    assert replay.status_code == 400
+    assert "This code is not valid." in _text(replay)
+    assert not _logged_in(second)
+
+
+def test_wrong_codes_slow_down_the_device(user):
+    device = TotpDevice.objects.create(user=user, name="app", confirmed=True)
+    browser = Browser()
+    _login(browser)
+    assert browser.post(reverse("web:login_code"), {"token": "000000"}).status_code == 400
+    # Right after a wrong code, even the right one waits (django-otp's throttling, 1 s here).
+    throttled = browser.post(reverse("web:login_code"), {"token": _code(device)})
+    assert throttled.status_code == 400
+    assert "Too many wrong codes in a row." in _text(throttled)
+    # Once the delay has passed, the code is accepted.
+    _wait_out_throttling(device)
+    assert browser.post(reverse("web:login_code"), {"token": _code(device)}).status_code == 302
+    assert _logged_in(browser)
+
+
+def _migration():
+    return importlib.import_module("postdesk.tenancy.migrations.0004_move_totp_devices_encrypted")
+
+
+def test_the_migration_moves_plain_devices_and_encrypts_them(user):
+    from django_otp.plugins.otp_totp.models import TOTPDevice as PlainTOTPDevice
+
+    secret = bytes(range(20))
+    plain = PlainTOTPDevice.objects.create(
+        user=user, name="Authenticator app", confirmed=True, key=hexlify(secret).decode()
+    )
+    PlainTOTPDevice.objects.filter(pk=plain.pk).update(created_at=timezone.now() - timedelta(30))
+    # The migration's own function, over the project's models (the same tables).
+    _migration().encrypt_devices(django_apps, None)
+
+    assert not PlainTOTPDevice.objects.exists()
+    device = TotpDevice.objects.get(user=user)
+    assert device.bin_key == secret
+    assert device.confirmed and device.name == "Authenticator app"
+    assert device.created_at < timezone.now() - timedelta(days=29)
+    row = " ".join(_raw_row(device.pk))
+    for form in _secret_forms(secret):
+        assert form not in row
+    # The user logs in with the app they already had.
+    browser = Browser()
+    _login(browser)
+    assert browser.post(reverse("web:login_code"), {"token": _code(device)}).status_code == 302
+
+    # Backwards: the plain device comes back with its secret and its last used step.
+    _migration().decrypt_devices(django_apps, None)
+    assert not TotpDevice.objects.exists()
+    back = PlainTOTPDevice.objects.get(user=user)
+    assert back.bin_key == secret
+    assert back.last_t > 0
+
+
+def test_support_sees_and_can_delete_a_device_but_never_its_secret(user):
+    device = TotpDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    staff = Browser()
+    staff.force_login(User.objects.create_superuser("root@example.org", "Unused-passw0rd!"))
+    listing = staff.get(reverse("admin:tenancy_totpdevice_changelist"))
+    assert listing.status_code == 200
+    assert "owner@example.org" in _text(listing)
+    detail = _text(staff.get(reverse("admin:tenancy_totpdevice_change", args=[device.pk])))
+    for form in [device.encrypted_key, *_secret_forms(device.bin_key)]:
+        assert form not in _text(listing) and form not in detail
+    assert staff.get(reverse("admin:tenancy_totpdevice_add")).status_code == 403
+    # django-otp's own device admin (plain secrets the login ignores) is not offered.
+    assert "otp_totp" not in _text(staff.get(reverse("admin:index")))
+    staff.post(reverse("admin:tenancy_totpdevice_delete", args=[device.pk]), {"post": "yes"})
+    assert not TotpDevice.objects.exists()
+    # The user logs in with the password alone again.
+    browser = Browser()
+    assert _login(browser).status_code == 302 and _logged_in(browser)

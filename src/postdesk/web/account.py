@@ -2,8 +2,8 @@
 
 Services in the house style (keyword-only, an actor, validation, one transaction, an audit
 event) and the reads the login needs. They live with the client area because only its login
-uses them; the devices are django-otp's TOTP devices (RFC 6238: 6 digits, 30 s steps, the
-device's own throttling after failures).
+uses them; the devices are tenancy.TotpDevice, django-otp devices whose secret is encrypted
+at rest (RFC 6238: 6 digits, 30 s steps, the device's own throttling after failures).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils.translation import gettext as _
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from postdesk.audit.services import audit_record
 from postdesk.errors import ErrorCollector, InvalidInput, PermissionDenied
 from postdesk.tenancy.access import Actor
-from postdesk.tenancy.models import User
+from postdesk.tenancy.models import TotpDevice, User
 
 TOTP_DEVICE_NAME = "Authenticator app"
 
@@ -43,12 +42,12 @@ def _normalize_code(token: str) -> str:
 
 def totp_enabled(user: User) -> bool:
     """Whether the user must give a TOTP code at login (one query)."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return TotpDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def totp_pending_device(user: User) -> TOTPDevice | None:
+def totp_pending_device(user: User) -> TotpDevice | None:
     """The device being set up (scanned, not yet confirmed with a code), if any."""
-    return TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    return TotpDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
 
 
 def login_user(pk: int) -> User | None:
@@ -56,13 +55,13 @@ def login_user(pk: int) -> User | None:
     return User.objects.filter(pk=pk, is_active=True).first()
 
 
-def totp_qr_svg(device: TOTPDevice) -> str:
+def totp_qr_svg(device: TotpDevice) -> str:
     """The device's otpauth:// URL as an SVG QR code, drawn here (no external service)."""
     image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     return image.to_string(encoding="unicode")
 
 
-def totp_secret_text(device: TOTPDevice) -> str:
+def totp_secret_text(device: TotpDevice) -> str:
     """The secret in base32, in groups of four, for typing into an app by hand."""
     secret = b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
@@ -71,40 +70,44 @@ def totp_secret_text(device: TOTPDevice) -> str:
 # --- TOTP ---------------------------------------------------------------------------------------
 
 
-def _verify(device: TOTPDevice, token: str, field: str = "token") -> None:
+def _code_error(device: TotpDevice, token: str) -> InvalidInput | None:
+    """None if the device accepts the code, else the error to show. Either way the device's
+    counters are written (failures and throttling, or the last used step): the caller raises
+    the error only after its transaction commits, so a wrong code is never rolled back."""
     allowed, _data = device.verify_is_allowed()
     if not allowed:
-        raise InvalidInput(
+        return InvalidInput(
             "totp_throttled",
             _("Too many wrong codes in a row. Wait a moment, then try the newest code."),
-            field,
+            "token",
         )
     if not device.verify_token(_normalize_code(token)):
-        raise InvalidInput(
+        return InvalidInput(
             "totp_invalid",
             _("This code is not valid. Enter the 6-digit code your app shows now."),
-            field,
+            "token",
         )
+    return None
 
 
-def totp_setup_start(*, actor: Actor, user: User) -> TOTPDevice:
+def totp_setup_start(*, actor: Actor, user: User) -> TotpDevice:
     """A new secret to scan. Replaces a previous unconfirmed one; refused once enabled."""
     _require_self(actor, user)
     with transaction.atomic():
-        if TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).exists():
+        if TotpDevice.objects.select_for_update().filter(user=user, confirmed=True).exists():
             raise InvalidInput(
                 "totp_enabled", _("Two-factor authentication is already on."), "token"
             )
-        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-        return TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+        TotpDevice.objects.filter(user=user, confirmed=False).delete()
+        return TotpDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
 
 
-def totp_setup_confirm(*, actor: Actor, user: User, token: str) -> TOTPDevice:
+def totp_setup_confirm(*, actor: Actor, user: User, token: str) -> TotpDevice:
     """Turn two-factor on, once the app proves it holds the secret by a valid code."""
     _require_self(actor, user)
     with transaction.atomic():
         device = (
-            TOTPDevice.objects.select_for_update()
+            TotpDevice.objects.select_for_update()
             .filter(user=user, confirmed=False)
             .order_by("-pk")
             .first()
@@ -113,12 +116,17 @@ def totp_setup_confirm(*, actor: Actor, user: User, token: str) -> TOTPDevice:
             raise InvalidInput(
                 "totp_not_started", _("Start the set-up again: no secret is waiting."), "token"
             )
-        _verify(device, token)
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-        # A session opened with the password alone must not outlive the switch to two-factor.
-        _end_sessions(user)
-        audit_record(actor=actor, action="account.totp_enable", client_id=None, target=user.email)
+        error = _code_error(device, token)
+        if error is None:
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            # A session opened with the password alone must not outlive the switch.
+            _end_sessions(user)
+            audit_record(
+                actor=actor, action="account.totp_enable", client_id=None, target=user.email
+            )
+    if error is not None:
+        raise error
     return device
 
 
@@ -126,24 +134,31 @@ def totp_disable(*, actor: Actor, user: User, token: str) -> None:
     """Turn two-factor off: a current code is required, so a stolen session cannot."""
     _require_self(actor, user)
     with transaction.atomic():
-        device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        device = TotpDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
         if device is None:
             raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
-        _verify(device, token)
-        TOTPDevice.objects.filter(user=user).delete()
-        _end_sessions(user)
-        audit_record(actor=actor, action="account.totp_disable", client_id=None, target=user.email)
+        error = _code_error(device, token)
+        if error is None:
+            TotpDevice.objects.filter(user=user).delete()
+            _end_sessions(user)
+            audit_record(
+                actor=actor, action="account.totp_disable", client_id=None, target=user.email
+            )
+    if error is not None:
+        raise error
 
 
-def totp_login_check(*, user: User, token: str) -> TOTPDevice:
+def totp_login_check(*, user: User, token: str) -> TotpDevice:
     """The login's second step: the device that accepts the code, or an error."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    device = TotpDevice.objects.filter(user=user, confirmed=True).first()
     if device is None:
         raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
     with transaction.atomic():
         # The device's throttling counters and last used step are written with its lock.
-        device = TOTPDevice.objects.select_for_update().get(pk=device.pk)
-        _verify(device, token)
+        device = TotpDevice.objects.select_for_update().get(pk=device.pk)
+        error = _code_error(device, token)
+    if error is not None:
+        raise error
     return device
 
 
@@ -162,9 +177,7 @@ def account_end_other_sessions(*, actor: Actor, user: User) -> None:
     _require_self(actor, user)
     with transaction.atomic():
         _end_sessions(user)
-        audit_record(
-            actor=actor, action="account.sessions_end", client_id=None, target=user.email
-        )
+        audit_record(actor=actor, action="account.sessions_end", client_id=None, target=user.email)
 
 
 # --- Password -----------------------------------------------------------------------------------
