@@ -260,3 +260,60 @@ def test_plan_list_is_the_providers_and_counts_the_clients_on_each_plan_now(
     assert counts(t("2024-05-01")) == {"Basic": 1, "Gold": 1}
     with pytest.raises(PermissionDenied):
         plan_list(actor=owner)
+
+
+# --- Several domains at once (the provisioning usage report) ------------------------------------
+
+
+def test_the_batch_estimates_equal_one_estimate_per_domain(
+    operator, owner, client_a, domain, plan, django_assert_num_queries
+):
+    from postdesk.billing.selectors import billing_estimates
+    from postdesk.mail.services import domain_add
+
+    rng = random.Random(7)
+    busy = domain_add(actor=operator, client=client_a, name="busy.example")
+    empty = domain_add(actor=operator, client=client_a, name="empty.example")
+    for target in (domain, busy):
+        _random_history(rng, operator, target)
+        for i in range(3):
+            mailbox = make_mailbox(
+                operator, target, f"sync{i}", eas_enabled=i != 1, at=t("2024-02-01T10:00")
+            )
+            mailbox_update(actor=operator, mailbox=mailbox, mapi_enabled=True, at=t("2024-02-20"))
+            if i == 2:
+                mailbox_update(
+                    actor=operator, mailbox=mailbox, eas_enabled=False, at=t("2024-03-05")
+                )
+    domains = [busy, domain, empty]
+    for at in (t("2024-02-17T05:06:07.891"), t("2024-03-01"), t("2024-03-30T23:59:59")):
+        expected = [billing_estimate(actor=owner, domain=d, at=at) for d in domains]
+        owner._roles.clear()  # the membership is cached per actor: count it every time
+        with django_assert_num_queries(query_budget("selector:billing_estimates")):
+            got = billing_estimates(actor=owner, client_id=client_a.pk, domains=domains, at=at)
+        assert got == expected
+        assert got[2].total == 0  # the empty domain is billed nothing, not left out
+    assert any(e.total > 0 for e in expected)
+
+
+def test_the_batch_estimates_keep_the_access_rules(
+    operator, outsider, viewer, client_a, domain, other_domain, plan
+):
+    from postdesk.billing.selectors import billing_estimates
+
+    at = t("2024-02-10")
+    with pytest.raises(NotFound):
+        billing_estimates(actor=outsider, client_id=client_a.pk, domains=[domain], at=at)
+    assert len(billing_estimates(actor=viewer, client_id=client_a.pk, domains=[domain], at=at))
+    # Another client's domain cannot ride along in a client's batch.
+    with pytest.raises(ValueError):
+        billing_estimates(
+            actor=operator, client_id=client_a.pk, domains=[domain, other_domain], at=at
+        )
+    assert billing_estimates(actor=operator, client_id=client_a.pk, domains=[], at=at) == []
+    # Without a plan, the same refusal as the single estimate.
+    with pytest.raises(InvalidInput) as caught:
+        billing_estimates(
+            actor=operator, client_id=client_a.pk, domains=[domain], at=t("2024-01-01")
+        )
+    assert caught.value.code == "no_plan"

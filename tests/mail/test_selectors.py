@@ -186,3 +186,122 @@ def test_query_count_is_fixed_whatever_the_size(owner, domain, django_assert_num
         assert page.rows
         counts.append(len(captured))
     assert counts[0] == counts[1]
+
+
+def _expected_order(rows, sort: str) -> list[str]:
+    def storage(row, descending: bool):
+        if row.used_bytes is None:  # forwards last, by name
+            return (1, 0, row.local_part)
+        return (0, -row.used_bytes if descending else row.used_bytes, row.local_part)
+
+    keys = {
+        AddressListSort.ADDRESS: lambda r: r.local_part,
+        AddressListSort.STORAGE: lambda r: storage(r, True),
+        AddressListSort.STORAGE_ASC: lambda r: storage(r, False),
+        # Forwards have no growth: last, by name.
+        AddressListSort.GROWTH: lambda r: (
+            r.growth_7d_bytes is None,
+            -(r.growth_7d_bytes or 0),
+            r.local_part,
+        ),
+    }
+    return [r.address for r in sorted(rows, key=keys[sort])]
+
+
+@pytest.mark.parametrize("sort", AddressListSort.values)
+@pytest.mark.parametrize("search", ["", "user1", "martin", "ops1", "zzz", "@example.c", "1@ex"])
+def test_every_page_of_every_sort_and_search_follows_one_order(owner, domain, sort, search):
+    """The pages are cut by the database on the sort keys alone and then read in full (or,
+    searching, from the matches' ids): together they are the whole list, in order, with the
+    same rows as one big page, and the total is the number of matches."""
+    _fill(owner, domain, 120)
+    everything = address_list(actor=owner, domain=domain, per_page=10_000).rows
+    wanted = [
+        r
+        for r in everything
+        if not search or any(search in text for text in (r.address, *r.aliases, *r.destinations))
+    ]
+    whole = address_list(actor=owner, domain=domain, sort=sort, search=search, per_page=10_000)
+    assert [r.address for r in whole.rows] == _expected_order(wanted, sort)
+    assert whole.total == len(wanted)
+    paged = []
+    for number in range(1, -(-len(wanted) // 25) + 1):
+        page = address_list(
+            actor=owner, domain=domain, sort=sort, search=search, per_page=25, page=number
+        )
+        assert (page.page, page.total) == (number, len(wanted))
+        paged += page.rows
+    assert paged == whole.rows
+    # A page past the end (a stale link) shows the last page, or the empty first one.
+    beyond = address_list(
+        actor=owner, domain=domain, sort=sort, search=search, per_page=25, page=99
+    )
+    last = max(1, -(-len(wanted) // 25))
+    assert (beyond.page, beyond.total) == (last, len(wanted))
+    assert beyond.rows == whole.rows[(last - 1) * 25 :]
+
+
+def test_storage_sort_reads_the_covering_index_on_sqlite(owner, populated):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the INDEXED BY hint is SQLite's; PostgreSQL plans with statistics")
+    with CaptureQueriesContext(connection) as captured:
+        rows = listed(owner, populated, sort=AddressListSort.STORAGE)
+    assert rows[:2] == ["marie.dupont@example.com", "jean@example.com"]
+    assert any("INDEXED BY mail_mailbox_usage_idx" in q["sql"] for q in captured)
+
+
+def test_domain_summary_counts_only_the_domain_and_reads_the_last_measure(
+    owner, outsider, domain, other_domain, django_assert_num_queries
+):
+    from datetime import UTC, datetime
+
+    from postdesk.mail.selectors import domain_summary
+
+    _fill(owner, domain, 40)
+    _fill(owner, other_domain, 15)  # another client's: counted nowhere here
+    measured = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    Mailbox.objects.filter(address__domain=domain).update(
+        used_measured_at=datetime(2024, 5, 1, tzinfo=UTC)
+    )
+    Mailbox.objects.filter(address__domain=domain, address__local_part__startswith="a").update(
+        used_measured_at=measured
+    )
+    Mailbox.objects.filter(address__domain=other_domain).update(used_measured_at=None)
+    mailboxes = Mailbox.objects.filter(address__domain=domain)
+    owner._roles.clear()
+    with django_assert_num_queries(2):  # the membership, then one aggregate
+        summary = domain_summary(actor=owner, domain=domain)
+    assert summary.mailboxes == mailboxes.count() == 40
+    assert summary.used_bytes == sum(m.used_bytes for m in mailboxes)
+    assert summary.eas_accounts == mailboxes.filter(eas_enabled=True).count()
+    assert summary.mapi_accounts == mailboxes.filter(mapi_enabled=True).count()
+    assert (summary.aliases, summary.forwards) == (40, 8)
+    assert summary.used_measured_at == measured
+    with pytest.raises(NotFound):
+        domain_summary(actor=outsider, domain=domain)
+    empty = domain_summary(actor=outsider, domain=other_domain)
+    assert empty.mailboxes == 15 and empty.used_measured_at is None
+
+
+def test_the_search_has_trigram_indexes_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram indexes are PostgreSQL's (mail migration 0003)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname IN (%s, %s) ORDER BY indexname",
+            ["mail_address_local_part_trgm", "mail_destination_email_trgm"],
+        )
+        assert [row[0] for row in cursor.fetchall()] == [
+            "mail_address_local_part_trgm",
+            "mail_destination_email_trgm",
+        ]
+
+
+def test_a_search_on_an_absurd_page_shows_the_last_page(owner, populated):
+    page = address_list(actor=owner, domain=populated, search="o", per_page=2, page=10**30)
+    assert (page.page, page.total, len(page.rows)) == (2, 3, 1)

@@ -271,6 +271,37 @@ def test_sort_by_storage_and_pages(owner_browser, domain, settings):
     assert "Page 3 of 3" in last
 
 
+def test_sort_by_control_works_without_javascript_and_follows_htmx_swaps(
+    owner_browser, domain, mailbox, forward
+):
+    base = reverse("web:dashboard", args=["example.com"])
+    # A plain GET form: the "Sort by" select is labelled and shows the order of the URL.
+    full = _text(owner_browser.get(base + "?sort=storage_asc&q=e"))
+    assert '<label for="id_sort">Sort by</label>' in full
+    select = full.split('<select id="id_sort" name="sort">')[1].split("</select>")[0]
+    assert '<option value="storage_asc" selected>Storage, smallest first</option>' in select
+    assert select.count(" selected") == 1
+    # The count is a live region outside the swapped list, present once.
+    assert full.count('id="address-count"') == 1
+    assert '<p id="address-count" class="list-summary" role="status" aria-live="polite">' in full
+    # An htmx swap of the list updates both in place (out of band), in the user's language.
+    owner_browser.cookies["django_language"] = "fr"
+    partial = _text(
+        owner_browser.get(
+            base + "?sort=storage&type=all",
+            headers={"HX-Request": "true", "HX-Target": "address-list"},
+        )
+    )
+    assert '<p id="address-count" hx-swap-oob="innerHTML">2 adresses </p>' in partial
+    assert '<option value="storage" selected>Stockage, du plus grand au plus petit' in partial
+    one = _text(
+        owner_browser.get(
+            base + "?q=boss", headers={"HX-Request": "true", "HX-Target": "address-list"}
+        )
+    )
+    assert '<p id="address-count" hx-swap-oob="innerHTML">1 adresse </p>' in one
+
+
 # --- Mailbox form -----------------------------------------------------------------------------
 
 
@@ -366,6 +397,7 @@ def test_edit_a_mailbox_and_remove_an_alias(owner_browser, mailbox):
         follow=True,
     )
     assert "Changes saved." in _text(response)
+    assert "m.dupont@example.com stays reserved for 15 minutes" in _text(response)
     mailbox.refresh_from_db()
     assert mailbox.quota_mb == 10240 and mailbox.mapi_enabled and not mailbox.eas_enabled
     assert Address.objects.get(local_part="m.dupont").kind == AddressKind.RELEASED
@@ -475,3 +507,27 @@ def test_domain_summary_counts_in_one_query(
         1,
     )
     assert (summary.eas_accounts, summary.mapi_accounts) == (1, 0)
+
+
+def test_mailbox_edit_page_query_count_is_fixed(
+    owner_browser, operator, domain, mailbox, django_assert_max_num_queries
+):
+    from bench.dataset import add_addresses
+
+    from postdesk.mail.services import mailbox_update
+
+    url = reverse("web:mailbox_edit", args=["example.com", "marie"])
+    counts = []
+    for aliases, destinations in [(1, 1), (30, 20)]:
+        mailbox_update(
+            actor=operator,
+            mailbox=mailbox,
+            aliases=[f"marie{n}" for n in range(aliases)],
+            destinations=[f"marie{n}@gmail.com" for n in range(destinations)],
+        )
+        add_addresses(domain, mailboxes=20, aliases=10, forwards=5)
+        with django_assert_max_num_queries(query_budget("page:web:mailbox_edit")) as captured:
+            page = _text(owner_browser.get(url))
+        assert f"marie{aliases - 1}@example.com" in page
+        counts.append(len(captured))
+    assert counts[0] == counts[1]

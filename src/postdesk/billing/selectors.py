@@ -118,7 +118,7 @@ def _protocol_periods(domain: Domain, cycle: rules.Cycle, at: datetime):
     return [rules.ProtocolPeriod(*row) for row in rows]
 
 
-def _storage_sql(vendor: str) -> str:
+def _storage_sql(vendor: str, domains: int | None = None) -> str:
     """The domain's usage over [start, at] as two numbers, in one statement.
 
     The same step function as `estimate.storage_use` (its tests compare the two): a sample
@@ -127,6 +127,9 @@ def _storage_sql(vendor: str) -> str:
     mailbox's last one at or before the start, its samples in the period, and the 0 that a
     deletion wrote. Two range scans of the covering (domain, until, at, bytes) index; no
     pairing of samples at read time.
+
+    With `domains` (a number), the same sums for that many domains, one row each, led by its
+    id; without, one domain's and no GROUP BY (which would sort the samples).
     """
     if vendor == "postgresql":
         ts = "CAST(%s AS timestamptz)"
@@ -144,17 +147,22 @@ def _storage_sql(vendor: str) -> str:
     )
     # Only table names and the dialect's expressions are formatted in; values are parameters.
     # Two index range scans rather than one OR, which planners answer with a scan of `at`.
+    if domains is None:
+        key, where, group = "", "domain_id = %s", ""
+    else:
+        key, group = "domain_id, ", " GROUP BY domain_id"
+        where = f"domain_id IN ({', '.join(['%s'] * domains)})"
     return f"""
-SELECT COALESCE(SUM(held), 0), COALESCE(SUM(current_bytes), 0) FROM (
-    SELECT bytes * {held} AS held,
+SELECT {key}COALESCE(SUM(held), 0), COALESCE(SUM(current_bytes), 0) FROM (
+    SELECT {key}bytes * {held} AS held,
            CASE WHEN until > {ts} THEN bytes ELSE 0 END AS current_bytes
       FROM {usage}
-     WHERE domain_id = %s AND until > {ts} AND at <= {ts}
+     WHERE {where} AND until > {ts} AND at <= {ts}
     UNION ALL
-    SELECT bytes * {held}, bytes
+    SELECT {key}bytes * {held}, bytes
       FROM {usage}
-     WHERE domain_id = %s AND until IS NULL AND at <= {ts}
-) AS held_samples
+     WHERE {where} AND until IS NULL AND at <= {ts}
+) AS held_samples{group}
 """  # noqa: S608
 
 
@@ -190,6 +198,68 @@ def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None
     periods = _protocol_periods(domain, cycle, at)
     storage = domain_storage_use(domain.pk, cycle.start, at)
     return rules.estimate(term.prices, cycle, at, periods, storage)
+
+
+def domains_storage_use(
+    domain_ids: list[int], start: datetime, at: datetime
+) -> dict[int, rules.StorageUse]:
+    """`domain_storage_use` of several domains over the same period, in one query."""
+    if not domain_ids:
+        return {}
+    ops = connection.ops
+    s = ops.adapt_datetimefield_value(start)
+    t = ops.adapt_datetimefield_value(at)
+    held = [t, t, s]
+    params = [*held, t, *domain_ids, s, t, *held, *domain_ids, t]
+    with connection.cursor() as cursor:
+        cursor.execute(_storage_sql(connection.vendor, len(domain_ids)), params)
+        found = {
+            domain_id: rules.StorageUse(
+                byte_seconds=Decimal(str(byte_seconds)), current_bytes=int(current)
+            )
+            for domain_id, byte_seconds, current in cursor.fetchall()
+        }
+    nothing = rules.StorageUse(byte_seconds=Decimal(str(0)), current_bytes=0)
+    return {domain_id: found.get(domain_id, nothing) for domain_id in domain_ids}
+
+
+def billing_estimates(
+    *, actor: Actor, client_id: int, domains: list[Domain], at: datetime | None = None
+) -> list[rules.Estimate]:
+    """`billing_estimate` of each of a client's `domains` (in their order) as of `at`, in
+    three queries whatever their number: the plan history, the protocol periods of every
+    domain, and the storage aggregate grouped by domain. The same figures as one
+    `billing_estimate` per domain (a test compares them)."""
+    require_client_access(actor, client_id, write=False)
+    if any(domain.client_id != client_id for domain in domains):
+        raise ValueError("every domain must belong to the client")
+    at = resolve_at(at, allow_future=True)
+    if not domains:
+        return []
+    try:
+        term, cycle = rules.billing_cycle(_plan_terms(client_id), at)
+    except LookupError:
+        raise InvalidInput(
+            "no_plan",
+            _("No plan applies to this domain's client at %(time)s.") % {"time": at.isoformat()},
+            "at",
+        ) from None
+    ids = [domain.pk for domain in domains]
+    periods: dict[int, list[rules.ProtocolPeriod]] = {domain_id: [] for domain_id in ids}
+    rows = (
+        ProtocolActivation.objects.filter(
+            domain_id__in=ids, started_at__lte=at, started_at__lt=cycle.end
+        )
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=cycle.start))
+        .values_list("domain_id", "mailbox_key", "protocol", "started_at", "ended_at")
+    )
+    for domain_id, *period in rows:
+        periods[domain_id].append(rules.ProtocolPeriod(*period))
+    storage = domains_storage_use(ids, cycle.start, at)
+    return [
+        rules.estimate(term.prices, cycle, at, periods[domain_id], storage[domain_id])
+        for domain_id in ids
+    ]
 
 
 # --- For the client area: whether a plan applies, and the closed cycles -------------------------

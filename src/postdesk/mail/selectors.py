@@ -7,21 +7,24 @@ queries whatever the number of rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Case,
     Count,
     F,
-    Max,
     Q,
     QuerySet,
-    Sum,
     When,
+    Window,
 )
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from postdesk.billing.selectors import usage_growth
@@ -175,6 +178,13 @@ def _contains(field: str, domain: Domain, text: str) -> Q:
     return Q(**{f"{field}__iendswith": before})
 
 
+def _matches_everything(domain: Domain, text: str) -> bool:
+    """Whether `text` is "@" and the start of the domain's own name, which every address of
+    the domain matches (see `_contains`): the list is then read unfiltered."""
+    before, at, after = text.partition("@")
+    return bool(at) and not before and "@" not in after and domain.name.startswith(after.lower())
+
+
 def _search_filter(domain: Domain, text: str) -> Q:
     """Part of an address, of an alias, or of a forwarding destination.
 
@@ -191,6 +201,17 @@ def _search_filter(domain: Domain, text: str) -> Q:
         address__kind__in=[AddressKind.MAILBOX, AddressKind.FORWARD],
         email__icontains=text,
     ).values("address_id")
+    if connection.vendor == "postgresql" and len(text.replace("@", "")) >= 3:
+        # One set of ids, each part read through its trigram index (mail migration 0003):
+        # an OR with the subqueries makes PostgreSQL test every address of the domain
+        # instead (one match at 12,000 rows: 10 ms, against 3 ms for the union). Shorter
+        # texts have no trigram to look up: the union would only add its own cost.
+        own = Address.objects.filter(domain=domain).filter(_contains("local_part", domain, text))
+        return Q(
+            pk__in=own.values("pk")
+            .order_by()
+            .union(alias_owners.order_by(), destination_owners.order_by())
+        )
     return (
         _contains("local_part", domain, text)
         | Q(pk__in=alias_owners)
@@ -222,12 +243,6 @@ def address_list(
         AddressListType.MAILBOX: [AddressKind.MAILBOX],
         AddressListType.FORWARD: [AddressKind.FORWARD],
     }[type]
-    queryset = Address.objects.filter(domain=domain, kind__in=kinds)
-    if search:
-        queryset = queryset.filter(_search_filter(domain, search))
-    total = queryset.count()
-    page = max(1, min(int(page), max(1, -(-total // per_page))))
-
     if sort == AddressListSort.STORAGE:
         ordering = [F("mailbox__used_bytes").desc(nulls_last=True), "local_part"]
     elif sort == AddressListSort.STORAGE_ASC:
@@ -236,14 +251,76 @@ def address_list(
         ordering = [F("growth_7d").desc(nulls_last=True), "local_part"]
     else:
         ordering = ["local_part"]
-    start = (page - 1) * per_page
-    rows = _rows(domain, queryset.order_by(*ordering), start, start + per_page)
+
+    queryset = Address.objects.filter(domain=domain, kind__in=kinds)
+    filtered = bool(search) and not _matches_everything(domain, search)
+    if filtered:
+        # A text inside a name can use no B-tree index: the filter reads the domain's names,
+        # aliases and destinations. Evaluate it once, the page's ids with the number of all
+        # matches beside them (a window count), rather than once to count and again for the
+        # page; the rows themselves are read after, for the page's ids only.
+        matches = queryset.filter(_search_filter(domain, search))
+        if sort == AddressListSort.GROWTH:
+            matches = matches.annotate(growth_7d=_growth_7d())
+        # By lower(local_part), the same order (names are stored lowercase): otherwise SQLite
+        # walks the (domain, local_part) index for its order and fetches every address row
+        # to test its kind, where the (domain, kind, local_part) index answers alone.
+        by_key = [Lower("local_part") if key == "local_part" else key for key in ordering]
+        counted = (
+            matches.annotate(matched=Window(Count("pk")))
+            .order_by(*by_key)
+            .values_list("pk", "matched")
+        )
+        # Any page past the end is read as the last one: the offset is bounded so that SQL
+        # integers cannot overflow (no domain holds a billion addresses).
+        page = max(1, min(int(page), _MAX_LISTED // per_page))
+        found = list(counted[(page - 1) * per_page : page * per_page])
+        if not found and page > 1:  # past the end (a stale link): the last page, two more
+            page = max(1, -(-matches.count() // per_page))
+            found = list(counted[(page - 1) * per_page : page * per_page])
+        total = found[0][1] if found else 0
+        page_ids = [pk for pk, _matched in found]
+        rows = _rows(domain, Address.objects.filter(pk__in=page_ids).order_by(*ordering))
+    else:
+        total = queryset.count()
+        page = max(1, min(int(page), max(1, -(-total // per_page))))
+        start, stop = (page - 1) * per_page, page * per_page
+        if sort == AddressListSort.GROWTH:
+            # Every mailbox's growth is computed for the sort anyway: one pass.
+            rows = _rows(domain, queryset.order_by(*ordering), start, stop)
+        else:
+            # A deferred join: the database orders and cuts the page on the narrow columns
+            # alone, then computes the other columns (the growth's two seeks) for the page's
+            # rows only; SQLite would otherwise compute them for every row before its sort.
+            page_ids = _covering_storage(queryset.order_by(*ordering).values("pk")[start:stop])
+            rows = _rows(domain, Address.objects.filter(pk__in=page_ids).order_by(*ordering))
     return AddressPage(
         rows=rows, total=total, page=page, per_page=per_page, search=search, type=type, sort=sort
     )
 
 
-def _rows(domain: Domain, ordered: QuerySet[Address], start: int, stop: int) -> list[AddressRow]:
+_MAX_LISTED = 10**9
+_MAILBOX_JOIN = f'LEFT OUTER JOIN "{Mailbox._meta.db_table}" ON'
+_MAILBOX_JOIN_HINTED = _MAILBOX_JOIN.replace(" ON", " INDEXED BY mail_mailbox_usage_idx ON")
+
+
+def _covering_storage(page_ids: QuerySet) -> QuerySet | RawSQL:
+    """On SQLite, the page's ids sorted by storage read through the covering
+    `mail_mailbox_usage_idx` (see `_summary_sql`): one index seek per row instead of a seek
+    and a row fetch, 2.4 times less at 10,000 mailboxes. Other databases, and any query that
+    does not join the mailboxes, are left as they are."""
+    if connection.vendor != "sqlite":
+        return page_ids
+    sql, params = page_ids.query.sql_with_params()
+    if sql.count(_MAILBOX_JOIN) != 1:
+        return page_ids
+    # Django's own SQL, its parameters still kept apart.
+    return RawSQL(sql.replace(_MAILBOX_JOIN, _MAILBOX_JOIN_HINTED), params)  # noqa: S611
+
+
+def _rows(
+    domain: Domain, ordered: QuerySet[Address], start: int = 0, stop: int | None = None
+) -> list[AddressRow]:
     """Rows start..stop of an ordered address queryset: three queries (two for forwards only).
 
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
@@ -343,19 +420,55 @@ class DomainSummary:
 
 
 def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
-    """Disk used and the counts of the dashboard: one aggregate query, whatever the size."""
+    """Disk used and the counts of the dashboard: one query, whatever the size."""
     require_client_access(actor, domain.client_id, write=False)
-    is_mailbox = Q(kind=AddressKind.MAILBOX)
-    totals = Address.objects.filter(domain=domain).aggregate(
-        used_bytes=Sum("mailbox__used_bytes", filter=is_mailbox, default=0),
-        mailboxes=Count("pk", filter=is_mailbox),
-        aliases=Count("pk", filter=Q(kind=AddressKind.ALIAS)),
-        forwards=Count("pk", filter=Q(kind=AddressKind.FORWARD)),
-        eas_accounts=Count("pk", filter=is_mailbox & Q(mailbox__eas_enabled=True)),
-        mapi_accounts=Count("pk", filter=is_mailbox & Q(mailbox__mapi_enabled=True)),
-        used_measured_at=Max("mailbox__used_measured_at", filter=is_mailbox),
+    params = [
+        domain.pk,
+        AddressKind.ALIAS,
+        domain.pk,
+        AddressKind.FORWARD,
+        domain.pk,
+        AddressKind.MAILBOX,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_summary_sql(connection.vendor), params)
+        mailboxes, used, eas, mapi, measured, aliases, forwards = cursor.fetchone()
+    if isinstance(measured, str):  # SQLite: Django's text format, naive UTC
+        measured = parse_datetime(measured)
+    if measured is not None and settings.USE_TZ and timezone.is_naive(measured):
+        measured = timezone.make_aware(measured, UTC)
+    return DomainSummary(
+        used_bytes=int(used),
+        mailboxes=mailboxes,
+        aliases=aliases,
+        forwards=forwards,
+        eas_accounts=int(eas),
+        mapi_accounts=int(mapi),
+        used_measured_at=measured,
     )
-    return DomainSummary(**totals)
+
+
+def _summary_sql(vendor: str) -> str:
+    """The mailbox aggregate joined through the covering `mail_mailbox_usage_idx` (one index
+    seek per mailbox, no row fetch), and the alias and forward counts as index-only counts.
+
+    SQLite without statistics (production runs no ANALYZE) prefers the unique index on
+    `address_id` and then fetches every mailbox row: 2.4 times slower at 10,000 mailboxes;
+    hence the INDEXED BY. PostgreSQL chooses the covering index itself.
+    """
+    address, mailbox = Address._meta.db_table, Mailbox._meta.db_table
+    hint = " INDEXED BY mail_mailbox_usage_idx" if vendor == "sqlite" else ""
+    # Only table and index names are formatted in; values are parameters.
+    return f"""
+SELECT COUNT(*), COALESCE(SUM(m.used_bytes), 0),
+       COALESCE(SUM(CASE WHEN m.eas_enabled THEN 1 ELSE 0 END), 0),
+       COALESCE(SUM(CASE WHEN m.mapi_enabled THEN 1 ELSE 0 END), 0),
+       MAX(m.used_measured_at),
+       (SELECT COUNT(*) FROM {address} WHERE domain_id = %s AND kind = %s),
+       (SELECT COUNT(*) FROM {address} WHERE domain_id = %s AND kind = %s)
+  FROM {address} a JOIN {mailbox} m{hint} ON m.address_id = a.id
+ WHERE a.domain_id = %s AND a.kind = %s
+"""  # noqa: S608
 
 
 def address_detail(*, actor: Actor, address: str, type: str) -> AddressRow:
@@ -369,3 +482,28 @@ def address_detail(*, actor: Actor, address: str, type: str) -> AddressRow:
     if not rows:  # deleted between the two reads
         raise NotFound(not_found, "address")
     return rows[0]
+
+
+@dataclass(frozen=True)
+class MailboxDetail:
+    """What a mailbox's edit page shows and changes: the mailbox (its address and domain
+    loaded) and its row as the address list shows it."""
+
+    mailbox: Mailbox
+    row: AddressRow
+
+    @property
+    def domain(self) -> Domain:
+        return self.mailbox.address.domain
+
+
+def mailbox_detail(*, actor: Actor, address: str) -> MailboxDetail:
+    """One mailbox for its edit page: one lookup and one access check."""
+    not_found = _("No mailbox %(address)s.") % {"address": address}
+    found = _address_get(actor, address, AddressKind.MAILBOX, not_found)
+    mailbox = Mailbox.objects.filter(address=found).first()
+    rows = _rows(found.domain, Address.objects.filter(pk=found.pk), 0, 1)
+    if mailbox is None or not rows:  # deleted between the reads
+        raise NotFound(not_found, "address")
+    mailbox.address = found
+    return MailboxDetail(mailbox, rows[0])

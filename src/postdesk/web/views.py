@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -41,6 +41,7 @@ from postdesk.mail.selectors import (
     domain_list,
     domain_summary,
     forward_get,
+    mailbox_detail,
     mailbox_get,
 )
 from postdesk.tenancy.access import Actor, require_client_access, role_for
@@ -355,13 +356,30 @@ def _mailbox_initial(row) -> dict:
     }
 
 
+def _note_reserved_aliases(request: HttpRequest, row, kept: list[str]) -> None:
+    """Tell, after a save, which removed aliases now stay reserved (mail.services._release)."""
+    kept_names = {name.strip().lower() for name in kept}
+    removed = [a for a in row.aliases if a.split("@", 1)[0].lower() not in kept_names]
+    if not removed:
+        return
+    minutes = int(settings.POSTDESK_ALIAS_REUSE_DELAY.total_seconds() // 60)
+    messages.info(
+        request,
+        ngettext(
+            "%(aliases)s stays reserved for %(minutes)s minutes: no address can use it until then.",
+            "%(aliases)s stay reserved for %(minutes)s minutes: no address can use them until "
+            "then.",
+            len(removed),
+        )
+        % {"aliases": ", ".join(removed), "minutes": minutes},
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @client_area_view
 def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: str) -> HttpResponse:
-    email = f"{local_part}@{domain}"
-    row = address_detail(actor=actor, address=email, type=AddressKind.MAILBOX)
-    found = domain_get(actor=actor, name=domain)
-    mailbox = mailbox_get(actor=actor, address=email)
+    detail = mailbox_detail(actor=actor, address=f"{local_part}@{domain}")
+    row, mailbox, found = detail.row, detail.mailbox, detail.domain
     can_write = _can_write(actor, found)
     if request.method == "GET":
         form = MailboxSettingsForm(initial=_mailbox_initial(row))
@@ -385,6 +403,7 @@ def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
             show_on_form(form, error)
         else:
             messages.success(request, _("Changes saved."))
+            _note_reserved_aliases(request, row, data["aliases"])
             return redirect("web:mailbox_edit", found.name, row.local_part)
     return _mailbox_page(
         request, found, form, row=row, mailbox=mailbox, can_write=can_write, status=400
@@ -419,7 +438,8 @@ def mailbox_password(
                 % {"address": email},
             )
             return redirect("web:mailbox_edit", domain, local_part)
-    row = address_detail(actor=actor, address=email, type=AddressKind.MAILBOX)
+    # The password was refused: the page again, as mailbox_edit shows it.
+    row = mailbox_detail(actor=actor, address=email).row
     found = mailbox.address.domain
     form = MailboxSettingsForm(initial=_mailbox_initial(row))
     return _mailbox_page(

@@ -8,6 +8,8 @@ from django import template
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
+from postdesk.mail.choices import AddressListSort
+
 register = template.Library()
 
 
@@ -49,3 +51,9 @@ def signed_size(value) -> str:
     if value < 0:
         return "\u2212" + filesizeformat(-value)
     return filesizeformat(0)
+
+
+@register.simple_tag
+def address_sort_choices() -> list[tuple[str, str]]:
+    """The orders the address list offers, for its "Sort by" control."""
+    return AddressListSort.choices
