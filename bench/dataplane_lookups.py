@@ -59,7 +59,7 @@ def main() -> int:
     )
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE")
         cursor.execute(
             "SELECT local_part FROM mail_address a JOIN mail_domain d ON d.id = a.domain_id "
             "WHERE d.name = %s",
