@@ -46,6 +46,15 @@ def test_database_defaults_to_sqlite_in_the_data_dir(tmp_path):
     assert engine == "django.db.backends.postgresql"
 
 
+def test_a_request_thread_keeps_its_database_connection_for_a_minute(tmp_path):
+    """Not a new PostgreSQL backend (and authentication) per request; checked before reuse."""
+    db = "settings.DATABASES['default']"
+    pg = {"DATABASE_URL": "postgres://u:p@127.0.0.1:5432/pd"}
+    assert settings_value(tmp_path, f"{db}['CONN_MAX_AGE']", **pg) == "60"
+    assert settings_value(tmp_path, f"{db}['CONN_HEALTH_CHECKS']", **pg) == "True"
+    assert settings_value(tmp_path, f"{db}['CONN_MAX_AGE']", POSTDESK_DB_CONN_MAX_AGE="0") == "0"
+
+
 def test_product_settings_come_from_the_environment(tmp_path):
     assert settings_value(tmp_path, "settings.POSTDESK_ALIAS_REUSE_DELAY.total_seconds()") == (
         "900.0"

@@ -120,7 +120,11 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'postdesk.sqlite3'}"),
-        conn_max_age=_env_int("POSTDESK_DB_CONN_MAX_AGE", 0),
+        # Each request reuses its thread's connection for a minute (checked before reuse):
+        # opening one per request costs PostgreSQL a new backend and, with SCRAM, several
+        # milliseconds of authentication, more than most of our pages take to render.
+        conn_max_age=_env_int("POSTDESK_DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
