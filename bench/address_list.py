@@ -143,6 +143,13 @@ def environment_label() -> str:
     )
 
 
+def neighbour_label(neighbours: list) -> str:
+    from bench.dataset import NEIGHBOUR_SIZE
+
+    per_domain = sum(NEIGHBOUR_SIZE.values())
+    return f"{len(neighbours)} domains of {per_domain} addresses ({len(neighbours) * per_domain:,})"
+
+
 def refresh_statistics() -> None:
     """PostgreSQL: the state autovacuum reaches after a bulk load (PostgreSQL 13+ vacuums
     after inserts too): statistics to plan with, and a visibility map, without which no
@@ -195,14 +202,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, migrate_s: float) -> int:
-    from bench.dataset import make_domain
+    from bench.dataset import make_domain, make_neighbours
 
     from postdesk.mail.models import Domain
 
     # A random tag keeps a shared database's earlier (or concurrent) bench domains apart.
     tag = secrets.token_hex(3)
     sizes = [("small", SMALL), ("large", LARGE)]
-    domains = []
+    domains, neighbours = [], []
     print(f"# Address list benchmark\n\n- {environment_label()}")
     print(f"- migrate: {migrate_s:.1f} s")
     try:
@@ -214,6 +221,8 @@ def run(args: argparse.Namespace, migrate_s: float) -> int:
                 f"- dataset {label}: {size['mailboxes']:,} mailboxes, {size['aliases']:,} "
                 f"aliases, {size['forwards']:,} forwards generated in {elapsed:.2f} s"
             )
+        neighbours = make_neighbours(tag)
+        print(f"- other clients: {neighbour_label(neighbours)}")
         refresh_statistics()
         print(f"- {args.runs} timed runs per case after {args.warmups} warm-ups\n")
 
@@ -245,7 +254,7 @@ def run(args: argparse.Namespace, migrate_s: float) -> int:
     finally:
         if args.db_url and not args.keep:
             # Deleting the domains cascades to every address, mailbox, alias and destination.
-            for domain in domains:
+            for domain in domains + neighbours:
                 Domain.objects.filter(pk=domain.pk).delete()
                 domain.client.delete()
 

@@ -157,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.address_list import environment_label, refresh_statistics
-    from bench.dataset import make_domain
+    from bench.address_list import environment_label, neighbour_label, refresh_statistics
+    from bench.dataset import make_domain, make_neighbours
 
     from postdesk.mail.models import Domain
     from postdesk.tenancy.models import User
 
     tag = secrets.token_hex(3)
-    domains = []
+    domains, neighbours = [], []
     print(f"# API address list benchmark\n\n- {environment_label()}")
     print(f"- load average at start: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     try:
@@ -175,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
                 f"- dataset {label}: {size['mailboxes']:,} mailboxes, {size['aliases']:,} "
                 f"aliases, {size['forwards']:,} forwards in {time.perf_counter() - started:.1f} s"
             )
+        neighbours = make_neighbours(tag)
+        print(f"- other clients: {neighbour_label(neighbours)}")
         refresh_statistics()
         print(f"- {args.runs} timed requests per case after {args.warmups} warm-ups\n")
         by_size = [run_cases(domain, args.runs, args.warmups) for domain in domains]
@@ -199,6 +201,9 @@ def run(args: argparse.Namespace) -> int:
         if args.db_url:
             for domain in domains:
                 User.objects.filter(memberships__client=domain.client).delete()
+                Domain.objects.filter(pk=domain.pk).delete()
+                domain.client.delete()
+            for domain in neighbours:
                 Domain.objects.filter(pk=domain.pk).delete()
                 domain.client.delete()
 

@@ -78,6 +78,22 @@ def make_domain(name: str, mailboxes: int, aliases: int, forwards: int) -> Domai
     return domain
 
 
+# The other customers of the provider, whose rows share the tables with the measured domain.
+NEIGHBOURS = 100
+NEIGHBOUR_SIZE = {"mailboxes": 100, "aliases": 100, "forwards": 20}
+
+
+def make_neighbours(tag: str, count: int = NEIGHBOURS) -> list[Domain]:
+    """`count` small domains of other clients (22,000 addresses for 100): a provider's
+    database is never one domain. With the measured domain alone in its tables, PostgreSQL's
+    planner reads them sequentially (the domain is most of every table) where, among other
+    tenants' rows, it seeks its indexes as it would in production; SQLite always seeks."""
+    return [
+        make_domain(f"neighbour{number}-{tag}.bench.example", **NEIGHBOUR_SIZE)
+        for number in range(count)
+    ]
+
+
 def add_addresses(domain: Domain, *, mailboxes: int, aliases: int, forwards: int) -> None:
     """Add mailboxes, aliases spread over them, and standalone forwards to `domain`."""
     if aliases and not mailboxes:

@@ -34,6 +34,7 @@ from bench.address_list import (  # noqa: E402 (the repository root must be on t
     SMALL,
     TARGET_P50_MS,
     environment_label,
+    neighbour_label,
     percentile,
     refresh_statistics,
     setup_django,
@@ -92,7 +93,7 @@ def measure(browser, url: str, headers: dict, runs: int, warmups: int) -> tuple[
 
 
 def run(args: argparse.Namespace, migrate_s: float) -> int:
-    from bench.dataset import make_domain
+    from bench.dataset import make_domain, make_neighbours
     from django.contrib.auth import get_user_model
     from django.test import Client as Browser
     from django.urls import reverse
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace, migrate_s: float) -> int:
     tag = secrets.token_hex(3)
     print(f"# Client-area dashboard benchmark\n\n- {environment_label()}")
     print(f"- migrate: {migrate_s:.1f} s")
-    domains = []
+    domains, neighbours = [], []
     user = get_user_model().objects.create_user(f"bench-{tag}@bench.example", None)
     try:
         for label, size in [("small", SMALL), ("large", LARGE)]:
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace, migrate_s: float) -> int:
                 f"- dataset {label}: {size['mailboxes']:,} mailboxes, {size['aliases']:,} "
                 f"aliases, {size['forwards']:,} forwards in {time.perf_counter() - started:.1f} s"
             )
+        neighbours = make_neighbours(tag)
+        print(f"- other clients: {neighbour_label(neighbours)}")
         refresh_statistics()
         print(f"- {args.runs} timed requests per case after {args.warmups} warm-ups\n")
         browser = Browser()
@@ -167,7 +170,7 @@ def run(args: argparse.Namespace, migrate_s: float) -> int:
         return 1 if mismatched or over_budget else 0
     finally:
         if args.db_url and not args.keep:
-            for _, domain in domains:
+            for domain in [domain for _, domain in domains] + neighbours:
                 Domain.objects.filter(pk=domain.pk).delete()
                 domain.client.delete()
             user.delete()
