@@ -407,6 +407,27 @@ def test_edit_a_mailbox_and_remove_an_alias(owner_browser, mailbox):
     assert "stays reserved for" in _text(again).split('id="id_aliases-errors"')[1][:400]
 
 
+def test_the_reservation_notice_words_a_one_minute_delay_and_french(
+    owner_browser, mailbox, settings
+):
+    from datetime import timedelta
+
+    settings.POSTDESK_ALIAS_REUSE_DELAY = timedelta(minutes=1)
+    url = reverse("web:mailbox_edit", args=["example.com", "marie"])
+    response = owner_browser.post(
+        url, {"aliases": [], "destinations": [], "quota_mb": "0"}, follow=True
+    )
+    assert "m.dupont@example.com stays reserved for 1 minute: no address" in _text(response)
+    owner_browser.post(url, {"aliases": ["m.dupont2"], "destinations": [], "quota_mb": "0"})
+    french = owner_browser.post(
+        url,
+        {"aliases": [], "destinations": [], "quota_mb": "0"},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+    assert "m.dupont2@example.com reste réservé pendant 1 minute : aucune adresse" in _text(french)
+
+
 def test_change_the_password(owner_browser, mailbox):
     url = reverse("web:mailbox_password", args=["example.com", "marie"])
     new = "Zx9#kLm2!pQrT"

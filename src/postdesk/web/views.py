@@ -363,15 +363,16 @@ def _note_reserved_aliases(request: HttpRequest, row, kept: list[str]) -> None:
     if not removed:
         return
     minutes = int(settings.POSTDESK_ALIAS_REUSE_DELAY.total_seconds() // 60)
+    # Two numbers, two plurals: the delay is worded on its own, then put in the sentence.
+    delay = ngettext("%(minutes)s minute", "%(minutes)s minutes", minutes) % {"minutes": minutes}
     messages.info(
         request,
         ngettext(
-            "%(aliases)s stays reserved for %(minutes)s minutes: no address can use it until then.",
-            "%(aliases)s stay reserved for %(minutes)s minutes: no address can use them until "
-            "then.",
+            "%(aliases)s stays reserved for %(delay)s: no address can use it until then.",
+            "%(aliases)s stay reserved for %(delay)s: no address can use them until then.",
             len(removed),
         )
-        % {"aliases": ", ".join(removed), "minutes": minutes},
+        % {"aliases": ", ".join(removed), "delay": delay},
     )
 
 
