@@ -140,6 +140,7 @@ def _add_mailboxes(
         rows.append(
             Mailbox(
                 address=address,
+                domain=domain,
                 password_hash=password_hash,
                 password_changed_at=now - timedelta(days=rng.randrange(0, 720)),
                 quota_mb=quota_mb,

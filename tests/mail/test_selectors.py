@@ -305,3 +305,28 @@ def test_the_search_has_trigram_indexes_on_postgresql():
 def test_a_search_on_an_absurd_page_shows_the_last_page(owner, populated):
     page = address_list(actor=owner, domain=populated, search="o", per_page=2, page=10**30)
     assert (page.page, page.total, len(page.rows)) == (2, 3, 1)
+
+
+def test_every_mailbox_knows_its_domain_for_the_storage_index(owner, populated, domain):
+    """Mailbox.domain (a copy of its address's domain) orders the storage sort's pages: the
+    service sets it, and migration 0004 filled it for the mailboxes created before it."""
+    import importlib
+
+    from django.apps import apps
+
+    assert Mailbox.objects.count() >= 2
+    assert not Mailbox.objects.exclude(domain_id=domain.pk).exists()
+    Mailbox.objects.update(domain=None)  # as before the migration
+    migration = importlib.import_module("postdesk.mail.migrations.0004_mailbox_domain")
+    migration.copy_domains(apps, None)
+    assert not Mailbox.objects.exclude(domain_id=domain.pk).exists()
+    # Pages within the mailboxes come off the index, in the same order as the whole list.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    whole = listed(owner, populated, sort=AddressListSort.STORAGE)
+    with CaptureQueriesContext(connection) as captured:
+        first = listed(owner, populated, sort=AddressListSort.STORAGE, per_page=1)
+    second = listed(owner, populated, sort=AddressListSort.STORAGE, per_page=1, page=2)
+    assert first + second == whole[:2] == ["marie.dupont@example.com", "jean@example.com"]
+    assert any('FROM "mail_mailbox"' in q["sql"] and "domain_id" in q["sql"] for q in captured)

@@ -235,6 +235,7 @@ def mailbox_create(
         address = _claim(domain, local_part, AddressKind.MAILBOX, "username")
         mailbox = Mailbox.objects.create(
             address=address,
+            domain=domain,
             password_hash=password_hash,
             password_changed_at=timezone.now(),
             quota_mb=quota_mb,
