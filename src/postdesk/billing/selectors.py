@@ -16,6 +16,8 @@ from django.db.models import (
     Count,
     Exists,
     ExpressionWrapper,
+    F,
+    FilteredRelation,
     OuterRef,
     Q,
     Subquery,
@@ -69,6 +71,35 @@ def usage_growth(mailbox_ref: str, now: datetime, window: timedelta = GROWTH_WIN
         usage_at(mailbox_ref, now) - usage_at(mailbox_ref, now - window),
         output_field=BigIntegerField(),
     )
+
+
+def usage_growth_joined(
+    mailbox_path: str, domain_id: int, now: datetime, window: timedelta = GROWTH_WINDOW
+) -> tuple[dict[str, FilteredRelation], ExpressionWrapper]:
+    """The same growth as `usage_growth`, for every row of a query at once: the annotations
+    to add first (two joins, each to the one sample in force at its instant: at or before
+    it and no later sample by then, per `until`), then the growth expression over them.
+
+    For PostgreSQL, when every mailbox's growth is needed (the growth sort): it reads the
+    domain's samples in force from the (domain, until, at, bytes) index and hash-joins them,
+    where `usage_growth` runs two subplans per mailbox (about 1.3 µs of executor overhead
+    each before any seek). Not for SQLite: it joins by nested loop through the (mailbox, at)
+    index and reads every earlier sample of each mailbox (docs/billing.md)."""
+    samples = f"{mailbox_path}__usage_samples"
+
+    def in_force(moment: datetime) -> FilteredRelation:
+        return FilteredRelation(
+            samples,
+            condition=Q(**{f"{samples}__domain_id": domain_id, f"{samples}__at__lte": moment})
+            & (Q(**{f"{samples}__until__isnull": True}) | Q(**{f"{samples}__until__gt": moment})),
+        )
+
+    joins = {"usage_now": in_force(now), "usage_before": in_force(now - window)}
+    growth = ExpressionWrapper(
+        Coalesce(F("usage_now__bytes"), Value(0)) - Coalesce(F("usage_before__bytes"), Value(0)),
+        output_field=BigIntegerField(),
+    )
+    return joins, growth
 
 
 def plan_list(*, actor: Actor, at: datetime | None = None) -> list[Plan]:
