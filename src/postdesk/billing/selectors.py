@@ -212,20 +212,25 @@ def domain_storage_use(domain_id: int, start: datetime, at: datetime) -> rules.S
     return rules.StorageUse(byte_seconds=Decimal(str(byte_seconds)), current_bytes=int(current))
 
 
-def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None):
-    """The estimate of the domain's billing cycle that contains `at` (default now), under the
-    client's plan in force then: accrued so far, projected to the cycle's end, line items."""
-    require_client_access(actor, domain.client_id, write=False)
-    # A read: "as of" a later time is a projection of what is known now.
-    at = resolve_at(at, allow_future=True)
+def _cycle(client_id: int, at: datetime):
+    """The client's plan term and billing cycle at `at`, or the error that no plan applies."""
     try:
-        term, cycle = rules.billing_cycle(_plan_terms(domain.client_id), at)
+        return rules.billing_cycle(_plan_terms(client_id), at)
     except LookupError:
         raise InvalidInput(
             "no_plan",
             _("No plan applies to this domain's client at %(time)s.") % {"time": at.isoformat()},
             "at",
         ) from None
+
+
+def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None):
+    """The estimate of the domain's billing cycle that contains `at` (default now), under the
+    client's plan in force then: accrued so far, projected to the cycle's end, line items."""
+    require_client_access(actor, domain.client_id, write=False)
+    # A read: "as of" a later time is a projection of what is known now.
+    at = resolve_at(at, allow_future=True)
+    term, cycle = _cycle(domain.client_id, at)
     periods = _protocol_periods(domain, cycle, at)
     storage = domain_storage_use(domain.pk, cycle.start, at)
     return rules.estimate(term.prices, cycle, at, periods, storage)
@@ -267,14 +272,7 @@ def billing_estimates(
     at = resolve_at(at, allow_future=True)
     if not domains:
         return []
-    try:
-        term, cycle = rules.billing_cycle(_plan_terms(client_id), at)
-    except LookupError:
-        raise InvalidInput(
-            "no_plan",
-            _("No plan applies to this domain's client at %(time)s.") % {"time": at.isoformat()},
-            "at",
-        ) from None
+    term, cycle = _cycle(client_id, at)
     ids = [domain.pk for domain in domains]
     periods: dict[int, list[rules.ProtocolPeriod]] = {domain_id: [] for domain_id in ids}
     rows = (
