@@ -212,7 +212,7 @@ def domain_storage_use(domain_id: int, start: datetime, at: datetime) -> rules.S
     return rules.StorageUse(byte_seconds=Decimal(str(byte_seconds)), current_bytes=int(current))
 
 
-def _cycle(client_id: int, at: datetime):
+def _cycle(client_id: int, at: datetime) -> tuple[rules.PlanTerm, rules.Cycle]:
     """The client's plan term and billing cycle at `at`, or the error that no plan applies."""
     try:
         return rules.billing_cycle(_plan_terms(client_id), at)
