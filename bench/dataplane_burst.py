@@ -216,14 +216,15 @@ def main() -> int:
             print(f"\nMISSING: {missing} messages, relayed {sink.recipients}/{expected_relayed}")
             status = 1
     finally:
+        # The mail directories first: a failed database clean-up must not leave them behind.
         stack.down(config.dir)
         controller.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
         if args.db_url:
             from postdesk.mail.models import Domain
 
             Domain.objects.filter(pk=domain.pk).delete()
             domain.client.delete()
-        shutil.rmtree(data_dir, ignore_errors=True)
     return status
 
 
