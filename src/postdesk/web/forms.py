@@ -41,6 +41,11 @@ class MailboxSettingsForm(forms.Form):
         value = self.cleaned_data["quota_mb"].strip()
         return int(value) if re.fullmatch(r"-?[0-9]{1,12}", value) else value
 
+    def settings(self) -> dict:
+        """The cleaned settings, named as mail.services' mailbox_create/mailbox_update take
+        them (the fields are named after those arguments)."""
+        return {name: self.cleaned_data[name] for name in MailboxSettingsForm.base_fields}
+
 
 class MailboxCreateForm(MailboxSettingsForm):
     username = forms.CharField(label=_("Username"), required=False, strip=False)

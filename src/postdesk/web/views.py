@@ -326,13 +326,7 @@ def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpRespo
                 username=data["username"],
                 password=data["password"],
                 password_confirmation=data["password_confirmation"],
-                aliases=data["aliases"],
-                quota_mb=data["quota_mb"],
-                destinations=data["destinations"],
-                delete_after_forwarding=data["delete_after_forwarding"],
-                keep_original_sender=data["keep_original_sender"],
-                eas_enabled=data["eas_enabled"],
-                mapi_enabled=data["mapi_enabled"],
+                **form.settings(),
             )
         except PostdeskError as error:
             show_on_form(form, error)
@@ -392,13 +386,7 @@ def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
             mail_services.mailbox_update(
                 actor=actor,
                 mailbox=mailbox,
-                quota_mb=data["quota_mb"],
-                aliases=data["aliases"],
-                destinations=data["destinations"],
-                delete_after_forwarding=data["delete_after_forwarding"],
-                keep_original_sender=data["keep_original_sender"],
-                eas_enabled=data["eas_enabled"],
-                mapi_enabled=data["mapi_enabled"],
+                **form.settings(),
             )
         except PostdeskError as error:
             show_on_form(form, error)

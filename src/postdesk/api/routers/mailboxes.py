@@ -50,6 +50,20 @@ def mailbox_out(mailbox: Mailbox) -> dict:
     }
 
 
+def _settings(payload: MailboxCreateIn | MailboxUpdateIn) -> dict:
+    """A mailbox's settings as mail.services take them; the API's `eas`/`mapi` are the
+    services' `eas_enabled`/`mapi_enabled` (None: unchanged, on an update)."""
+    return {
+        "quota_mb": payload.quota_mb,
+        "aliases": payload.aliases,
+        "destinations": payload.destinations,
+        "delete_after_forwarding": payload.delete_after_forwarding,
+        "keep_original_sender": payload.keep_original_sender,
+        "eas_enabled": payload.eas,
+        "mapi_enabled": payload.mapi,
+    }
+
+
 @router.post("/domains/{domain}/mailboxes", response={201: MailboxCreatedOut, **WRITE_ERRORS})
 def mailbox_create(request: HttpRequest, domain: str, payload: MailboxCreateIn):
     """Create a mailbox. Without a password one is generated, returned here and only here."""
@@ -63,13 +77,7 @@ def mailbox_create(request: HttpRequest, domain: str, payload: MailboxCreateIn):
         domain=found,
         username=payload.username,
         password=password,
-        aliases=payload.aliases,
-        quota_mb=payload.quota_mb,
-        destinations=payload.destinations,
-        delete_after_forwarding=payload.delete_after_forwarding,
-        keep_original_sender=payload.keep_original_sender,
-        eas_enabled=payload.eas,
-        mapi_enabled=payload.mapi,
+        **_settings(payload),
     )
     body = mailbox_out(mailbox)
     body["password"] = password if generated else None
@@ -89,13 +97,7 @@ def mailbox_update(request: HttpRequest, address: str, payload: MailboxUpdateIn)
     updated = services.mailbox_update(
         actor=request.auth,
         mailbox=mailbox,
-        quota_mb=payload.quota_mb,
-        aliases=payload.aliases,
-        destinations=payload.destinations,
-        delete_after_forwarding=payload.delete_after_forwarding,
-        keep_original_sender=payload.keep_original_sender,
-        eas_enabled=payload.eas,
-        mapi_enabled=payload.mapi,
+        **_settings(payload),
     )
     return mailbox_out(updated)
 

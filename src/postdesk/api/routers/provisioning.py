@@ -14,6 +14,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Router, Status
+from pydantic import BaseModel
 
 from postdesk.billing.selectors import plan_get
 from postdesk.billing.services import client_set_plan
@@ -33,7 +34,7 @@ from ..schemas import (
     TerminateIn,
     UsageReportOut,
 )
-from ..services import IdempotentResult, idempotent_call, request_fingerprint
+from ..services import idempotent_call, request_fingerprint
 
 # The billing cycle to show, by a moment inside it.
 AT_QUERY = Query(None, description="ISO 8601 with a zone; default now. The cycle that contains it.")
@@ -68,9 +69,18 @@ def client_out(request: HttpRequest, client: Client) -> dict[str, Any]:
     }
 
 
-def _answer(response: HttpResponse, result: IdempotentResult):
+def _once(
+    request: HttpRequest, response: HttpResponse, payload: BaseModel, key: str | None, call
+) -> Status:
+    """Run `call` once per Idempotency-Key (a retry with the same key and body gets the first
+    answer again, flagged in a header so the body stays exactly the first answer)."""
+    result = idempotent_call(
+        actor=request.auth,
+        key=key,
+        fingerprint=request_fingerprint("POST", request.path, payload.model_dump(mode="json")),
+        call=call,
+    )
     if result.replayed:
-        # Told in a header, so the body stays exactly the first answer.
         response["Idempotent-Replayed"] = "true"
     return Status(result.status, result.body)
 
@@ -111,13 +121,7 @@ def client_create(
         ).model_dump(mode="json")
         return 201, body
 
-    result = idempotent_call(
-        actor=request.auth,
-        key=idempotency_key,
-        fingerprint=request_fingerprint("POST", request.path, payload.model_dump(mode="json")),
-        call=call,
-    )
-    return _answer(response, result)
+    return _once(request, response, payload, idempotency_key, call)
 
 
 @router.get(
@@ -190,13 +194,7 @@ def client_change_plan(
         ).model_dump(mode="json")
         return 201, body
 
-    result = idempotent_call(
-        actor=request.auth,
-        key=idempotency_key,
-        fingerprint=request_fingerprint("POST", request.path, payload.model_dump(mode="json")),
-        call=call,
-    )
-    return _answer(response, result)
+    return _once(request, response, payload, idempotency_key, call)
 
 
 @router.get(
