@@ -112,3 +112,16 @@ def test_on_postgresql_the_per_address_lookups_use_the_cached_plan_functions(mai
         from_view = cursor.fetchall()
         cursor.execute("SELECT * FROM dataplane_mailbox('anna', %s)", [domain.name])
         assert cursor.fetchall() == from_view
+
+
+def test_stack_ports_are_drawn_outside_the_ephemeral_range_and_never_twice():
+    """Outgoing connections take ephemeral ports: a listening port chosen there could be
+    taken before the daemon binds it (seen: nginx 'Address already in use')."""
+    from pathlib import Path
+
+    from postdesk.dataplane.render import free_port
+
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(not (low <= port <= high) for port in ports)

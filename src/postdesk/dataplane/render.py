@@ -58,10 +58,29 @@ def dovecot_queries(engine: str, vmail: str) -> dict[str, str]:
     }
 
 
+# Listening ports are drawn below the kernel's ephemeral range (Linux: 32768-60999). A port
+# the kernel hands out for binding to 0 is also what it hands to the next outgoing
+# connection (to the database, an SMTP test client), so between choosing it and the daemon
+# binding it, it was sometimes taken: "nginx: bind() ... Address already in use".
+_LISTEN_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, never given twice by this process."""
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(_LISTEN_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise OSError("no free port between 20000 and 32767 on 127.0.0.1")
 
 
 @dataclass
