@@ -41,6 +41,7 @@ def fill(
     from django.db import connection, transaction
 
     from postdesk.billing.models import ClientPlan, ProtocolActivation, UsageSample
+    from postdesk.billing.services import usage_growth_refresh
     from postdesk.mail.models import Mailbox
 
     started = time.perf_counter()
@@ -92,6 +93,8 @@ def fill(
                     for d, (moment, until) in enumerate(zip(moments, untils, strict=True))
                 ],
             )
+    # Written around the services, so the growth they keep is set as a bulk load does.
+    usage_growth_refresh(Mailbox.objects.filter(domain=domain))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {table}")

@@ -120,6 +120,18 @@ def _used_bytes(rng: random.Random, quota_mb: int) -> int:
     return used
 
 
+def _growth_bytes(rng: random.Random) -> int:
+    """The 7-day growth the collector's samples would give (no samples are written here;
+    bench/billing_growth.py writes a year of them): a third of mailboxes idle (0, ties by
+    name), most gaining a few MB a week, a few shrinking (a clean-up)."""
+    draw = rng.random()
+    if draw < 0.35:
+        return 0
+    if draw < 0.45:
+        return -int(rng.lognormvariate(16.0, 1.5))
+    return int(rng.lognormvariate(16.5, 1.8))
+
+
 def _add_mailboxes(
     domain: Domain, count: int, offset: int, rng: random.Random, now: datetime
 ) -> list[Mailbox]:
@@ -141,11 +153,13 @@ def _add_mailboxes(
             Mailbox(
                 address=address,
                 domain=domain,
+                local_part=address.local_part,
                 password_hash=password_hash,
                 password_changed_at=now - timedelta(days=rng.randrange(0, 720)),
                 quota_mb=quota_mb,
                 used_bytes=_used_bytes(rng, quota_mb),
                 used_measured_at=now - timedelta(minutes=rng.randrange(0, 60)),
+                growth_7d_bytes=_growth_bytes(rng),
                 delete_after_forwarding=(
                     forwards_mail and rng.random() < DELETE_AFTER_FORWARDING_SHARE
                 ),

@@ -677,6 +677,10 @@ def test_demo_is_idempotent_and_prints_a_working_login(migrated, tmp_path):
     after_first = listing(pd)
     assert after_first
     assert {"mailbox", "forward"} == {row["type"] for row in after_first}
+    # Measured as the collector would have: storage and a week's growth to show and sort.
+    growth = {row["address"]: row["growth_7d_bytes"] for row in after_first}
+    assert growth["jean.tremblay@example.com"] == (4210 - 3020) * 1024**2
+    assert growth["comptabilite@example.com"] < 0 and growth["sales@example.com"] == 0
 
     second = pd("demo")
     assert_ok(second)

@@ -141,7 +141,10 @@ class AddressRowOut(Schema):
     delete_after_forwarding: bool
     keep_original_sender: bool
     growth_7d_bytes: int | None = Field(
-        description="Bytes gained over the last 7 days (negative: shrank); null for a forward."
+        description=(
+            "Bytes gained over the 7 days up to the mailbox's latest usage measure (negative: "
+            "shrank); null for a forward."
+        )
     )
 
 

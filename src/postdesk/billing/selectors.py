@@ -12,18 +12,11 @@ from decimal import Decimal
 
 from django.db import connection
 from django.db.models import (
-    BigIntegerField,
     Count,
     Exists,
-    ExpressionWrapper,
-    F,
-    FilteredRelation,
     OuterRef,
     Q,
-    Subquery,
-    Value,
 )
-from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied
@@ -43,63 +36,6 @@ def plan_get(*, actor: Actor, name: str) -> Plan:
     if plan is None:
         raise NotFound(_("No plan named %(name)s.") % {"name": name}, "plan")
     return plan
-
-
-# "Growing unusually fast" (the guide): the address list's growth is over this window.
-GROWTH_WINDOW = timedelta(days=7)
-
-
-def usage_at(mailbox_ref: str, moment: datetime) -> Coalesce:
-    """An expression: the usage at `moment` of the mailbox that the outer query's
-    `mailbox_ref` names, as billing counts it (its latest sample then; 0 without one).
-
-    Each row costs one backward seek of the covering (mailbox, at, bytes) index, whatever
-    the mailbox's history; the `until`-indexed scan suits the estimate's domain-wide sum.
-    """
-    latest = (
-        UsageSample.objects.filter(mailbox_id=OuterRef(mailbox_ref), at__lte=moment)
-        .order_by("-at")
-        .values("bytes")[:1]
-    )
-    return Coalesce(Subquery(latest), Value(0), output_field=BigIntegerField())
-
-
-def usage_growth(mailbox_ref: str, now: datetime, window: timedelta = GROWTH_WINDOW):
-    """An expression: how many bytes the mailbox gained over `window` up to `now` (negative
-    when it shrank), from its usage samples; see `usage_at`."""
-    return ExpressionWrapper(
-        usage_at(mailbox_ref, now) - usage_at(mailbox_ref, now - window),
-        output_field=BigIntegerField(),
-    )
-
-
-def usage_growth_joined(
-    mailbox_path: str, domain_id: int, now: datetime, window: timedelta = GROWTH_WINDOW
-) -> tuple[dict[str, FilteredRelation], ExpressionWrapper]:
-    """The same growth as `usage_growth`, for every row of a query at once: the annotations
-    to add first (two joins, each to the one sample in force at its instant: at or before
-    it and no later sample by then, per `until`), then the growth expression over them.
-
-    For PostgreSQL, when every mailbox's growth is needed (the growth sort): it reads the
-    domain's samples in force from the (domain, until, at, bytes) index and hash-joins them,
-    where `usage_growth` runs two subplans per mailbox (about 1.3 µs of executor overhead
-    each before any seek). Not for SQLite: it joins by nested loop through the (mailbox, at)
-    index and reads every earlier sample of each mailbox (docs/billing.md)."""
-    samples = f"{mailbox_path}__usage_samples"
-
-    def in_force(moment: datetime) -> FilteredRelation:
-        return FilteredRelation(
-            samples,
-            condition=Q(**{f"{samples}__domain_id": domain_id, f"{samples}__at__lte": moment})
-            & (Q(**{f"{samples}__until__isnull": True}) | Q(**{f"{samples}__until__gt": moment})),
-        )
-
-    joins = {"usage_now": in_force(now), "usage_before": in_force(now - window)}
-    growth = ExpressionWrapper(
-        Coalesce(F("usage_now__bytes"), Value(0)) - Coalesce(F("usage_before__bytes"), Value(0)),
-        output_field=BigIntegerField(),
-    )
-    return joins, growth
 
 
 def plan_list(*, actor: Actor, at: datetime | None = None) -> list[Plan]:

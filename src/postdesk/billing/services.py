@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -233,7 +235,8 @@ def usage_record(
     """A measure of a mailbox's disk use at `at` (default now), as the collector writes it.
 
     The mailbox's current usage follows only when the sample is newer than the last one, so
-    samples may arrive late or out of order (a replayed history).
+    samples may arrive late or out of order (a replayed history); its 7-day growth is
+    recomputed from its samples either way (`usage_growth_refresh`).
     """
     # mail.services imports this module (protocols_record): import it when called.
     from postdesk.mail.models import Mailbox
@@ -263,6 +266,9 @@ def usage_record(
             else:
                 sample = _sample_insert(mailbox, moment, used_bytes, messages)
                 mailbox_usage_set(mailbox=mailbox, used_bytes=used_bytes, at=moment)
+                # Even a late sample can change it: it may be the one in force 7 days
+                # before the latest.
+                usage_growth_refresh(Mailbox.objects.filter(pk=mailbox.pk))
     except IntegrityError:
         raise InvalidInput(
             "usage_sample_exists",
@@ -271,6 +277,38 @@ def usage_record(
             "at",
         ) from None
     return sample
+
+
+# "Growing unusually fast" (the guide): the address list's growth is over this window.
+GROWTH_WINDOW = timedelta(days=7)
+
+
+def usage_growth_refresh(mailboxes: QuerySet) -> int:
+    """Set each mailbox's `growth_7d_bytes` from its samples: the bytes of its latest sample
+    minus its usage 7 days before that sample (its latest sample by then, 0 without one), so
+    0 for a mailbox never measured. One UPDATE whatever the number of mailboxes (two index
+    seeks each); returns how many it updated.
+
+    As of the latest measure, not of the moment of reading: stored, the list can sort by it
+    from an index (docs/billing.md). `usage_record` calls it for the mailbox it measured;
+    a bulk load of samples (a benchmark, a migration) calls it for every mailbox it wrote.
+    """
+    latest = UsageSample.objects.filter(mailbox_id=OuterRef("pk")).order_by("-at")
+    latest_at = (
+        UsageSample.objects.filter(mailbox_id=OuterRef(OuterRef("pk")))
+        .order_by("-at")
+        .values("at")[:1]
+    )
+    before = UsageSample.objects.filter(
+        mailbox_id=OuterRef("pk"), at__lte=Subquery(latest_at) - Value(GROWTH_WINDOW)
+    ).order_by("-at")
+
+    def bytes_of(samples: QuerySet) -> Coalesce:
+        return Coalesce(
+            Subquery(samples.values("bytes")[:1]), Value(0), output_field=BigIntegerField()
+        )
+
+    return mailboxes.update(growth_7d_bytes=bytes_of(latest) - bytes_of(before))
 
 
 def _sample_insert_deleted(

@@ -96,6 +96,12 @@ class Mailbox(models.Model):
     domain = models.ForeignKey(
         Domain, on_delete=models.CASCADE, null=True, related_name="+", editable=False
     )
+    # The address's name, copied likewise (a mailbox is never renamed): the list's ties are
+    # by name, so the storage and growth indexes end with it and a page of the domain's
+    # mailboxes is read off an index whatever the ties (a new domain's mailboxes all use 0
+    # bytes and grew 0). Always set by mail.services; nullable for the same reason
+    # (migration 0005).
+    local_part = models.CharField(max_length=64, null=True, editable=False)  # noqa: DJ001
     # Where the mail is stored. Never reused, so a mailbox re-created under the same name
     # never sees the messages of the one deleted before it.
     storage_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -111,6 +117,11 @@ class Mailbox(models.Model):
     # Last measured disk use, written by the usage collector.
     used_bytes = models.BigIntegerField(_("storage used"), default=0)
     used_measured_at = models.DateTimeField(null=True, blank=True)
+    # Bytes gained over the 7 days up to that measure (negative when it shrank), kept by
+    # billing's usage_record from the samples (docs/billing.md, "Growth over 7 days"). Always
+    # set (0 until measured) by mail.services; nullable, without a default, for the same
+    # reason as `domain` (SQLite rebuilds a table to add a column with either).
+    growth_7d_bytes = models.BigIntegerField(_("growth over 7 days"), null=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -137,7 +148,13 @@ class Mailbox(models.Model):
                 ],
                 name="mail_mailbox_usage_idx",
             ),
-            models.Index(fields=["domain", "-used_bytes"], name="mail_mailbox_storage_idx"),
+            # A domain's mailboxes in the list's storage and growth orders (ties by name).
+            models.Index(
+                fields=["domain", "-used_bytes", "local_part"], name="mail_mailbox_storage_idx"
+            ),
+            models.Index(
+                fields=["domain", "-growth_7d_bytes", "local_part"], name="mail_mailbox_growth_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,13 +12,10 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    BigIntegerField,
-    Case,
     Count,
     F,
     Q,
     QuerySet,
-    When,
     Window,
 )
 from django.db.models.expressions import RawSQL
@@ -27,7 +24,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from postdesk.billing.selectors import usage_growth, usage_growth_joined
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
 from postdesk.tenancy.models import Client
@@ -248,23 +244,18 @@ def address_list(
     elif sort == AddressListSort.STORAGE_ASC:
         ordering = [F("mailbox__used_bytes").asc(nulls_last=True), "local_part"]
     elif sort == AddressListSort.GROWTH:
-        ordering = [F("growth_7d").desc(nulls_last=True), "local_part"]
+        ordering = [F("mailbox__growth_7d_bytes").desc(nulls_last=True), "local_part"]
     else:
         ordering = ["local_part"]
 
     queryset = Address.objects.filter(domain=domain, kind__in=kinds)
     filtered = bool(search) and not _matches_everything(domain, search)
-    # PostgreSQL computes every mailbox's growth set-wise (see `_with_growth`), and then
-    # reads the page like a search does.
-    growth_set_wise = sort == AddressListSort.GROWTH and connection.vendor == "postgresql"
-    if filtered or growth_set_wise:
+    if filtered:
         # A text inside a name can use no B-tree index: the filter reads the domain's names,
         # aliases and destinations. Evaluate it once, the page's ids with the number of all
         # matches beside them (a window count), rather than once to count and again for the
         # page; the rows themselves are read after, for the page's ids only.
-        matches = queryset.filter(_search_filter(domain, search)) if filtered else queryset
-        if sort == AddressListSort.GROWTH:
-            matches = _with_growth(domain, matches)
+        matches = queryset.filter(_search_filter(domain, search))
         # By lower(local_part), the same order (names are stored lowercase): otherwise SQLite
         # walks the (domain, local_part) index for its order and fetches every address row
         # to test its kind, where the (domain, kind, local_part) index answers alone.
@@ -285,10 +276,10 @@ def address_list(
         page_ids = [pk for pk, _matched in found]
         rows = _rows(domain, Address.objects.filter(pk__in=page_ids).order_by(*ordering))
     else:
-        by_storage = sort in (AddressListSort.STORAGE, AddressListSort.STORAGE_ASC)
-        if by_storage:
-            # Sorted by storage, the mailboxes come first (forwards have none): a page within
-            # them is read off the domain's storage index (`_mailboxes_by_storage`).
+        by_mailbox_index = sort in _MAILBOX_ORDERS
+        if by_mailbox_index:
+            # Sorted by storage or growth, the mailboxes come first (forwards have neither):
+            # a page within them is read off one of the domain's mailbox indexes.
             counts = queryset.aggregate(
                 total=Count("pk"), mailboxes=Count("pk", filter=Q(kind=AddressKind.MAILBOX))
             )
@@ -297,51 +288,35 @@ def address_list(
             total = queryset.count()
         page = max(1, min(int(page), max(1, -(-total // per_page))))
         start, stop = (page - 1) * per_page, page * per_page
-        if sort == AddressListSort.GROWTH:
-            # Every mailbox's growth is computed for the sort anyway: one pass.
-            rows = _rows(domain, queryset.order_by(*ordering), start, stop)
+        if by_mailbox_index and stop <= mailboxes:
+            page_ids = _mailboxes_in_order(domain, sort)[start:stop]
         else:
-            if by_storage and stop <= mailboxes:
-                page_ids = _mailboxes_by_storage(domain, sort)[start:stop]
-            else:
-                # A deferred join: the database orders and cuts the page on the narrow
-                # columns alone, then computes the other columns (the growth's two seeks)
-                # for the page's rows only; SQLite would otherwise compute them for every
-                # row before its sort.
-                page_ids = _covering_storage(queryset.order_by(*ordering).values("pk")[start:stop])
-            rows = _rows(domain, Address.objects.filter(pk__in=page_ids).order_by(*ordering))
+            # A deferred join: the database orders and cuts the page on the narrow columns
+            # alone, then reads the other columns for the page's rows only.
+            page_ids = queryset.order_by(*ordering).values("pk")[start:stop]
+            if sort in (AddressListSort.STORAGE, AddressListSort.STORAGE_ASC):
+                page_ids = _covering_storage(page_ids)
+        rows = _rows(domain, Address.objects.filter(pk__in=page_ids).order_by(*ordering))
     return AddressPage(
         rows=rows, total=total, page=page, per_page=per_page, search=search, type=type, sort=sort
     )
 
 
-def _mailboxes_by_storage(domain: Domain, sort: str) -> QuerySet:
-    """The address ids of the domain's mailboxes by storage, ties by name, in the order of
-    `mail_mailbox_storage_idx` (domain, used bytes): a page near the top reads little more
-    than its own rows from the index, where joining and sorting every mailbox of the domain
-    costs milliseconds."""
-    used = F("used_bytes").desc() if sort == AddressListSort.STORAGE else F("used_bytes").asc()
+# The orders of a domain's mailboxes that an index of theirs gives, ties by name
+# (`mail_mailbox_storage_idx`, `mail_mailbox_growth_idx`).
+_MAILBOX_ORDERS = {
+    AddressListSort.STORAGE: [F("used_bytes").desc(), "local_part"],
+    AddressListSort.STORAGE_ASC: [F("used_bytes").asc(), "local_part"],
+    AddressListSort.GROWTH: [F("growth_7d_bytes").desc(), "local_part"],
+}
+
+
+def _mailboxes_in_order(domain: Domain, sort: str) -> QuerySet:
+    """The address ids of the domain's mailboxes in a `_MAILBOX_ORDERS` order, read off the
+    index that gives it (the name is the mailbox's copy): a page reads little more than its
+    own rows, where joining and sorting every mailbox of the domain costs milliseconds."""
     return (
-        Mailbox.objects.filter(domain=domain)
-        .order_by(used, "address__local_part")
-        .values("address_id")
-    )
-
-
-def _with_growth(domain: Domain, queryset: QuerySet[Address]) -> QuerySet[Address]:
-    """Every address annotated with `growth_7d` (NULL for a forward) for the growth order:
-    on PostgreSQL set-wise, two hash joins to the domain's samples in force
-    (billing.selectors.usage_growth_joined); on SQLite two seeks per mailbox (`_growth_7d`),
-    which its nested-loop joins do best."""
-    if connection.vendor != "postgresql":
-        return queryset.annotate(growth_7d=_growth_7d())
-    joins, growth = usage_growth_joined("mailbox", domain.pk, timezone.now())
-    return queryset.annotate(**joins).annotate(
-        growth_7d=Case(
-            When(kind=AddressKind.MAILBOX, then=growth),
-            default=None,
-            output_field=BigIntegerField(),
-        )
+        Mailbox.objects.filter(domain=domain).order_by(*_MAILBOX_ORDERS[sort]).values("address_id")
     )
 
 
@@ -372,7 +347,7 @@ def _rows(
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
     Address/Mailbox objects plus Django's prefetch machinery cost more than the SQL itself.
     """
-    page_rows = list(ordered.annotate(growth_7d=_growth_7d()).values(*_ROW_FIELDS)[start:stop])
+    page_rows = list(ordered.values(*_ROW_FIELDS)[start:stop])
     mailbox_ids = [r["mailbox__id"] for r in page_rows if r["mailbox__id"] is not None]
     aliases: dict[int, list[str]] = {}
     if mailbox_ids:  # a page of forwards only needs no alias query
@@ -396,7 +371,6 @@ _ROW_FIELDS = (
     "id",
     "local_part",
     "kind",
-    "growth_7d",
     "mailbox__id",
     "mailbox__quota_mb",
     "mailbox__used_bytes",
@@ -404,17 +378,8 @@ _ROW_FIELDS = (
     "mailbox__mapi_enabled",
     "mailbox__delete_after_forwarding",
     "mailbox__keep_original_sender",
+    "mailbox__growth_7d_bytes",
 )
-
-
-def _growth_7d() -> Case:
-    """Each mailbox's growth over the last 7 days, in the row's own query (two index seeks
-    per mailbox); NULL for a forward."""
-    return Case(
-        When(kind=AddressKind.MAILBOX, then=usage_growth("mailbox__id", timezone.now())),
-        default=None,
-        output_field=BigIntegerField(),
-    )
 
 
 def _row(
@@ -444,7 +409,7 @@ def _row(
         mapi_enabled=row["mailbox__mapi_enabled"],
         delete_after_forwarding=row["mailbox__delete_after_forwarding"],
         keep_original_sender=row["mailbox__keep_original_sender"],
-        growth_7d_bytes=row["growth_7d"],
+        growth_7d_bytes=row["mailbox__growth_7d_bytes"],
     )
 
 

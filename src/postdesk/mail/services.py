@@ -236,6 +236,8 @@ def mailbox_create(
         mailbox = Mailbox.objects.create(
             address=address,
             domain=domain,
+            local_part=address.local_part,
+            growth_7d_bytes=0,
             password_hash=password_hash,
             password_changed_at=timezone.now(),
             quota_mb=quota_mb,

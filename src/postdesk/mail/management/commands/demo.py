@@ -4,10 +4,13 @@ Safe to run again: what exists is kept; the demo logins get fresh passwords, pri
 """
 
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
+from postdesk.billing.services import usage_record
 from postdesk.cli import OperatorCommand
 from postdesk.mail.models import Domain, Mailbox
 from postdesk.mail.passwords import generate_password
@@ -27,17 +30,24 @@ OWNER = "owner@example.com"
 OPERATOR = "operator@example.com"
 
 MAILBOXES = [
-    # username, aliases, options, MB used (as the usage collector would report it)
-    ("marie.dupont", ["m.dupont", "marie"], {"eas_enabled": True, "quota_mb": 10240}, 1830),
-    ("jean.tremblay", [], {"eas_enabled": True, "mapi_enabled": True, "quota_mb": 5120}, 4210),
-    ("comptabilite", ["accounting"], {"mapi_enabled": True}, 760),
+    # username, aliases, options, MB used 8 days ago and now (as the usage collector would
+    # have measured them: the dashboard's storage and 7-day growth)
+    ("marie.dupont", ["m.dupont", "marie"], {"eas_enabled": True, "quota_mb": 10240}, (1610, 1830)),
+    (
+        "jean.tremblay",
+        [],
+        {"eas_enabled": True, "mapi_enabled": True, "quota_mb": 5120},
+        (3020, 4210),
+    ),
+    ("comptabilite", ["accounting"], {"mapi_enabled": True}, (790, 760)),
     (
         "sales",
         [],
         {"destinations": ["sales.team@example.net"], "keep_original_sender": True},
-        95,
+        (95, 95),
     ),
 ]
+MB = 1024 * 1024
 FORWARDS = [
     ("info", ["marie.dupont@example.com", "jean.tremblay@example.com"]),
     ("support", ["marie.dupont@example.com"]),
@@ -65,7 +75,8 @@ class Command(OperatorCommand):
                 "address__local_part", flat=True
             )
         )
-        for username, aliases, extra, used_mb in MAILBOXES:
+        now = timezone.now()
+        for username, aliases, extra, (before_mb, used_mb) in MAILBOXES:
             if username in existing:
                 continue
             mailbox = mailbox_create(
@@ -76,7 +87,8 @@ class Command(OperatorCommand):
                 aliases=aliases,
                 **extra,
             )
-            Mailbox.objects.filter(pk=mailbox.pk).update(used_bytes=used_mb * 1024 * 1024)
+            for moment, megabytes in ((now - timedelta(days=8), before_mb), (now, used_mb)):
+                usage_record(actor=actor, mailbox=mailbox, used_bytes=megabytes * MB, at=moment)
         taken = set(domain.addresses.values_list("local_part", flat=True))
         for name, destinations in FORWARDS:
             if name not in taken:
