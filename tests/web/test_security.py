@@ -435,11 +435,25 @@ def test_wrong_codes_slow_down_the_device(user):
     # Right after a wrong code, even the right one waits (django-otp's throttling, 1 s here).
     throttled = browser.post(reverse("web:login_code"), {"token": _code(device)})
     assert throttled.status_code == 400
-    assert "Too many wrong codes in a row." in _text(throttled)
+    assert "Wait 1 second, then enter the newest code" in _text(throttled)
     # Once the delay has passed, the code is accepted.
     _wait_out_throttling(device)
     assert browser.post(reverse("web:login_code"), {"token": _code(device)}).status_code == 302
     assert _logged_in(browser)
+
+
+def test_the_wait_shown_doubles_with_each_wrong_code_in_a_row(user):
+    device = TotpDevice.objects.create(user=user, name="app", confirmed=True)
+    browser = Browser()
+    _login(browser)
+    for _ in range(3):
+        _wait_out_throttling(device)
+        assert browser.post(reverse("web:login_code"), {"token": "000000"}).status_code == 400
+    # Three in a row: 4 s (1, 2, 4), said as such, with nothing rolled back.
+    throttled = browser.post(reverse("web:login_code"), {"token": _code(device)})
+    assert "Wait 4 seconds, then enter the newest code" in _text(throttled)
+    assert TotpDevice.objects.get(pk=device.pk).throttling_failure_count == 3
+    assert not _logged_in(browser)
 
 
 def _migration():

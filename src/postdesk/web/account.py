@@ -8,6 +8,7 @@ at rest (RFC 6238: 6 digits, 30 s steps, the device's own throttling after failu
 
 from __future__ import annotations
 
+import math
 from base64 import b32encode
 
 import qrcode
@@ -16,7 +17,9 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from postdesk.audit.services import audit_record
 from postdesk.errors import ErrorCollector, InvalidInput, PermissionDenied
@@ -74,11 +77,22 @@ def _code_error(device: TotpDevice, token: str) -> InvalidInput | None:
     """None if the device accepts the code, else the error to show. Either way the device's
     counters are written (failures and throttling, or the last used step): the caller raises
     the error only after its transaction commits, so a wrong code is never rolled back."""
-    allowed, _data = device.verify_is_allowed()
+    allowed, refusal = device.verify_is_allowed()
     if not allowed:
+        # django-otp doubles the wait after each wrong code in a row (1 s after the first):
+        # say how long, rather than "too many" after a single typo.
+        locked_until = (refusal or {}).get("locked_until") or timezone.now()
+        seconds = max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
         return InvalidInput(
             "totp_throttled",
-            _("Too many wrong codes in a row. Wait a moment, then try the newest code."),
+            ngettext(
+                "Wait %(seconds)d second, then enter the newest code: each wrong code in a "
+                "row doubles the wait.",
+                "Wait %(seconds)d seconds, then enter the newest code: each wrong code in a "
+                "row doubles the wait.",
+                seconds,
+            )
+            % {"seconds": seconds},
             "token",
         )
     if not device.verify_token(_normalize_code(token)):
