@@ -31,6 +31,7 @@ from typing import Any
 from benchsetup import setup_django
 
 TARGET_P50_MS = 30.0
+# The two sizes every list benchmark compares (api_list.py and web_dashboard.py use these).
 SMALL = {"mailboxes": 10, "aliases": 10, "forwards": 2}
 LARGE = {"mailboxes": 10_000, "aliases": 10_000, "forwards": 2_000}
 

@@ -32,8 +32,6 @@ from urllib.parse import urlencode
 from benchsetup import setup_django
 
 TARGET_P50_MS = 15.0
-SMALL = {"mailboxes": 10, "aliases": 10, "forwards": 2}
-LARGE = {"mailboxes": 10_000, "aliases": 10_000, "forwards": 2_000}
 
 
 @dataclass(frozen=True)
@@ -157,7 +155,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.address_list import environment_label, neighbour_label, refresh_statistics
+    from bench.address_list import (
+        LARGE,
+        SMALL,
+        environment_label,
+        neighbour_label,
+        refresh_statistics,
+    )
     from bench.dataset import make_domain, make_neighbours
 
     from postdesk.mail.models import Domain
