@@ -171,6 +171,13 @@ class UsageSample(models.Model):
             # The samples that hold during [start, …): until > start, or the latest ones. It
             # covers the estimate's query, which then never reads the table itself.
             models.Index(fields=["domain", "until", "at", "bytes"], name="billing_usage_until_idx"),
+            # Each mailbox's latest sample (one row per mailbox ever): the one a newer sample
+            # closes, found without reading the mailbox's history.
+            models.Index(
+                fields=["mailbox_key"],
+                condition=models.Q(until__isnull=True),
+                name="billing_usage_latest_idx",
+            ),
         ]
 
     def __str__(self) -> str:

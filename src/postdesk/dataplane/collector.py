@@ -7,7 +7,7 @@ each measure becomes a usage sample with its time (billing) and the mailbox's cu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.utils import timezone
@@ -22,6 +22,8 @@ from .provisioner import _doveadm
 class CollectSummary:
     measured: int
     unknown: int  # Dovecot reported a user the panel no longer has
+    # (address, message) of each measure refused (see billing's usage_record_batch)
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 def dovecot_usage() -> dict[str, tuple[int, int]]:
@@ -37,19 +39,28 @@ def dovecot_usage() -> dict[str, tuple[int, int]]:
 
 
 def collect_usage(*, at: datetime | None = None) -> CollectSummary:
-    from postdesk.billing.services import usage_record
+    """Measure every mailbox through Dovecot, at `at` (default now)."""
+    return record_usage(dovecot_usage(), at=at or timezone.now())
 
-    moment = at or timezone.now()
-    measured = dovecot_usage()
+
+def record_usage(measured: dict[str, tuple[int, int]], *, at: datetime) -> CollectSummary:
+    """One run's measures (address → bytes, messages) into usage samples, a batch at a time
+    (billing's usage_record_batch): a run of 10,000 mailboxes is a few dozen queries, and a
+    measure that cannot be recorded is reported without stopping the others."""
+    from postdesk.billing.services import Measure, usage_record_batch
+
     collector = Actor.operator("usage-collector", source=Source.SYSTEM)
-    mailboxes = {m.address.email: m for m in Mailbox.objects.select_related("address__domain")}
-    count = 0
-    for address, (used_bytes, messages) in measured.items():
-        mailbox = mailboxes.get(address)
-        if mailbox is None:
-            continue
-        usage_record(
-            actor=collector, mailbox=mailbox, used_bytes=used_bytes, messages=messages, at=moment
-        )
-        count += 1
-    return CollectSummary(measured=count, unknown=len(measured) - count)
+    mailboxes = {
+        m.address.email: m for m in Mailbox.objects.select_related("address__domain").iterator()
+    }
+    measures = [
+        Measure(mailbox=mailboxes[address], used_bytes=used_bytes, messages=messages)
+        for address, (used_bytes, messages) in measured.items()
+        if address in mailboxes
+    ]
+    result = usage_record_batch(actor=collector, measures=measures, at=at)
+    return CollectSummary(
+        measured=result.recorded,
+        unknown=len(measured) - len(measures),
+        refused=[(address, error.message) for address, error in result.refused],
+    )

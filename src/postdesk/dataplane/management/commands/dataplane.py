@@ -77,6 +77,8 @@ class Command(OperatorCommand):
                 except ProvisionerUnavailable as error:
                     raise InvalidInput("dataplane_unavailable", str(error)) from None
                 self.stdout.write(f"measured {summary.measured} mailbox(es)")
+                for address, message in summary.refused:
+                    self.stderr.write(f"not recorded: {address}: {message}")
             else:
                 stack.down(Path(options["dir"]).resolve())
                 self.stdout.write(f"stopped the mail stack in {options['dir']}")
