@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from postdesk.billing.models import UsageSample
 from postdesk.billing.services import Measure, usage_record, usage_record_batch
-from postdesk.dataplane.collector import record_usage
+from postdesk.dataplane.collector import CollectSummary, record_usage
 from postdesk.errors import PermissionDenied, PostdeskError
 from postdesk.mail.models import Mailbox
 from postdesk.mail.services import domain_add, mailbox_create, mailbox_delete
@@ -169,7 +169,12 @@ def test_the_collector_records_known_addresses_and_counts_the_others(operator, d
         at=at,
     )
     assert (summary.measured, summary.unknown) == (1, 1)
+    assert summary.unreported == 0  # marie was reported, only not recorded
     assert [address for address, _message in summary.refused] == ["marie@example.com"]
     assert "already recorded" in summary.refused[0][1]
     jean = Mailbox.objects.get(local_part="jean")
     assert (jean.used_bytes, jean.used_measured_at, jean.growth_7d_bytes) == (3 * MIB, at, 3 * MIB)
+    # A mailbox Dovecot leaves out is counted: it keeps its last measure.
+    assert record_usage({"jean@example.com": (4 * MIB, 31)}, at=at + timedelta(seconds=1)) == (
+        CollectSummary(measured=1, unknown=0, refused=[], unreported=1)
+    )

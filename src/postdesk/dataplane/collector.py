@@ -22,6 +22,9 @@ from .provisioner import _doveadm
 class CollectSummary:
     measured: int
     unknown: int  # Dovecot reported a user the panel no longer has
+    # The panel's mailboxes Dovecot did not report: their usage and growth stay as last
+    # measured (the address list shows when, "measured at").
+    unreported: int = 0
     # (address, message) of each measure refused (see billing's usage_record_batch)
     refused: list[tuple[str, str]] = field(default_factory=list)
 
@@ -62,5 +65,6 @@ def record_usage(measured: dict[str, tuple[int, int]], *, at: datetime) -> Colle
     return CollectSummary(
         measured=result.recorded,
         unknown=len(measured) - len(measures),
+        unreported=len(mailboxes) - len(measures),
         refused=[(address, error.message) for address, error in result.refused],
     )

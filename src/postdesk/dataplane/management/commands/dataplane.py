@@ -79,6 +79,11 @@ class Command(OperatorCommand):
                 self.stdout.write(f"measured {summary.measured} mailbox(es)")
                 for address, message in summary.refused:
                     self.stderr.write(f"not recorded: {address}: {message}")
+                if summary.unreported:
+                    self.stderr.write(
+                        f"not reported by Dovecot: {summary.unreported} mailbox(es), "
+                        "their usage and growth kept as last measured"
+                    )
             else:
                 stack.down(Path(options["dir"]).resolve())
                 self.stdout.write(f"stopped the mail stack in {options['dir']}")
