@@ -91,6 +91,7 @@ def cases(domain: Any, middle_page: int) -> list[tuple[str, dict[str, Any]]]:
         ("first page", {}),
         ("middle page", {"page": middle_page}),
         ("sort by storage", {"sort": AddressListSort.STORAGE}),
+        ("sort by growth", {"sort": AddressListSort.GROWTH}),
         ("type: mailbox", {"type": AddressListType.MAILBOX}),
         ("type: forward", {"type": AddressListType.FORWARD}),
         # Each of these three matches exactly one row, so the whole domain is scanned.
