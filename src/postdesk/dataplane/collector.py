@@ -53,9 +53,12 @@ def record_usage(measured: dict[str, tuple[int, int]], *, at: datetime) -> Colle
     from postdesk.billing.services import Measure, usage_record_batch
 
     collector = Actor.operator("usage-collector", source=Source.SYSTEM)
-    mailboxes = {
-        m.address.email: m for m in Mailbox.objects.select_related("address__domain").iterator()
-    }
+    # Only what matching and recording read: converting the rows' other columns (hashes,
+    # times, UUIDs) made loading the mailboxes cost as much as recording them.
+    loaded = Mailbox.objects.select_related("address__domain").only(
+        "address__local_part", "address__domain__name"
+    )
+    mailboxes = {m.address.email: m for m in loaded.iterator()}
     measures = [
         Measure(mailbox=mailboxes[address], used_bytes=used_bytes, messages=messages)
         for address, (used_bytes, messages) in measured.items()
