@@ -31,6 +31,20 @@ PLAN_START = datetime(2024, 1, 1, tzinfo=UTC)
 ESTIMATE_AT = datetime(2024, 12, 20, 12, 0, tzinfo=UTC)
 
 
+def bench_plan():
+    """A plan with every price set, under a name of its own (the billing benchmarks')."""
+    from postdesk.billing.models import Plan
+
+    return Plan.objects.create(
+        name=f"Bench {time.time_ns()}",
+        currency="CAD",
+        storage_gb_price="0.0500",
+        eas_price="4.0000",
+        mapi_price="6.0000",
+        eas_mapi_price="8.5000",
+    )
+
+
 def fill(
     name: str, mailboxes: int, days: int, plan, start: datetime = PLAN_START
 ) -> tuple[object, float]:
@@ -140,16 +154,7 @@ def main() -> int:
         setup_django(args.db_url, Path(tmp))
         from django.db import connection
 
-        from postdesk.billing.models import Plan
-
-        plan = Plan.objects.create(
-            name=f"Bench {time.time_ns()}",
-            currency="CAD",
-            storage_gb_price="0.0500",
-            eas_price="4.0000",
-            mapi_price="6.0000",
-            eas_mapi_price="8.5000",
-        )
+        plan = bench_plan()
         suffix = time.time_ns()
         small, small_s = fill(f"small-{suffix}.example", 10, args.days, plan)
         large, large_s = fill(f"large-{suffix}.example", args.mailboxes, args.days, plan)

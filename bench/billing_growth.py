@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.billing_estimate import fill, setup_django
+from bench.billing_estimate import bench_plan, fill, setup_django
 
 TARGET_P50_MS = 30.0
 
@@ -103,19 +103,11 @@ def main() -> int:
         setup_django(args.db_url, Path(tmp))
         from django.db import connection
 
-        from postdesk.billing.models import Plan
         from postdesk.mail.choices import AddressListSort, AddressListType
         from postdesk.mail.selectors import address_list
         from postdesk.tenancy.access import Actor
 
-        plan = Plan.objects.create(
-            name=f"Bench {time.time_ns()}",
-            currency="CAD",
-            storage_gb_price="0.0500",
-            eas_price="4.0000",
-            mapi_price="6.0000",
-            eas_mapi_price="8.5000",
-        )
+        plan = bench_plan()
         # The samples end today, so "now" and "7 days ago" both fall inside the history.
         start = datetime.now(UTC) - timedelta(days=args.days)
         suffix = time.time_ns()

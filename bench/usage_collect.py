@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.billing_estimate import fill, setup_django
+from bench.billing_estimate import bench_plan, fill, setup_django
 
 
 @contextmanager
@@ -60,20 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from django.db import connection
     from django.db.models import Count
 
-    from postdesk.billing.models import Plan
     from postdesk.billing.services import usage_record
     from postdesk.dataplane.collector import record_usage
     from postdesk.mail.models import Mailbox
     from postdesk.tenancy.access import Actor
 
-    plan = Plan.objects.create(
-        name=f"Bench {time.time_ns()}",
-        currency="CAD",
-        storage_gb_price="0.0500",
-        eas_price="4.0000",
-        mapi_price="6.0000",
-        eas_mapi_price="8.5000",
-    )
+    plan = bench_plan()
     now = datetime.now(UTC)
     start = now - timedelta(days=args.days)
     suffix = time.time_ns()
