@@ -74,15 +74,21 @@ def _plan_terms(client_id: int) -> list[rules.PlanTerm]:
     ]
 
 
-def _protocol_periods(domain: Domain, cycle: rules.Cycle, at: datetime):
+def _protocol_periods(
+    domain_ids: list[int], cycle: rules.Cycle, at: datetime
+) -> dict[int, list[rules.ProtocolPeriod]]:
+    """Each domain's protocol periods that touch the cycle up to `at`: one query."""
+    periods: dict[int, list[rules.ProtocolPeriod]] = {domain_id: [] for domain_id in domain_ids}
     rows = (
         ProtocolActivation.objects.filter(
-            domain_id=domain.pk, started_at__lte=at, started_at__lt=cycle.end
+            domain_id__in=domain_ids, started_at__lte=at, started_at__lt=cycle.end
         )
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=cycle.start))
-        .values_list("mailbox_key", "protocol", "started_at", "ended_at")
+        .values_list("domain_id", "mailbox_key", "protocol", "started_at", "ended_at")
     )
-    return [rules.ProtocolPeriod(*row) for row in rows]
+    for domain_id, *period in rows:
+        periods[domain_id].append(rules.ProtocolPeriod(*period))
+    return periods
 
 
 def _storage_sql(vendor: str, domains: int | None = None) -> str:
@@ -133,19 +139,32 @@ SELECT {key}COALESCE(SUM(held), 0), COALESCE(SUM(current_bytes), 0) FROM (
 """  # noqa: S608
 
 
-def domain_storage_use(domain_id: int, start: datetime, at: datetime) -> rules.StorageUse:
-    """The domain's usage aggregated by the database (one query), for `estimate.estimate`."""
+def _storage_rows(
+    domain_ids: list[int], start: datetime, at: datetime, *, grouped: bool
+) -> list[tuple]:
+    """`_storage_sql` run for these domains: one row, or with `grouped` one per domain that
+    has samples, led by its id."""
     ops = connection.ops
     s = ops.adapt_datetimefield_value(start)
     t = ops.adapt_datetimefield_value(at)
     # In the order the placeholders appear: the `held` expression names its end first.
     held = [t, t, s]
-    params = [*held, t, domain_id, s, t, *held, domain_id, t]
+    params = [*held, t, *domain_ids, s, t, *held, *domain_ids, t]
+    sql = _storage_sql(connection.vendor, len(domain_ids) if grouped else None)
     with connection.cursor() as cursor:
-        cursor.execute(_storage_sql(connection.vendor), params)
-        byte_seconds, current = cursor.fetchone()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _storage_use(byte_seconds, current) -> rules.StorageUse:
     # SQLite returns a float, PostgreSQL an exact numeric; either becomes a Decimal here.
     return rules.StorageUse(byte_seconds=Decimal(str(byte_seconds)), current_bytes=int(current))
+
+
+def domain_storage_use(domain_id: int, start: datetime, at: datetime) -> rules.StorageUse:
+    """The domain's usage aggregated by the database (one query), for `estimate.estimate`."""
+    ((byte_seconds, current),) = _storage_rows([domain_id], start, at, grouped=False)
+    return _storage_use(byte_seconds, current)
 
 
 def _cycle(client_id: int, at: datetime) -> tuple[rules.PlanTerm, rules.Cycle]:
@@ -167,7 +186,7 @@ def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None
     # A read: "as of" a later time is a projection of what is known now.
     at = resolve_at(at, allow_future=True)
     term, cycle = _cycle(domain.client_id, at)
-    periods = _protocol_periods(domain, cycle, at)
+    periods = _protocol_periods([domain.pk], cycle, at)[domain.pk]
     storage = domain_storage_use(domain.pk, cycle.start, at)
     return rules.estimate(term.prices, cycle, at, periods, storage)
 
@@ -178,20 +197,11 @@ def domains_storage_use(
     """`domain_storage_use` of several domains over the same period, in one query."""
     if not domain_ids:
         return {}
-    ops = connection.ops
-    s = ops.adapt_datetimefield_value(start)
-    t = ops.adapt_datetimefield_value(at)
-    held = [t, t, s]
-    params = [*held, t, *domain_ids, s, t, *held, *domain_ids, t]
-    with connection.cursor() as cursor:
-        cursor.execute(_storage_sql(connection.vendor, len(domain_ids)), params)
-        found = {
-            domain_id: rules.StorageUse(
-                byte_seconds=Decimal(str(byte_seconds)), current_bytes=int(current)
-            )
-            for domain_id, byte_seconds, current in cursor.fetchall()
-        }
-    nothing = rules.StorageUse(byte_seconds=Decimal(str(0)), current_bytes=0)
+    found = {
+        domain_id: _storage_use(byte_seconds, current)
+        for domain_id, byte_seconds, current in _storage_rows(domain_ids, start, at, grouped=True)
+    }
+    nothing = _storage_use(0, 0)
     return {domain_id: found.get(domain_id, nothing) for domain_id in domain_ids}
 
 
@@ -210,16 +220,7 @@ def billing_estimates(
         return []
     term, cycle = _cycle(client_id, at)
     ids = [domain.pk for domain in domains]
-    periods: dict[int, list[rules.ProtocolPeriod]] = {domain_id: [] for domain_id in ids}
-    rows = (
-        ProtocolActivation.objects.filter(
-            domain_id__in=ids, started_at__lte=at, started_at__lt=cycle.end
-        )
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=cycle.start))
-        .values_list("domain_id", "mailbox_key", "protocol", "started_at", "ended_at")
-    )
-    for domain_id, *period in rows:
-        periods[domain_id].append(rules.ProtocolPeriod(*period))
+    periods = _protocol_periods(ids, cycle, at)
     storage = domains_storage_use(ids, cycle.start, at)
     return [
         rules.estimate(term.prices, cycle, at, periods[domain_id], storage[domain_id])
