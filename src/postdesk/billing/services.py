@@ -292,14 +292,6 @@ def _check_measure(used_bytes: int, messages: int | None) -> None:
     errors.raise_if_any()
 
 
-def _is_valid(measure: Measure) -> bool:
-    try:
-        _check_measure(measure.used_bytes, measure.messages)
-    except PostdeskError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Measure:
     """One mailbox's disk use as a collector's run read it."""
@@ -314,6 +306,14 @@ class BatchResult:
     recorded: int
     # (address, error) of each measure refused, as `usage_record` would refuse it.
     refused: list[tuple[str, PostdeskError]]
+
+
+def _is_valid(measure: Measure) -> bool:
+    try:
+        _check_measure(measure.used_bytes, measure.messages)
+    except PostdeskError:
+        return False
+    return True
 
 
 # Mailboxes per transaction of `usage_record_batch`: a run of 100,000 mailboxes commits 200

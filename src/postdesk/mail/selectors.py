@@ -239,12 +239,12 @@ def address_list(
         AddressListType.MAILBOX: [AddressKind.MAILBOX],
         AddressListType.FORWARD: [AddressKind.FORWARD],
     }[type]
-    if sort == AddressListSort.STORAGE:
-        ordering = [F("mailbox__used_bytes").desc(nulls_last=True), "local_part"]
-    elif sort == AddressListSort.STORAGE_ASC:
-        ordering = [F("mailbox__used_bytes").asc(nulls_last=True), "local_part"]
-    elif sort == AddressListSort.GROWTH:
-        ordering = [F("mailbox__growth_7d_bytes").desc(nulls_last=True), "local_part"]
+    if sort in _MAILBOX_SORTS:
+        column, descending = _MAILBOX_SORTS[sort]
+        key = F(f"mailbox__{column}")
+        # Forwards have no mailbox: last, by name.
+        ordering = [key.desc(nulls_last=True) if descending else key.asc(nulls_last=True)]
+        ordering.append("local_part")
     else:
         ordering = ["local_part"]
 
@@ -276,7 +276,7 @@ def address_list(
         page_ids = [pk for pk, _matched in found]
         rows = _rows(domain, Address.objects.filter(pk__in=page_ids).order_by(*ordering))
     else:
-        by_mailbox_index = sort in _MAILBOX_ORDERS
+        by_mailbox_index = sort in _MAILBOX_SORTS
         if by_mailbox_index:
             # Sorted by storage or growth, the mailboxes come first (forwards have neither):
             # a page within them is read off one of the domain's mailbox indexes.
@@ -302,22 +302,23 @@ def address_list(
     )
 
 
-# The orders of a domain's mailboxes that an index of theirs gives, ties by name
-# (`mail_mailbox_storage_idx`, `mail_mailbox_growth_idx`).
-_MAILBOX_ORDERS = {
-    AddressListSort.STORAGE: [F("used_bytes").desc(), "local_part"],
-    AddressListSort.STORAGE_ASC: [F("used_bytes").asc(), "local_part"],
-    AddressListSort.GROWTH: [F("growth_7d_bytes").desc(), "local_part"],
+# The sorts by a mailbox column (column, descending), ties by name: mailboxes first, then
+# forwards. An index of the mailboxes gives each order (`mail_mailbox_storage_idx`,
+# `mail_mailbox_growth_idx`).
+_MAILBOX_SORTS = {
+    AddressListSort.STORAGE: ("used_bytes", True),
+    AddressListSort.STORAGE_ASC: ("used_bytes", False),
+    AddressListSort.GROWTH: ("growth_7d_bytes", True),
 }
 
 
 def _mailboxes_in_order(domain: Domain, sort: str) -> QuerySet:
-    """The address ids of the domain's mailboxes in a `_MAILBOX_ORDERS` order, read off the
+    """The address ids of the domain's mailboxes in a `_MAILBOX_SORTS` order, read off the
     index that gives it (the name is the mailbox's copy): a page reads little more than its
     own rows, where joining and sorting every mailbox of the domain costs milliseconds."""
-    return (
-        Mailbox.objects.filter(domain=domain).order_by(*_MAILBOX_ORDERS[sort]).values("address_id")
-    )
+    column, descending = _MAILBOX_SORTS[sort]
+    key = F(column).desc() if descending else F(column).asc()
+    return Mailbox.objects.filter(domain=domain).order_by(key, "local_part").values("address_id")
 
 
 _MAX_LISTED = 10**9
@@ -339,15 +340,14 @@ def _covering_storage(page_ids: QuerySet) -> QuerySet | RawSQL:
     return RawSQL(sql.replace(_MAILBOX_JOIN, _MAILBOX_JOIN_HINTED), params)  # noqa: S611
 
 
-def _rows(
-    domain: Domain, ordered: QuerySet[Address], start: int = 0, stop: int | None = None
-) -> list[AddressRow]:
-    """Rows start..stop of an ordered address queryset: three queries (two for forwards only).
+def _rows(domain: Domain, ordered: QuerySet[Address]) -> list[AddressRow]:
+    """The rows of an ordered address queryset (a page's ids, or one address): three queries
+    (two for forwards only).
 
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
     Address/Mailbox objects plus Django's prefetch machinery cost more than the SQL itself.
     """
-    page_rows = list(ordered.values(*_ROW_FIELDS)[start:stop])
+    page_rows = list(ordered.values(*_ROW_FIELDS))
     mailbox_ids = [r["mailbox__id"] for r in page_rows if r["mailbox__id"] is not None]
     aliases: dict[int, list[str]] = {}
     if mailbox_ids:  # a page of forwards only needs no alias query
@@ -489,7 +489,7 @@ def address_detail(*, actor: Actor, address: str, type: str) -> AddressRow:
     else:
         not_found = _("No forward %(address)s.") % {"address": address}
     found = _address_get(actor, address, type, not_found)
-    rows = _rows(found.domain, Address.objects.filter(pk=found.pk), 0, 1)
+    rows = _rows(found.domain, Address.objects.filter(pk=found.pk))
     if not rows:  # deleted between the two reads
         raise NotFound(not_found, "address")
     return rows[0]
@@ -513,7 +513,7 @@ def mailbox_detail(*, actor: Actor, address: str) -> MailboxDetail:
     not_found = _("No mailbox %(address)s.") % {"address": address}
     found = _address_get(actor, address, AddressKind.MAILBOX, not_found)
     mailbox = Mailbox.objects.filter(address=found).first()
-    rows = _rows(found.domain, Address.objects.filter(pk=found.pk), 0, 1)
+    rows = _rows(found.domain, Address.objects.filter(pk=found.pk))
     if mailbox is None or not rows:  # deleted between the reads
         raise NotFound(not_found, "address")
     mailbox.address = found
