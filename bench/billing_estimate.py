@@ -55,8 +55,8 @@ def fill(
     from django.db import connection, transaction
 
     from postdesk.billing.models import ClientPlan, ProtocolActivation, UsageSample
-    from postdesk.billing.services import usage_growth_refresh
     from postdesk.mail.models import Mailbox
+    from postdesk.mail.services import mailbox_growth_refresh
 
     started = time.perf_counter()
     domain = make_domain(name, mailboxes=mailboxes, aliases=0, forwards=0)
@@ -108,7 +108,7 @@ def fill(
                 ],
             )
     # Written around the services, so the growth they keep is set as a bulk load does.
-    usage_growth_refresh(Mailbox.objects.filter(domain=domain))
+    mailbox_growth_refresh(Mailbox.objects.filter(domain=domain))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {table}")

@@ -11,8 +11,8 @@ added to it (use a throwaway database: they are not removed).
 
 Times `address_list` by address, by storage and by growth, a page of 50 (the growth is each
 mailbox's stored `growth_7d_bytes`, read off an index for the growth sort), and what keeping
-it costs: `usage_record` of one more sample (as the collector writes, the growth refreshed
-in the same transaction) and the set-wise `usage_growth_refresh` of the whole domain (a bulk
+it costs: `mailbox_usage_record` of one more sample (as the collector writes, the growth refreshed
+in the same transaction) and the set-wise `mailbox_growth_refresh` of the whole domain (a bulk
 load's). Exit status 0 when each case runs the same number of SQL queries at both sizes, 1
 when not. The p50 target (30 ms, the address list's) is reported, not enforced.
 """
@@ -58,8 +58,8 @@ def write_costs(domain, runs: int) -> None:
     of every mailbox of the domain at once."""
     from django.db import transaction
 
-    from postdesk.billing.services import usage_growth_refresh, usage_record
     from postdesk.mail.models import Mailbox
+    from postdesk.mail.services import mailbox_growth_refresh, mailbox_usage_record
     from postdesk.tenancy.access import Actor
 
     actor = Actor.operator("bench")
@@ -68,24 +68,26 @@ def write_costs(domain, runs: int) -> None:
     timings = []
     for mailbox in mailboxes:
         start = time.perf_counter()
-        usage_record(actor=actor, mailbox=mailbox, used_bytes=mailbox.used_bytes + 1, at=now)
+        mailbox_usage_record(
+            actor=actor, mailbox=mailbox, used_bytes=mailbox.used_bytes + 1, at=now
+        )
         timings.append((time.perf_counter() - start) * 1000)
     refreshes = []
     for mailbox in mailboxes:
-        # Inside a transaction, as usage_record runs it: its commit is usage_record's.
+        # Inside a transaction, as mailbox_usage_record runs it (its commit is the record's).
         with transaction.atomic():
             start = time.perf_counter()
-            usage_growth_refresh(Mailbox.objects.filter(pk=mailbox.pk))
+            mailbox_growth_refresh(Mailbox.objects.filter(pk=mailbox.pk))
             refreshes.append((time.perf_counter() - start) * 1000)
     print(
-        f"usage_record, one sample of a mailbox with a year of samples: "
+        f"mailbox_usage_record, one sample of a mailbox with a year of samples: "
         f"p50 {statistics.median(timings):.2f} ms ({len(timings)} mailboxes), of which the "
         f"growth's refresh p50 {statistics.median(refreshes):.2f} ms"
     )
     start = time.perf_counter()
-    updated = usage_growth_refresh(Mailbox.objects.filter(domain=domain))
+    updated = mailbox_growth_refresh(Mailbox.objects.filter(domain=domain))
     print(
-        f"usage_growth_refresh of the domain ({updated:,} mailboxes): "
+        f"mailbox_growth_refresh of the domain ({updated:,} mailboxes): "
         f"{(time.perf_counter() - start) * 1000:.0f} ms"
     )
 

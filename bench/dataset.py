@@ -29,9 +29,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from postdesk.dataplane.passwords import hash_password
 from postdesk.mail.choices import AddressKind
 from postdesk.mail.models import Address, Alias, Destination, Domain, Forward, Mailbox
-from postdesk.mail.passwords import hash_password
 from postdesk.tenancy.models import Client
 
 SEED = 20240601

@@ -51,7 +51,8 @@ def main() -> int:
     call_command("migrate", "--noinput", verbosity=0)
     from postdesk.dns.dkim import record_value
     from postdesk.dns.models import DnsStatus
-    from postdesk.dns.services import dkim_enable, dns_recheck_all
+    from postdesk.dns.services import dkim_enable
+    from postdesk.dns.status import dns_recheck_all
     from postdesk.mail.models import Domain
     from postdesk.tenancy.access import Actor
     from postdesk.tenancy.models import Client

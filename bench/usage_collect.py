@@ -1,11 +1,11 @@
 """Benchmark of the usage collector's writes: one run's measures of every mailbox of a domain
 (10,000 by default, each with 30 days of daily samples before) recorded in batches, as
-`postdesk dataplane collect-usage` does, against `usage_record` called for each mailbox.
+`postdesk dataplane collect-usage` does, against `mailbox_usage_record` called for each mailbox.
 
     python bench/usage_collect.py [--db-url URL] [--mailboxes 10000] [--days 30]
 
 Dovecot's reading (one doveadm HTTP call, `dovecot_usage`) is not part of it: the measures
-are made up, and what is timed is `dataplane.collector.record_usage`, everything after that
+are made up, and what is timed is `workflows.usage.record_usage`, everything after that
 call. Without --db-url, a fresh SQLite database (WAL, as in production) in a temporary
 directory is migrated and thrown away; with --db-url the rows are added to that database
 (use a throwaway one).
@@ -60,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from django.db import connection
     from django.db.models import Count
 
-    from postdesk.billing.services import usage_record
-    from postdesk.dataplane.collector import record_usage
     from postdesk.mail.models import Mailbox
+    from postdesk.mail.services import mailbox_usage_record
     from postdesk.tenancy.access import Actor
+    from postdesk.workflows.usage import record_usage
 
     plan = bench_plan()
     now = datetime.now(UTC)
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     def one_by_one(domain, at: datetime, limit: int | None = None) -> None:
         mailboxes = Mailbox.objects.filter(domain=domain).order_by("local_part")
         for mailbox in mailboxes.select_related("address__domain")[:limit]:
-            usage_record(
+            mailbox_usage_record(
                 actor=operator,
                 mailbox=mailbox,
                 used_bytes=mailbox.used_bytes + 4096,
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     print("|---|---:|---:|---:|---:|")
     for way, seconds, queries in (
         ("record_usage, batches of 500", batched_s, batched_queries[0]),
-        ("usage_record for each", single_s, single_queries[0]),
+        ("mailbox_usage_record for each", single_s, single_queries[0]),
     ):
         print(
             f"| {way} | {args.mailboxes:,} | {seconds:.2f} | "

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.hashers import check_password
 
-from postdesk.mail.passwords import password_checks, verify_password
+from postdesk.dataplane.passwords import verify_password
+from postdesk.mail.passwords import password_checks
 from tests.cli import Runner, assert_fails, assert_ok, run_postdesk
 
 GOOD_PASSWORD = "Vq7!rTz#Lp2wXk"

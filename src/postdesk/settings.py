@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "postdesk.billing",
     "postdesk.dataplane",
     "postdesk.web",
+    "postdesk.cli",
     # Login hardening of the client area (postdesk.web.account): lockout, TOTP.
     "axes",
     "django_otp",

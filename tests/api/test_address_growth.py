@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from postdesk.billing.services import usage_record
-from postdesk.mail.services import forward_create, mailbox_create
+from postdesk.mail.services import forward_create, mailbox_create, mailbox_usage_record
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -21,8 +20,12 @@ BASE = "domains/example.com/addresses"
 def mailbox_growing(operator, domain, name: str, before: int, now: int):
     mailbox = mailbox_create(actor=operator, domain=domain, username=name, password=GOOD_PASSWORD)
     moment = timezone.now()
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=before, at=moment - timedelta(days=8))
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=now, at=moment - timedelta(hours=1))
+    mailbox_usage_record(
+        actor=operator, mailbox=mailbox, used_bytes=before, at=moment - timedelta(days=8)
+    )
+    mailbox_usage_record(
+        actor=operator, mailbox=mailbox, used_bytes=now, at=moment - timedelta(hours=1)
+    )
     return mailbox
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from postdesk.audit.selectors import audit_list
 from postdesk.errors import NotFound
 from postdesk.mail.services import domain_add, mailbox_create
-from postdesk.tenancy.services import client_suspend
+from postdesk.tenancy.selectors import audit_list
+from postdesk.workflows.clients import client_suspend
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,10 @@ from django.utils import timezone, translation
 from django_tasks_db.models import DBTaskResult
 
 from postdesk.audit.models import AuditEvent
+from postdesk.dataplane.passwords import verify_password
 from postdesk.dns.models import DkimKey, DkimKeyStatus
-from postdesk.dns.services import dns_check_domain
+from postdesk.dns.status import dns_check_domain
 from postdesk.mail.models import Address, Forward, Mailbox
-from postdesk.mail.passwords import verify_password
 from postdesk.mail.services import mailbox_create
 from tests.conftest import GOOD_PASSWORD
 

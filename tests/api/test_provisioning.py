@@ -162,7 +162,7 @@ def test_an_existing_login_becomes_owner_and_keeps_its_password(api, operator_to
 def test_a_login_switched_off_by_a_termination_comes_back_with_a_new_password(
     api, operator, operator_token, owner, client_a
 ):
-    from postdesk.tenancy.services import client_terminate
+    from postdesk.workflows.clients import client_terminate
 
     client_terminate(actor=operator, client=client_a, confirm="Acme")
     owner.user.refresh_from_db()
@@ -212,12 +212,12 @@ def test_a_failure_half_way_leaves_nothing(api, operator_token, monkeypatch):
     # The domain's insert fails after the client and owner were written (a race with another
     # request taking the name, simulated here): the whole creation is rolled back.
     from postdesk.errors import InvalidInput
-    from postdesk.mail import services as mail_services
+    from postdesk.workflows import clients as client_workflows
 
     def taken(**kwargs):
         raise InvalidInput("domain_taken", "taken", "domain")
 
-    monkeypatch.setattr(mail_services, "domain_add", taken)
+    monkeypatch.setattr(client_workflows, "domain_add", taken)
     events = AuditEvent.objects.count()
     response = api.post("provisioning/clients", operator_token, NEW_CLIENT)
     assert (response.status, response.body["code"]) == (400, "domain_taken")

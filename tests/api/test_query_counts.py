@@ -81,7 +81,7 @@ def test_audit_and_token_lists_query_count_is_fixed(
 def test_audit_selector_query_count_is_fixed(
     operator, owner, client_a, domain, django_assert_num_queries
 ):
-    from postdesk.audit.selectors import audit_list
+    from postdesk.tenancy.selectors import audit_list
 
     for start, count in [(0, 3), (3, 30)]:
         grow(operator, client_a, domain, start, count)
@@ -107,9 +107,9 @@ def test_usage_report_runs_a_fixed_number_of_queries_whatever_the_domains(
     from postdesk.api.models import TokenScope
     from postdesk.api.services import token_create
     from postdesk.billing.selectors import billing_estimate
-    from postdesk.billing.services import client_set_plan, plan_create, usage_record
+    from postdesk.billing.services import client_set_plan, plan_create
     from postdesk.mail.models import Domain
-    from postdesk.mail.services import mailbox_update
+    from postdesk.mail.services import mailbox_update, mailbox_usage_record
 
     plan = plan_create(
         actor=operator,
@@ -128,7 +128,7 @@ def test_usage_report_runs_a_fixed_number_of_queries_whatever_the_domains(
     for start, count in [(0, 1), (1, 4)]:
         grow(operator, client_a, domain, start, count)  # adds `count` domains, and rows
         for i, mailbox in enumerate(Mailbox.objects.filter(address__domain=domain)[start:]):
-            usage_record(
+            mailbox_usage_record(
                 actor=operator,
                 mailbox=mailbox,
                 used_bytes=1000 * (i + 1) * 1024**3,

@@ -1,5 +1,5 @@
 """The address list's growth over 7 days (the guide's "growing unusually fast"): each
-mailbox's `growth_7d_bytes`, kept from its usage samples by `usage_record` as of its latest
+mailbox's `growth_7d_bytes`, kept from its usage samples by `mailbox_usage_record` as of its latest
 measure, which the list shows and sorts by from an index."""
 
 from __future__ import annotations
@@ -11,12 +11,18 @@ import pytest
 from django.utils import timezone
 
 from postdesk.billing.models import UsageSample
-from postdesk.billing.services import GROWTH_WINDOW, usage_growth_refresh, usage_record
+from postdesk.billing.selectors import GROWTH_WINDOW
 from postdesk.errors import NotFound
 from postdesk.mail.choices import AddressListSort, AddressListType
 from postdesk.mail.models import Mailbox
 from postdesk.mail.selectors import address_detail, address_list
-from postdesk.mail.services import forward_create, mailbox_create, mailbox_delete
+from postdesk.mail.services import (
+    forward_create,
+    mailbox_create,
+    mailbox_delete,
+    mailbox_growth_refresh,
+    mailbox_usage_record,
+)
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -33,7 +39,7 @@ def make_mailbox(operator, domain, username, **options):
 
 def record(operator, mailbox, used_bytes, days_ago: float):
     now = timezone.now()
-    usage_record(
+    mailbox_usage_record(
         actor=operator, mailbox=mailbox, used_bytes=used_bytes, at=now - timedelta(days=days_ago)
     )
 
@@ -145,7 +151,7 @@ def _fill(operator, domain, mailboxes: int) -> None:
         for d, b in ((9, i * MIB), (1, i * 3 * MIB))
     ]
     UsageSample.objects.bulk_create(samples)
-    usage_growth_refresh(Mailbox.objects.filter(domain=domain))
+    mailbox_growth_refresh(Mailbox.objects.filter(domain=domain))
 
 
 def test_query_count_is_fixed_whatever_the_size(owner, operator, domain, django_assert_num_queries):
@@ -217,12 +223,12 @@ def test_the_stored_growth_follows_the_rule_whatever_the_order_of_arrival(operat
     arrivals = [(mailbox, sample) for mailbox, samples in histories.items() for sample in samples]
     rng.shuffle(arrivals)
     for mailbox, (at, used) in arrivals:
-        usage_record(actor=operator, mailbox=mailbox, used_bytes=used, at=at)
+        mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=used, at=at)
     expected = {mailbox.pk: reference_growth(samples) for mailbox, samples in histories.items()}
     stored = dict(Mailbox.objects.filter(domain=domain).values_list("pk", "growth_7d_bytes"))
     assert stored == expected
     Mailbox.objects.filter(domain=domain).update(growth_7d_bytes=None)
-    assert usage_growth_refresh(Mailbox.objects.filter(domain=domain)) == len(histories)
+    assert mailbox_growth_refresh(Mailbox.objects.filter(domain=domain)) == len(histories)
     refreshed = dict(Mailbox.objects.filter(domain=domain).values_list("pk", "growth_7d_bytes"))
     assert refreshed == expected
 

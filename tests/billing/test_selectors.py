@@ -12,10 +12,15 @@ import pytest
 from postdesk.billing import estimate as rules
 from postdesk.billing.models import UsageSample
 from postdesk.billing.selectors import billing_estimate, domain_storage_use, plan_get
-from postdesk.billing.services import client_set_plan, plan_create, usage_record
+from postdesk.billing.services import client_set_plan, plan_create
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.mail.models import Mailbox
-from postdesk.mail.services import mailbox_create, mailbox_delete, mailbox_update
+from postdesk.mail.services import (
+    mailbox_create,
+    mailbox_delete,
+    mailbox_update,
+    mailbox_usage_record,
+)
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -61,12 +66,12 @@ def test_the_estimate_of_a_replayed_month(operator, owner, domain, other_domain,
     mailbox_update(actor=operator, mailbox=marie, eas_enabled=False, at=t("2024-02-03"))
     mailbox_update(actor=operator, mailbox=marie, mapi_enabled=True, at=t("2024-02-20"))
     # Deleted mid-cycle: still billed for EAS this cycle; its storage stops.
-    usage_record(actor=operator, mailbox=paul, used_bytes=29 * GIB, at=t("2024-01-20"))
+    mailbox_usage_record(actor=operator, mailbox=paul, used_bytes=29 * GIB, at=t("2024-01-20"))
     mailbox_delete(actor=operator, mailbox=paul, at=t("2024-02-09"))  # 9 days from Jan 31
-    usage_record(actor=operator, mailbox=jean, used_bytes=29 * GIB, at=t("2024-02-19"))
+    mailbox_usage_record(actor=operator, mailbox=jean, used_bytes=29 * GIB, at=t("2024-02-19"))
     # Another client's domain: nothing of it here.
     other = make_mailbox(operator, other_domain, "olivier", eas_enabled=True, at=t("2024-02-01"))
-    usage_record(actor=operator, mailbox=other, used_bytes=100 * GIB, at=t("2024-02-01"))
+    mailbox_usage_record(actor=operator, mailbox=other, used_bytes=100 * GIB, at=t("2024-02-01"))
 
     result = billing_estimate(actor=owner, domain=domain, at=t("2024-02-24"))
     assert (result.period_start, result.period_end) == (t("2024-01-31"), t("2024-02-29"))
@@ -154,7 +159,7 @@ def _random_history(rng: random.Random, operator, domain) -> list[rules.UsageSam
             deleted_at = moments.pop()
         values = [(m, rng.choice([0, rng.randrange(1, 10**12)])) for m in moments]
         for moment, size in rng.sample(values, len(values)):  # out of order, as replays may be
-            usage_record(actor=operator, mailbox=mailbox, used_bytes=size, at=moment)
+            mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=size, at=moment)
         samples += [rules.UsageSample(mailbox.pk, m, size) for m, size in values]
         if deleted_at is not None:
             mailbox_delete(actor=operator, mailbox=mailbox, at=deleted_at)
@@ -183,7 +188,9 @@ def test_the_sql_aggregate_matches_the_pure_reference(operator, domain, seed):
 def test_samples_arriving_out_of_order_keep_their_chain(operator, domain):
     mailbox = make_mailbox(operator, domain, "marie")
     for day in (5, 1, 9, 3):
-        usage_record(actor=operator, mailbox=mailbox, used_bytes=day, at=t(f"2024-02-0{day}"))
+        mailbox_usage_record(
+            actor=operator, mailbox=mailbox, used_bytes=day, at=t(f"2024-02-0{day}")
+        )
     # A deletion dated before a measure of the mailbox contradicts it: refused, nothing changes.
     with pytest.raises(InvalidInput) as caught:
         mailbox_delete(actor=operator, mailbox=mailbox, at=t("2024-02-07"))
@@ -191,7 +198,7 @@ def test_samples_arriving_out_of_order_keep_their_chain(operator, domain):
     assert Mailbox.objects.filter(pk=mailbox.pk).exists()
     # A measure that arrives after the deletion, dated before it, still joins the chain.
     mailbox_delete(actor=operator, mailbox=mailbox, at=t("2024-02-10"))
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=7, at=t("2024-02-07"))
+    mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=7, at=t("2024-02-07"))
     chain = list(UsageSample.objects.order_by("at").values_list("at", "until", "bytes"))
     assert chain == [
         (t("2024-02-01"), t("2024-02-03"), 1),
@@ -205,7 +212,7 @@ def test_samples_arriving_out_of_order_keep_their_chain(operator, domain):
     # One dated at or after the deletion is refused: the mailbox stores nothing from then on.
     for moment in (t("2024-02-10"), t("2024-02-11")):
         with pytest.raises(InvalidInput) as caught:
-            usage_record(actor=operator, mailbox=mailbox, used_bytes=7, at=moment)
+            mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=7, at=moment)
         assert caught.value.code == "usage_after_deletion"
     assert UsageSample.objects.count() == 6
 
@@ -221,7 +228,7 @@ def test_query_count_is_fixed_whatever_the_size(
             )
             mailbox_update(actor=operator, mailbox=mailbox, mapi_enabled=True, at=t("2024-02-02"))
             for day in range(1, 4):
-                usage_record(
+                mailbox_usage_record(
                     actor=operator, mailbox=mailbox, used_bytes=day, at=t(f"2024-02-0{day}")
                 )
         with django_assert_num_queries(budget):

@@ -11,13 +11,14 @@ from django.utils import timezone
 
 from postdesk.audit.models import AuditEvent
 from postdesk.billing.models import ClientPlan, Plan, ProtocolActivation, UsageSample
-from postdesk.billing.services import client_set_plan, plan_create, usage_record
+from postdesk.billing.services import client_set_plan, plan_create
 from postdesk.errors import InvalidInput, PermissionDenied, PostdeskError
 from postdesk.mail.models import Mailbox
 from postdesk.mail.services import (
     mailbox_create,
     mailbox_delete,
     mailbox_update,
+    mailbox_usage_record,
     mailbox_usage_set,
 )
 from tests.conftest import GOOD_PASSWORD
@@ -151,7 +152,7 @@ def test_times_without_a_zone_are_refused(operator, client_a, domain):
 
 def test_changes_dated_in_the_future_are_refused_beyond_the_clock_skew(operator, client_a, domain):
     from postdesk.billing.selectors import billing_estimate
-    from postdesk.billing.services import CLOCK_SKEW
+    from postdesk.clock import CLOCK_SKEW
 
     now = timezone.now()
     too_late = now + CLOCK_SKEW + timedelta(seconds=5)
@@ -162,7 +163,7 @@ def test_changes_dated_in_the_future_are_refused_beyond_the_clock_skew(operator,
     # A clock a little ahead of ours is not an error.
     mailbox = make_mailbox(operator, domain, at=now + timedelta(minutes=1))
     for change in (
-        lambda: usage_record(actor=operator, mailbox=mailbox, used_bytes=1, at=too_late),
+        lambda: mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=1, at=too_late),
         lambda: mailbox_update(actor=operator, mailbox=mailbox, eas_enabled=True, at=too_late),
         lambda: mailbox_delete(actor=operator, mailbox=mailbox, at=too_late),
     ):
@@ -190,11 +191,11 @@ def test_changes_dated_in_the_future_are_refused_beyond_the_clock_skew(operator,
 
 def test_usage_record_writes_a_sample_and_the_current_usage(operator, domain):
     mailbox = make_mailbox(operator, domain)
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=5000, at=t("2024-02-02"))
+    mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=5000, at=t("2024-02-02"))
     mailbox.refresh_from_db()
     assert (mailbox.used_bytes, mailbox.used_measured_at) == (5000, t("2024-02-02"))
     # A late sample is kept for billing but leaves the newer current usage alone.
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=10, at=t("2024-02-01"))
+    mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=10, at=t("2024-02-01"))
     mailbox.refresh_from_db()
     assert mailbox.used_bytes == 5000
     samples = UsageSample.objects.filter(mailbox=mailbox).order_by("at")
@@ -208,11 +209,13 @@ def test_usage_record_refuses_bad_values_and_duplicates(operator, domain):
     mailbox = make_mailbox(operator, domain)
     for value in (-1, 1.5, True, 2**63):
         with pytest.raises(InvalidInput) as caught:
-            usage_record(actor=operator, mailbox=mailbox, used_bytes=value, at=t("2024-02-02"))
+            mailbox_usage_record(
+                actor=operator, mailbox=mailbox, used_bytes=value, at=t("2024-02-02")
+            )
         assert caught.value.code == "usage_invalid"
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=1, at=t("2024-02-02"))
+    mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=1, at=t("2024-02-02"))
     with pytest.raises(InvalidInput) as caught:
-        usage_record(actor=operator, mailbox=mailbox, used_bytes=2, at=t("2024-02-02"))
+        mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=2, at=t("2024-02-02"))
     assert caught.value.code == "usage_sample_exists"
     mailbox.refresh_from_db()
     assert mailbox.used_bytes == 1
@@ -222,7 +225,7 @@ def test_usage_record_refuses_bad_values_and_duplicates(operator, domain):
 def test_only_the_provider_records_usage(owner, operator, domain):
     mailbox = make_mailbox(operator, domain)
     with pytest.raises(PermissionDenied):
-        usage_record(actor=owner, mailbox=mailbox, used_bytes=1)
+        mailbox_usage_record(actor=owner, mailbox=mailbox, used_bytes=1)
     assert not UsageSample.objects.exists()
 
 
@@ -285,7 +288,7 @@ def test_a_change_dated_before_the_protocol_came_on_is_refused_and_changes_nothi
 def test_deleting_a_mailbox_keeps_its_billing_history(operator, domain):
     mailbox = make_mailbox(operator, domain, eas_enabled=True, at=t("2024-02-01"))
     key = mailbox.pk
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=4096, at=t("2024-02-02"))
+    mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=4096, at=t("2024-02-02"))
     mailbox_delete(actor=operator, mailbox=mailbox, at=t("2024-02-10"))
     assert periods(key) == [("eas", t("2024-02-01"), t("2024-02-10"))]
     row = ProtocolActivation.objects.get(mailbox_key=key)

@@ -1,5 +1,5 @@
-"""A collector's run recorded in batches (`usage_record_batch`, `dataplane.collector.
-record_usage`): the same samples, usage and growth as `usage_record` one measure at a time,
+"""A collector's run recorded in batches (`mailbox_usage_record_batch`, `workflows.usage.
+record_usage`): the same samples, usage and growth as `mailbox_usage_record` one measure at a time,
 in a fixed number of queries per batch."""
 
 from __future__ import annotations
@@ -11,11 +11,17 @@ import pytest
 from django.utils import timezone
 
 from postdesk.billing.models import UsageSample
-from postdesk.billing.services import Measure, usage_record, usage_record_batch
-from postdesk.dataplane.collector import CollectSummary, record_usage
 from postdesk.errors import PermissionDenied, PostdeskError
 from postdesk.mail.models import Mailbox
-from postdesk.mail.services import domain_add, mailbox_create, mailbox_delete
+from postdesk.mail.services import (
+    Measure,
+    domain_add,
+    mailbox_create,
+    mailbox_delete,
+    mailbox_usage_record,
+    mailbox_usage_record_batch,
+)
+from postdesk.workflows.usage import CollectSummary, record_usage
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -70,23 +76,25 @@ def test_a_batch_writes_what_usage_record_writes_one_by_one(operator, client_a, 
                 actor=operator, domain=domain, username=name, password=GOOD_PASSWORD
             )
             for at, used in history:
-                usage_record(actor=operator, mailbox=mailbox, used_bytes=used, at=at)
+                mailbox_usage_record(actor=operator, mailbox=mailbox, used_bytes=used, at=at)
             mailboxes.append(mailbox)
-        usage_record(actor=operator, mailbox=mailboxes[0], used_bytes=MIB, at=run_at)  # again
+        mailbox_usage_record(
+            actor=operator, mailbox=mailboxes[0], used_bytes=MIB, at=run_at
+        )  # again
         mailbox_delete(actor=operator, mailbox=mailboxes[1], at=now - timedelta(minutes=1))
         measures = [
             Measure(mailbox=m, used_bytes=-1 if i == 2 else (i + 1) * MIB, messages=i)
             for i, m in enumerate(mailboxes)
         ]
         if batched:
-            result = usage_record_batch(actor=operator, measures=measures, at=run_at)
+            result = mailbox_usage_record_batch(actor=operator, measures=measures, at=run_at)
             refused = sorted((address.split("@")[0], e.code) for address, e in result.refused)
             recorded = result.recorded
         else:
             refused, recorded = [], 0
             for measure in measures:
                 try:
-                    usage_record(
+                    mailbox_usage_record(
                         actor=operator,
                         mailbox=measure.mailbox,
                         used_bytes=measure.used_bytes,
@@ -118,11 +126,11 @@ def test_a_batch_runs_a_fixed_number_of_queries(operator, domain):
             for n in range(start, start + count)
         ]
         for at in (now - timedelta(days=9), now - timedelta(days=1)):
-            usage_record_batch(
+            mailbox_usage_record_batch(
                 actor=operator, measures=[Measure(m, 5 * MIB) for m in mailboxes], at=at
             )
         with CaptureQueriesContext(connection) as captured:
-            result = usage_record_batch(
+            result = mailbox_usage_record_batch(
                 actor=operator, measures=[Measure(m, 8 * MIB, 3) for m in mailboxes], at=now
             )
         assert result.recorded == count and not result.refused
@@ -133,12 +141,12 @@ def test_a_batch_runs_a_fixed_number_of_queries(operator, domain):
         others.append(len(captured) - len(inserts) + 1)
         mailboxes[0].refresh_from_db()
         assert (mailboxes[0].used_bytes, mailboxes[0].growth_7d_bytes) == (8 * MIB, 3 * MIB)
-    assert others == [query_budget("service:usage_record_batch")] * 2
+    assert others == [query_budget("service:mailbox_usage_record_batch")] * 2
 
 
 def test_a_second_measure_of_a_mailbox_at_the_same_time_is_refused(operator, domain):
     mailbox = mailbox_create(actor=operator, domain=domain, username="m", password=GOOD_PASSWORD)
-    result = usage_record_batch(
+    result = mailbox_usage_record_batch(
         actor=operator, measures=[Measure(mailbox, MIB), Measure(mailbox, 2 * MIB)]
     )
     assert result.recorded == 1
@@ -149,7 +157,7 @@ def test_a_second_measure_of_a_mailbox_at_the_same_time_is_refused(operator, dom
 def test_only_the_provider_records_usage(owner, operator, domain):
     mailbox = mailbox_create(actor=operator, domain=domain, username="m", password=GOOD_PASSWORD)
     with pytest.raises(PermissionDenied):
-        usage_record_batch(actor=owner, measures=[Measure(mailbox, MIB)])
+        mailbox_usage_record_batch(actor=owner, measures=[Measure(mailbox, MIB)])
     assert not UsageSample.objects.exists()
 
 
@@ -159,7 +167,7 @@ def test_the_collector_records_known_addresses_and_counts_the_others(operator, d
     marie = mailbox_create(actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD)
     mailbox_create(actor=operator, domain=domain, username="jean", password=GOOD_PASSWORD)
     at = timezone.now() - timedelta(minutes=5)
-    usage_record(actor=operator, mailbox=marie, used_bytes=MIB, at=at)
+    mailbox_usage_record(actor=operator, mailbox=marie, used_bytes=MIB, at=at)
     summary = record_usage(
         {
             "marie@example.com": (2 * MIB, 20),

@@ -11,14 +11,15 @@ import pytest
 from django.utils import timezone
 
 from postdesk.billing.models import UsageSample
-from postdesk.billing.services import (
-    GROWTH_WINDOW,
-    Measure,
-    usage_record,
-    usage_record_batch,
-)
+from postdesk.billing.selectors import GROWTH_WINDOW
 from postdesk.mail.models import Mailbox
-from postdesk.mail.services import mailbox_create, mailbox_delete
+from postdesk.mail.services import (
+    Measure,
+    mailbox_create,
+    mailbox_delete,
+    mailbox_usage_record,
+    mailbox_usage_record_batch,
+)
 from tests.conftest import GOOD_PASSWORD
 from tests.mail.test_concurrency import race
 
@@ -59,20 +60,20 @@ def test_overlapping_runs_a_measure_and_a_deletion(operator, domain, repeat):
         for n in range(30)
     ]
     now = timezone.now()
-    usage_record_batch(
+    mailbox_usage_record_batch(
         actor=operator, measures=[Measure(m, MIB) for m in mailboxes], at=now - timedelta(days=8)
     )
     first_run, second_run = now - timedelta(minutes=10), now - timedelta(minutes=5)
 
     def run(at, size):
-        return usage_record_batch(
+        return mailbox_usage_record_batch(
             actor=operator, measures=[Measure(m, size) for m in mailboxes], at=at
         )
 
     results = race(
         lambda: run(second_run, 3 * MIB),
         lambda: run(first_run, 2 * MIB),  # the earlier run, late: its samples go in between
-        lambda: usage_record(
+        lambda: mailbox_usage_record(
             actor=operator, mailbox=mailboxes[1], used_bytes=7 * MIB, at=now - timedelta(days=1)
         ),
         lambda: mailbox_delete(actor=operator, mailbox=mailboxes[0], at=now - timedelta(minutes=1)),

@@ -13,7 +13,7 @@ from django.db import connection
 
 from postdesk.dataplane.render import POSTFIX_LOOKUPS, database_settings, dovecot_queries
 from postdesk.mail.services import forward_create, mailbox_create
-from postdesk.tenancy.services import client_suspend
+from postdesk.workflows.clients import client_suspend
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db

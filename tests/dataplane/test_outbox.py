@@ -13,9 +13,9 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from postdesk.dataplane import stack
-from postdesk.dataplane.selectors import mailbox_changes_pending
+from postdesk.dataplane.passwords import verify_password
 from postdesk.mail.models import Mailbox
-from postdesk.mail.passwords import verify_password
+from postdesk.mail.selectors import mailbox_changes_pending
 from postdesk.mail.services import mailbox_create, mailbox_delete, mailbox_set_password
 from tests.conftest import GOOD_PASSWORD
 from tests.dataplane.conftest import run_worker

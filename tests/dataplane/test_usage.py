@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from postdesk.billing.models import UsageSample
-from postdesk.dataplane.collector import collect_usage
 from postdesk.mail.models import Mailbox
 from postdesk.mail.services import mailbox_create
+from postdesk.workflows.usage import collect_usage
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.mailstack

@@ -15,8 +15,8 @@ from postdesk.dns.services import (
     dkim_enable,
     dkim_prepare_rotation,
     dkim_rotate,
-    dns_check_domain,
 )
+from postdesk.dns.status import dns_check_domain
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied
 
 pytestmark = pytest.mark.django_db

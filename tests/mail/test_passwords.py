@@ -13,16 +13,15 @@ import subprocess
 import pytest
 from django.utils import translation
 
+from postdesk.dataplane.passwords import hash_password, verify_password
 from postdesk.errors import InvalidInput
 from postdesk.mail.passwords import (
     CHECK_ADVICE,
     GENERATED_LENGTH,
     SPECIAL_CHARACTERS,
     generate_password,
-    hash_password,
     password_checks,
     validate_password,
-    verify_password,
 )
 from tests.conftest import GOOD_PASSWORD
 

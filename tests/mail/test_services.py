@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from postdesk.audit.models import AuditEvent
+from postdesk.dataplane.passwords import verify_password
 from postdesk.errors import (
     AddressTaken,
     InvalidInput,
@@ -17,7 +18,6 @@ from postdesk.errors import (
 )
 from postdesk.mail.choices import AddressKind
 from postdesk.mail.models import Address, Alias, Destination, Forward, Mailbox
-from postdesk.mail.passwords import verify_password
 from postdesk.mail.services import (
     alias_add,
     alias_remove,

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from postdesk.billing.services import client_set_plan, plan_create, usage_record
-from postdesk.mail.services import mailbox_create
+from postdesk.billing.services import client_set_plan, plan_create
+from postdesk.mail.services import mailbox_create, mailbox_usage_record
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -61,7 +61,7 @@ def billed(operator, client_a, domain, plan_start):
         eas_enabled=True,
         at=plan_start,
     )
-    usage_record(actor=operator, mailbox=marie, used_bytes=2 * GIB, at=plan_start)
+    mailbox_usage_record(actor=operator, mailbox=marie, used_bytes=2 * GIB, at=plan_start)
     return plan
 
 

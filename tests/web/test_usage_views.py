@@ -12,9 +12,8 @@ from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from postdesk.billing.services import usage_record
 from postdesk.mail.models import Mailbox
-from postdesk.mail.services import mailbox_create
+from postdesk.mail.services import mailbox_create, mailbox_usage_record
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -46,8 +45,12 @@ def test_dashboard_shows_when_the_disk_space_was_last_measured(
 
     other = _mailbox(operator, domain, "jean")
     now = timezone.now().replace(microsecond=0)
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=5 * MB, at=now - timedelta(hours=3))
-    usage_record(actor=operator, mailbox=other, used_bytes=MB, at=now - timedelta(minutes=20))
+    mailbox_usage_record(
+        actor=operator, mailbox=mailbox, used_bytes=5 * MB, at=now - timedelta(hours=3)
+    )
+    mailbox_usage_record(
+        actor=operator, mailbox=other, used_bytes=MB, at=now - timedelta(minutes=20)
+    )
     text = _text(owner_browser.get(url))
     # The latest measure across the domain.
     latest = (now - timedelta(minutes=20)).isoformat()
@@ -56,7 +59,7 @@ def test_dashboard_shows_when_the_disk_space_was_last_measured(
 
 
 def test_mailbox_page_shows_when_its_storage_was_measured(owner_browser, operator, mailbox):
-    usage_record(
+    mailbox_usage_record(
         actor=operator, mailbox=mailbox, used_bytes=3 * MB, at=timezone.now() - timedelta(hours=2)
     )
     url = reverse("web:mailbox_edit", args=["example.com", "marie"])
@@ -99,8 +102,12 @@ def test_the_mailbox_page_of_another_client_is_not_found(outsider_browser, mailb
 
 def _grow(operator, mailbox, before: int, after: int) -> None:
     now = timezone.now()
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=before, at=now - timedelta(days=8))
-    usage_record(actor=operator, mailbox=mailbox, used_bytes=after, at=now - timedelta(hours=1))
+    mailbox_usage_record(
+        actor=operator, mailbox=mailbox, used_bytes=before, at=now - timedelta(days=8)
+    )
+    mailbox_usage_record(
+        actor=operator, mailbox=mailbox, used_bytes=after, at=now - timedelta(hours=1)
+    )
 
 
 def test_the_address_list_sorts_by_growth_over_7_days(

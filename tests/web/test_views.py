@@ -9,11 +9,12 @@ import pytest
 from django.urls import URLResolver, get_resolver, reverse
 from django_tasks_db.models import DBTaskResult
 
+from postdesk.dataplane.passwords import verify_password
 from postdesk.dns.models import DkimKey, DkimKeyStatus
-from postdesk.dns.services import dkim_enable, dns_check_domain
+from postdesk.dns.services import dkim_enable
+from postdesk.dns.status import dns_check_domain
 from postdesk.mail.choices import AddressKind
 from postdesk.mail.models import Address, Mailbox
-from postdesk.mail.passwords import verify_password
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 

@@ -6,11 +6,29 @@ Never pass a secret (password, key, token) in `changes`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from postdesk.tenancy.access import Actor
+from django.contrib.auth.models import AbstractBaseUser
 
 from .models import AuditEvent
+
+
+class Actor(Protocol):
+    """Who acts, as the log keeps it (tenancy.access.Actor is the one every service takes):
+    audit sits below the apps whose changes it records, so it names only what it reads."""
+
+    @property
+    def user(self) -> AbstractBaseUser | None: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def ip(self) -> str | None: ...
+
 
 # Keys that must never reach the log, whatever a caller passes.
 _SECRET_KEYS = frozenset({"password", "password_hash", "private_key", "token", "secret"})

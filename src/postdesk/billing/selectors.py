@@ -9,23 +9,39 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Count,
     Exists,
+    Expression,
     OuterRef,
     Q,
+    QuerySet,
+    Subquery,
+    Value,
 )
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
+from postdesk.clock import resolve_at
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied
-from postdesk.mail.models import Domain
 from postdesk.tenancy.access import Actor, require_client_access
 
 from . import estimate as rules
 from .models import ClientPlan, Plan, ProtocolActivation, UsageSample
-from .services import resolve_at
+
+
+class Domain(Protocol):
+    """What the ledger needs of a domain (mail's Domain is one): its id and its client's."""
+
+    @property
+    def pk(self) -> int: ...
+
+    @property
+    def client_id(self) -> int: ...
 
 
 def plan_get(*, actor: Actor, name: str) -> Plan:
@@ -284,3 +300,48 @@ def billing_history(
         storage = domain_storage_use(domain.pk, cycle.start, last)
         history.append(rules.estimate(term.prices, cycle, last, periods, storage))
     return history
+
+
+# --- Usage as the address list shows it ----------------------------------------------------------
+
+# "Growing unusually fast" (the guide): the address list's growth is over this window.
+GROWTH_WINDOW = timedelta(days=7)
+
+
+def usage_growth(mailbox_key: OuterRef) -> Expression:
+    """A mailbox's growth as of its latest measure, for an UPDATE or annotation of the
+    mailbox `mailbox_key` points at: the bytes of its latest sample minus its usage
+    `GROWTH_WINDOW` before that sample (its latest sample by then, 0 without one), so 0 for a
+    mailbox never measured. Two index seeks per mailbox (docs/billing.md, "Growth over 7
+    days"); the mail services store it (mail.services.mailbox_growth_refresh)."""
+    latest = UsageSample.objects.filter(mailbox_id=mailbox_key).order_by("-at")
+    latest_at = (
+        UsageSample.objects.filter(mailbox_id=OuterRef(mailbox_key))
+        .order_by("-at")
+        .values("at")[:1]
+    )
+    before = UsageSample.objects.filter(
+        mailbox_id=mailbox_key, at__lte=Subquery(latest_at) - Value(GROWTH_WINDOW)
+    ).order_by("-at")
+
+    def bytes_of(samples: QuerySet) -> Coalesce:
+        return Coalesce(
+            Subquery(samples.values("bytes")[:1]), Value(0), output_field=BigIntegerField()
+        )
+
+    return bytes_of(latest) - bytes_of(before)
+
+
+def usage_keys_sampled_since(mailbox_keys: list[int], at: datetime) -> set[int]:
+    """Which of these mailboxes have a sample at or after `at`: one query."""
+    return set(
+        UsageSample.objects.filter(mailbox_key__in=mailbox_keys, at__gte=at).values_list(
+            "mailbox_key", flat=True
+        )
+    )
+
+
+def usage_sampled_bytes(mailbox_key: OuterRef, at: datetime) -> Subquery:
+    """The bytes of the mailbox's sample at `at` (NULL without one), for an UPDATE of the
+    mailbox `mailbox_key` points at."""
+    return Subquery(UsageSample.objects.filter(mailbox_key=mailbox_key, at=at).values("bytes")[:1])

@@ -9,19 +9,17 @@ that switches a protocol, so a bill can never disagree with the mailbox's histor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils.translation import gettext as _
 
 from postdesk.audit.services import audit_record
+from postdesk.clock import resolve_at
 from postdesk.errors import (
     ErrorCollector,
     InvalidInput,
@@ -41,39 +39,6 @@ PRICE_PLACES = 4
 MAX_PRICE = Decimal("99999999.9999")
 MAX_BYTES = 2**63 - 1
 _CURRENCY = re.compile(r"[A-Z]{3}")
-
-
-# How far ahead of this server's clock a dated change may be: the clocks of the machines that
-# write (a usage collector, a script) may run a little ahead of ours.
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-def resolve_at(at: datetime | None, field: str = "at", *, allow_future: bool = False) -> datetime:
-    """`at`, or now; a time without a zone is refused (which instant it means is unknown).
-
-    A change dates what has happened: a time later than now plus `CLOCK_SKEW` is refused,
-    unless `allow_future` (a plan scheduled ahead, an estimate as of a later time).
-    """
-    now = timezone.now()
-    if at is None:
-        return now
-    if timezone.is_naive(at):
-        raise InvalidInput(
-            "time_without_zone",
-            _("Give the time with its time zone, for example 2024-05-01T00:00:00Z."),
-            field,
-        )
-    if not allow_future and at > now + CLOCK_SKEW:
-        raise InvalidInput(
-            "time_in_future",
-            _(
-                "%(time)s is in the future: a change can only be dated now or in the past "
-                "(up to %(minutes)d minutes ahead, for clocks that run fast)."
-            )
-            % {"time": at.isoformat(), "minutes": int(CLOCK_SKEW.total_seconds() // 60)},
-            field,
-        )
-    return at
 
 
 def _require_operator(actor: Actor, message: str) -> None:
@@ -231,56 +196,15 @@ def client_set_plan(
 
 
 # --- Usage -------------------------------------------------------------------------------------
+#
+# The ledger's side of a measure: samples keyed by the mailbox's id (`mailbox_key`), kept after
+# the mailbox goes. The mail services record a measure (mail.services.mailbox_usage_record):
+# they lock the mailbox, call these in the same transaction, and set the mailbox's own usage
+# and growth; these functions write only billing's tables.
 
 
-def usage_record(
-    *,
-    actor: Actor,
-    mailbox,
-    used_bytes: int,
-    at: datetime | None = None,
-    messages: int | None = None,
-) -> UsageSample:
-    """A measure of a mailbox's disk use at `at` (default now), as the collector writes it.
-
-    The mailbox's current usage follows only when the sample is newer than the last one, so
-    samples may arrive late or out of order (a replayed history); its 7-day growth is
-    recomputed from its samples either way (`usage_growth_refresh`).
-    """
-    # mail.services imports this module (protocols_record): import it when called.
-    from postdesk.mail.models import Mailbox
-    from postdesk.mail.services import mailbox_usage_set
-
-    _require_operator(actor, _("Only the provider records usage."))
-    moment = resolve_at(at)
-    _check_measure(used_bytes, messages)
-    address = mailbox.address
-    try:
-        with transaction.atomic():
-            # One writer per mailbox at a time: the chain of `until` stays consistent.
-            exists = (
-                Mailbox.objects.select_for_update().filter(pk=mailbox.pk).values_list("pk").first()
-            )
-            if exists is None:
-                # Deleted since the caller read it (a collector's measure arriving late).
-                sample = _sample_insert_deleted(mailbox, moment, used_bytes, messages)
-            else:
-                sample = _sample_insert(mailbox, moment, used_bytes, messages)
-                mailbox_usage_set(mailbox=mailbox, used_bytes=used_bytes, at=moment)
-                # Even a late sample can change it: it may be the one in force 7 days
-                # before the latest.
-                usage_growth_refresh(Mailbox.objects.filter(pk=mailbox.pk))
-    except IntegrityError:
-        raise InvalidInput(
-            "usage_sample_exists",
-            _("A usage sample of %(address)s at %(time)s is already recorded.")
-            % {"address": address.email, "time": moment.isoformat()},
-            "at",
-        ) from None
-    return sample
-
-
-def _check_measure(used_bytes: int, messages: int | None) -> None:
+def usage_measure_check(used_bytes: int, messages: int | None) -> None:
+    """Refuse a measure that is not a whole number of 0 or more (bytes; messages if given)."""
     errors = ErrorCollector()
     for field, value in (("bytes", used_bytes), ("messages", messages)):
         if value is None and field == "messages":
@@ -292,205 +216,70 @@ def _check_measure(used_bytes: int, messages: int | None) -> None:
     errors.raise_if_any()
 
 
-@dataclass(frozen=True)
-class Measure:
-    """One mailbox's disk use as a collector's run read it."""
-
-    mailbox: Any  # mail.models.Mailbox, its address loaded
-    used_bytes: int
-    messages: int | None = None
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    recorded: int
-    # (address, error) of each measure refused, as `usage_record` would refuse it.
-    refused: list[tuple[str, PostdeskError]]
-
-
-def _is_valid(measure: Measure) -> bool:
+def usage_measure_is_valid(used_bytes: int, messages: int | None) -> bool:
     try:
-        _check_measure(measure.used_bytes, measure.messages)
+        usage_measure_check(used_bytes, messages)
     except PostdeskError:
         return False
     return True
 
 
-# Mailboxes per transaction of `usage_record_batch`: a run of 100,000 mailboxes commits 200
-# times instead of 100,000, and holds no mailbox's lock longer than one chunk's writes.
-BATCH_SIZE = 500
+@dataclass(frozen=True)
+class SampledMailbox:
+    """What the ledger keeps of a mailbox: its id and its domain's, and its address for the
+    messages (a ledger row outlives the mailbox)."""
+
+    key: int
+    domain_id: int
+    address: str
+    # False for a mailbox already deleted: its samples keep only the key.
+    exists: bool = True
 
 
-def usage_record_batch(
-    *, actor: Actor, measures: Iterable[Measure], at: datetime | None = None
-) -> BatchResult:
-    """Every measure of a collector's run, all at `at` (default now): what `usage_record`
-    would write for each, in a handful of queries per `BATCH_SIZE` mailboxes.
-
-    Set-wise for a measure newer than every sample of its mailbox (a collector's run, every
-    time but the first of a replayed history): the previous latest sample now holds until
-    `at`, the new samples are inserted, and the mailboxes' usage and growth are set from
-    them. Any other measure (a sample already at or after `at`, a mailbox deleted since it
-    was read, an invalid value) goes through `usage_record` on its own, so the result is the
-    same as calling it for each; one refused measure does not stop the others.
-    """
-    from postdesk.mail.models import Mailbox
-
-    _require_operator(actor, _("Only the provider records usage."))
-    moment = resolve_at(at)
-    recorded, refused = 0, []
-    pending = list(measures)
-    for start in range(0, len(pending), BATCH_SIZE):
-        chunk: dict[int, Measure] = {}
-        one_by_one = []
-        for measure in pending[start : start + BATCH_SIZE]:
-            # A second measure of a mailbox at the same time is usage_record's to refuse.
-            if measure.mailbox.pk in chunk:
-                one_by_one.append(measure)
-            else:
-                chunk[measure.mailbox.pk] = measure
-        with transaction.atomic():
-            # The same lock as usage_record's, taken in one order (no deadlock between runs).
-            present = dict(
-                Mailbox.objects.select_for_update(of=("self",))
-                .filter(pk__in=chunk)
-                .order_by("pk")
-                .values_list("pk", "address__domain_id")
-            )
-            later = set(
-                UsageSample.objects.filter(mailbox_key__in=present, at__gte=moment).values_list(
-                    "mailbox_key", flat=True
-                )
-            )
-            newest = []
-            for pk, measure in chunk.items():
-                if pk in present and pk not in later and _is_valid(measure):
-                    newest.append(pk)
-                else:
-                    one_by_one.append(measure)
-            if newest:
-                UsageSample.objects.filter(mailbox_key__in=newest, until__isnull=True).update(
-                    until=moment
-                )
-                UsageSample.objects.bulk_create(
-                    UsageSample(
-                        mailbox_id=pk,
-                        mailbox_key=pk,
-                        domain_id=present[pk],
-                        at=moment,
-                        until=None,
-                        bytes=chunk[pk].used_bytes,
-                        messages=chunk[pk].messages,
-                    )
-                    for pk in newest
-                )
-                mailboxes = Mailbox.objects.filter(pk__in=newest)
-                # As mailbox_usage_set: unless a newer measure is stored.
-                mailboxes.filter(
-                    Q(used_measured_at__isnull=True) | Q(used_measured_at__lt=moment)
-                ).update(
-                    used_bytes=Subquery(
-                        UsageSample.objects.filter(mailbox_key=OuterRef("pk"), at=moment).values(
-                            "bytes"
-                        )[:1]
-                    ),
-                    used_measured_at=moment,
-                )
-                usage_growth_refresh(mailboxes)
-                recorded += len(newest)
-        for measure in one_by_one:
-            try:
-                usage_record(
-                    actor=actor,
-                    mailbox=measure.mailbox,
-                    used_bytes=measure.used_bytes,
-                    messages=measure.messages,
-                    at=moment,
-                )
-            except PostdeskError as error:
-                refused.append((measure.mailbox.address.email, error))
-            else:
-                recorded += 1
-    return BatchResult(recorded=recorded, refused=refused)
-
-
-# "Growing unusually fast" (the guide): the address list's growth is over this window.
-GROWTH_WINDOW = timedelta(days=7)
-
-
-def usage_growth_refresh(mailboxes: QuerySet) -> int:
-    """Set each mailbox's `growth_7d_bytes` from its samples: the bytes of its latest sample
-    minus its usage 7 days before that sample (its latest sample by then, 0 without one), so
-    0 for a mailbox never measured. One UPDATE whatever the number of mailboxes (two index
-    seeks each); returns how many it updated.
-
-    As of the latest measure, not of the moment of reading: stored, the list can sort by it
-    from an index (docs/billing.md). `usage_record` calls it for the mailbox it measured;
-    a bulk load of samples (a benchmark, a migration) calls it for every mailbox it wrote.
-    """
-    latest = UsageSample.objects.filter(mailbox_id=OuterRef("pk")).order_by("-at")
-    latest_at = (
-        UsageSample.objects.filter(mailbox_id=OuterRef(OuterRef("pk")))
-        .order_by("-at")
-        .values("at")[:1]
-    )
-    before = UsageSample.objects.filter(
-        mailbox_id=OuterRef("pk"), at__lte=Subquery(latest_at) - Value(GROWTH_WINDOW)
-    ).order_by("-at")
-
-    def bytes_of(samples: QuerySet) -> Coalesce:
-        return Coalesce(
-            Subquery(samples.values("bytes")[:1]), Value(0), output_field=BigIntegerField()
-        )
-
-    return mailboxes.update(growth_7d_bytes=bytes_of(latest) - bytes_of(before))
-
-
-def _sample_insert_deleted(
-    mailbox, at: datetime, used_bytes: int, messages: int | None
-) -> UsageSample:
-    """A late measure of a deleted mailbox: kept when dated before its deletion (the 0-byte
-    sample that `usage_end` wrote, always its last), refused after it."""
-    deleted_at = (
-        UsageSample.objects.filter(mailbox_key=mailbox.pk, until__isnull=True)
-        .values_list("at", flat=True)
-        .first()
-    )
-    if deleted_at is None:
-        raise NotFound(_("No mailbox %(address)s.") % {"address": mailbox.address.email}, "address")
-    if at >= deleted_at:
-        raise InvalidInput(
-            "usage_after_deletion",
-            _("%(address)s was deleted at %(deleted)s: it stores nothing from then on.")
-            % {"address": mailbox.address.email, "deleted": deleted_at.isoformat()},
-            "at",
-        )
-    return _sample_insert(mailbox, at, used_bytes, messages, link=False)
-
-
-def _sample_insert(
-    mailbox, at: datetime, used_bytes: int, messages: int | None, *, link: bool = True
+def usage_sample_add(
+    *, mailbox: SampledMailbox, at: datetime, used_bytes: int, messages: int | None = None
 ) -> UsageSample:
     """Insert a sample into the mailbox's chain: it holds until the next sample (if one
-    arrived earlier, out of order), and the previous sample now holds until it. `link`: the
-    mailbox row still exists (a deleted one is known by its key only)."""
+    arrived earlier, out of order), and the previous sample now holds until it.
+
+    For a deleted mailbox, only a late measure dated before its deletion is kept (the 0-byte
+    sample that `usage_end` wrote is always its last); one after it is refused. A second
+    sample at the same time breaks a unique constraint (IntegrityError): call inside the
+    caller's transaction, which holds the mailbox's lock, and answer it with
+    `usage_sample_exists`.
+    """
+    if not mailbox.exists:
+        deleted_at = (
+            UsageSample.objects.filter(mailbox_key=mailbox.key, until__isnull=True)
+            .values_list("at", flat=True)
+            .first()
+        )
+        if deleted_at is None:
+            raise NotFound(_("No mailbox %(address)s.") % {"address": mailbox.address}, "address")
+        if at >= deleted_at:
+            raise InvalidInput(
+                "usage_after_deletion",
+                _("%(address)s was deleted at %(deleted)s: it stores nothing from then on.")
+                % {"address": mailbox.address, "deleted": deleted_at.isoformat()},
+                "at",
+            )
     later = (
-        UsageSample.objects.filter(mailbox_key=mailbox.pk, at__gt=at)
+        UsageSample.objects.filter(mailbox_key=mailbox.key, at__gt=at)
         .order_by("at")
         .values_list("at", flat=True)
         .first()
     )
     sample = UsageSample.objects.create(
-        mailbox=mailbox if link else None,
-        mailbox_key=mailbox.pk,
-        domain_id=mailbox.address.domain_id,
+        mailbox_id=mailbox.key if mailbox.exists else None,
+        mailbox_key=mailbox.key,
+        domain_id=mailbox.domain_id,
         at=at,
         until=later,
         bytes=used_bytes,
         messages=messages,
     )
     earlier = (
-        UsageSample.objects.filter(mailbox_key=mailbox.pk, at__lt=at)
+        UsageSample.objects.filter(mailbox_key=mailbox.key, at__lt=at)
         .order_by("-at")
         .values_list("pk", flat=True)
         .first()
@@ -500,15 +289,71 @@ def _sample_insert(
     return sample
 
 
-def usage_end(*, mailbox, at: datetime) -> None:
+def usage_sample_exists(mailbox: SampledMailbox, at: datetime) -> InvalidInput:
+    """The error for a second sample of a mailbox at the same time."""
+    return InvalidInput(
+        "usage_sample_exists",
+        _("A usage sample of %(address)s at %(time)s is already recorded.")
+        % {"address": mailbox.address, "time": at.isoformat()},
+        "at",
+    )
+
+
+@dataclass(frozen=True)
+class NewestSample:
+    """A measure newer than every sample of its mailbox, for `usage_samples_append`."""
+
+    mailbox_key: int
+    domain_id: int
+    used_bytes: int
+    messages: int | None = None
+
+
+def usage_samples_append(samples: list[NewestSample], *, at: datetime) -> None:
+    """Append one sample at `at` to each mailbox's chain, set-wise (two statements whatever
+    their number): each mailbox's latest sample now holds until `at`.
+
+    Only for samples newer than every sample of their mailbox (`usage_keys_sampled_since`
+    finds the others), inside the caller's transaction, which holds the mailboxes' locks.
+    """
+    if not samples:
+        return
+    UsageSample.objects.filter(
+        mailbox_key__in=[s.mailbox_key for s in samples], until__isnull=True
+    ).update(until=at)
+    UsageSample.objects.bulk_create(
+        UsageSample(
+            mailbox_id=s.mailbox_key,
+            mailbox_key=s.mailbox_key,
+            domain_id=s.domain_id,
+            at=at,
+            until=None,
+            bytes=s.used_bytes,
+            messages=s.messages,
+        )
+        for s in samples
+    )
+
+
+def usage_end(*, mailbox: SampledMailbox, at: datetime) -> None:
     """A deleted mailbox stores nothing from `at` on: its last sample, 0 bytes.
 
     Call inside the deleting transaction (which holds the mailbox's lock), before the
     mailbox row goes. A deletion dated before one of the mailbox's samples is refused: the
     mailbox was measured after it, so it was not deleted then.
     """
+    usage_end_many([mailbox], at=at)
+
+
+def usage_end_many(mailboxes: list[SampledMailbox], *, at: datetime) -> None:
+    """`usage_end` of several mailboxes deleted at the same time (a client's termination),
+    in four statements whatever their number; refused as a whole when one of them has a
+    sample after `at`."""
+    keys = {m.key: m for m in mailboxes}
+    if not keys:
+        return
     latest = (
-        UsageSample.objects.filter(mailbox_key=mailbox.pk, at__gt=at)
+        UsageSample.objects.filter(mailbox_key__in=keys, at__gt=at)
         .order_by("-at")
         .values_list("at", flat=True)
         .first()
@@ -523,33 +368,52 @@ def usage_end(*, mailbox, at: datetime) -> None:
             % {"time": at.isoformat(), "sample": latest.isoformat()},
             "at",
         )
-    if not UsageSample.objects.filter(mailbox_key=mailbox.pk, at=at).update(bytes=0):
-        _sample_insert(mailbox, at, 0, None)
+    same_time = UsageSample.objects.filter(mailbox_key__in=keys, at=at)
+    ended = set(same_time.values_list("mailbox_key", flat=True))
+    same_time.update(bytes=0)
+    usage_samples_append(
+        [
+            NewestSample(mailbox_key=key, domain_id=m.domain_id, used_bytes=0)
+            for key, m in keys.items()
+            if key not in ended
+        ],
+        at=at,
+    )
 
 
 # --- Protocol activation periods ---------------------------------------------------------------
 
 
-def protocols_record(*, mailbox, eas_enabled: bool, mapi_enabled: bool, at: datetime) -> None:
+@dataclass(frozen=True)
+class BilledMailbox:
+    """What a protocol period keeps of its mailbox, so it bills after the mailbox goes."""
+
+    key: int
+    address: str
+    domain_id: int
+    client_id: int
+
+
+def protocols_record(
+    *, mailbox: BilledMailbox, eas_enabled: bool, mapi_enabled: bool, at: datetime
+) -> None:
     """Open a period for each protocol switched on at `at`, close the open period of each one
-    switched off. Call inside the transaction of the mailbox change; `mailbox.address.domain`
-    must be loaded."""
+    switched off. Call inside the transaction of the mailbox change."""
     open_periods = {
         period.protocol: period
         for period in ProtocolActivation.objects.filter(
-            mailbox_key=mailbox.pk, ended_at__isnull=True
+            mailbox_key=mailbox.key, ended_at__isnull=True
         )
     }
-    address = mailbox.address
     for protocol, enabled in ((Protocol.EAS, eas_enabled), (Protocol.MAPI, mapi_enabled)):
         period = open_periods.get(protocol)
         if enabled and period is None:
             ProtocolActivation.objects.create(
-                mailbox=mailbox,
-                mailbox_key=mailbox.pk,
-                address=address.email,
-                domain_id=address.domain_id,
-                client_id=address.domain.client_id,
+                mailbox_id=mailbox.key,
+                mailbox_key=mailbox.key,
+                address=mailbox.address,
+                domain_id=mailbox.domain_id,
+                client_id=mailbox.client_id,
                 protocol=protocol,
                 started_at=at,
             )
@@ -570,3 +434,11 @@ def protocols_record(*, mailbox, eas_enabled: bool, mapi_enabled: bool, at: date
                 )
             period.ended_at = at
             period.save(update_fields=["ended_at"])
+
+
+def protocols_end_many(*, mailbox_keys: list[int], at: datetime) -> None:
+    """Close every open protocol period of these mailboxes at `at` (a client's termination),
+    in one statement; a period opened after `at` (a clock running ahead) ends as it starts."""
+    ProtocolActivation.objects.filter(mailbox_key__in=mailbox_keys, ended_at__isnull=True).update(
+        ended_at=Greatest(F("started_at"), Value(at))
+    )

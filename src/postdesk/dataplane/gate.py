@@ -16,7 +16,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from postdesk.mail.passwords import verify_password
+from .passwords import verify_password
 
 PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled"}
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import grp
 import json
 import os
+import pwd
 import shutil
+import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -54,6 +57,19 @@ def _doveadm(command: str, parameters: dict) -> list:
     return payload
 
 
+def mailbox_usage() -> dict[str, tuple[int, int]]:
+    """address → (bytes, messages) of every mailbox, as Dovecot's quota accounting knows
+    them: one doveadm call (`quota get` for all users, through the HTTP API)."""
+    usage: dict[str, list[int]] = {}
+    for row in _doveadm("quotaGet", {"allUsers": True}):
+        bucket = usage.setdefault(row["username"].lower(), [0, 0])
+        if row["type"] == "STORAGE":
+            bucket[0] = int(row["value"]) * 1024  # Dovecot counts storage in KiB
+        elif row["type"] == "MESSAGE":
+            bucket[1] = int(row["value"])
+    return {address: (values[0], values[1]) for address, values in usage.items()}
+
+
 def kick_sessions(address: str) -> None:
     """Disconnect every IMAP (and other Dovecot) session of a mailbox."""
     with contextlib.suppress(NothingMatched):  # no session open: nothing to disconnect
@@ -85,7 +101,6 @@ SIEVE_FILE = "postdesk-forwarding.sieve"
 
 def write_forwarding(domain: str, storage: str, script: str | None) -> None:
     """Install (or remove) the mailbox's forwarding script where Dovecot runs it."""
-    import pwd
 
     if not settings.POSTDESK_VMAIL_DIR:
         raise ProvisionerUnavailable("POSTDESK_VMAIL_DIR is not set")
@@ -118,10 +133,6 @@ def deploy_dkim_keys(keys: list[tuple[str, str, int, bytes]]) -> None:
     replaced atomically, removes keys no longer signing, and tells OpenDKIM to reload (SIGUSR1).
     A disabled domain is absent from the tables: its next message leaves unsigned.
     """
-    import grp
-    import pwd
-    import signal
-
     directory = settings.POSTDESK_OPENDKIM_DIR
     if not directory:
         raise ProvisionerUnavailable("POSTDESK_OPENDKIM_DIR is not set")

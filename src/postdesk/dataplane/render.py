@@ -7,6 +7,7 @@ views (views_sql.py), so a saved change is live for mail at once.
 
 from __future__ import annotations
 
+import pwd
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -139,8 +140,6 @@ def _engine() -> Engine:
 
 def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[Path]:
     """Write every configuration file; return their paths."""
-    import pwd
-
     db = db or database_settings()
     context = {
         **vars(config),

@@ -5,13 +5,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+
 from postdesk.mail.models import Domain
 from postdesk.tenancy.access import Actor, require_client_access
 
-from .checks import DnsReport, Replay, evaluate
+from .checks import DnsExpectations, DnsReport, Replay, evaluate
 from .dkim import record_host, record_value
 from .models import DkimKey, DkimKeyStatus, DnsStatus
-from .services import expectations
+
+
+def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
+    """What the domain's DNS should say: our SPF mechanism and MX hosts, and `key`'s record."""
+    return DnsExpectations(
+        domain=domain.name,
+        spf_mechanism=settings.POSTDESK_SPF_MECHANISM,
+        mx_hosts=list(settings.POSTDESK_MX_HOSTS),
+        dkim_selector=key.selector if key else None,
+        dkim_public_key=key.public_key if key else None,
+    )
+
+
+def signing_key(domain: Domain) -> DkimKey | None:
+    """The key OpenDKIM signs the domain's mail with, if DKIM is on."""
+    return DkimKey.objects.filter(domain=domain, status=DkimKeyStatus.SIGNING).first()
 
 
 @dataclass(frozen=True)
@@ -26,8 +43,7 @@ def dns_report(*, actor: Actor, domain: Domain) -> StoredReport:
     status = DnsStatus.objects.filter(domain=domain).first()
     if status is None:
         return StoredReport(None, None)
-    key = DkimKey.objects.filter(domain=domain, status=DkimKeyStatus.SIGNING).first()
-    report = evaluate(expectations(domain, key), Replay(status.answers))
+    report = evaluate(expectations(domain, signing_key(domain)), Replay(status.answers))
     return StoredReport(report, status.checked_at)
 
 

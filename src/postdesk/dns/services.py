@@ -1,11 +1,9 @@
-"""Every write of the DNS area: DKIM keys and stored DNS answers."""
+"""Every write of the DNS area that an actor makes: DKIM keys, and asking for a check.
+
+The checks themselves (asking the live DNS and storing its answers) are in `status`, run by
+the task worker and `dns recheck-all`."""
 
 from __future__ import annotations
-
-import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -19,26 +17,10 @@ from postdesk.mail.models import Domain
 from postdesk.tenancy.access import Actor, require_client_access
 
 from . import resolver
-from .checks import DnsExpectations, DnsReport, Recorder, Replay, evaluate
-from .dkim import DkimState, generate_key_pair, is_valid_selector
-from .models import DkimKey, DkimKeyStatus, DnsStatus
-
-logger = logging.getLogger(__name__)
-
-
-def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
-    return DnsExpectations(
-        domain=domain.name,
-        spf_mechanism=settings.POSTDESK_SPF_MECHANISM,
-        mx_hosts=list(settings.POSTDESK_MX_HOSTS),
-        dkim_selector=key.selector if key else None,
-        dkim_public_key=key.public_key if key else None,
-    )
-
-
-def signing_key(domain: Domain) -> DkimKey | None:
-    return DkimKey.objects.filter(domain=domain, status=DkimKeyStatus.SIGNING).first()
-
+from .dkim import DkimState, check_dkim, generate_key_pair, is_valid_selector
+from .models import DkimKey, DkimKeyStatus
+from .selectors import signing_key
+from .tasks import check_domain_dns, dkim_keys_deploy
 
 # --- DKIM --------------------------------------------------------------------------------------
 
@@ -76,8 +58,6 @@ def _new_key(domain: Domain, status: str) -> DkimKey:
 
 def _audit(actor: Actor, domain: Domain, action: str, key: DkimKey) -> None:
     """Record a DKIM change, and hand the signer the new set of keys (same transaction)."""
-    from postdesk.dataplane.tasks import dkim_keys_deploy
-
     dkim_keys_deploy.enqueue()
     audit_record(
         actor=actor,
@@ -161,8 +141,6 @@ def dkim_rotate(*, actor: Actor, domain: Domain, force: bool = False, fetch_txt=
     if prepared is None:
         raise InvalidInput("dkim_not_prepared", _("Prepare a new key first."), None)
     if not force:
-        from .dkim import check_dkim
-
         result = check_dkim(
             domain.name, prepared.selector, prepared.public_key, fetch_txt or resolver.lookup_txt
         )
@@ -193,91 +171,7 @@ def dkim_rotate(*, actor: Actor, domain: Domain, force: bool = False, fetch_txt=
 # --- Checks ------------------------------------------------------------------------------------
 
 
-def _ask(domain: Domain, key: DkimKey | None, dns_resolver) -> DnsStatus:
-    """Run every check against the live DNS; an unsaved status row with the answers."""
-    recorder = Recorder(
-        lambda name: resolver.lookup_txt(name, dns_resolver),
-        lambda name: resolver.lookup_mx(name, dns_resolver),
-    )
-    report = evaluate(expectations(domain, key), recorder)
-    return DnsStatus(
-        domain=domain,
-        answers=recorder.answers,
-        spf_state=report.spf.state,
-        dkim_state=report.dkim.state,
-        dmarc_state=report.dmarc.state,
-        mx_state=report.mx.state,
-        checked_at=timezone.now(),
-    )
-
-
-_STATUS_FIELDS = ["answers", "spf_state", "dkim_state", "dmarc_state", "mx_state", "checked_at"]
-
-
-def _store(statuses: list[DnsStatus]) -> None:
-    DnsStatus.objects.bulk_create(
-        statuses,
-        update_conflicts=True,
-        unique_fields=["domain"],
-        update_fields=_STATUS_FIELDS,
-        batch_size=500,
-    )
-
-
-def dns_check_domain(domain: Domain, dns_resolver=None) -> tuple[DnsStatus, DnsReport]:
-    """Ask the DNS now and store its answers. A system action: no actor, no audit."""
-    key = signing_key(domain)
-    status = _ask(domain, key, dns_resolver or resolver.make_resolver())
-    _store([status])
-    return status, evaluate(expectations(domain, key), Replay(status.answers))
-
-
 def dns_request_check(*, actor: Actor, domain: Domain) -> None:
     """ "Check now": queue a check for the task worker. Looking is enough to ask for it."""
-    from .tasks import check_domain_dns
-
     require_client_access(actor, domain.client_id, write=False)
     check_domain_dns.enqueue(domain.pk)
-
-
-@dataclass(frozen=True)
-class RecheckSummary:
-    checked: int
-    unknown: int
-    failed: int
-
-
-def dns_recheck_all(*, stale_after_seconds: int = 0, concurrency: int = 32) -> RecheckSummary:
-    """Re-check every domain whose answers are older than `stale_after_seconds`.
-
-    DNS waits dominate, so threads overlap the lookups; they touch no database. The answers
-    are then written in batches, a few statements for a thousand domains.
-    """
-    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
-    domains = list(
-        Domain.objects.exclude(dns_status__checked_at__gt=cutoff).only("id", "name", "client_id")
-    )
-    keys = {
-        k.domain_id: k
-        for k in DkimKey.objects.filter(domain__in=domains, status=DkimKeyStatus.SIGNING)
-    }
-    dns_resolver = resolver.make_resolver()  # dnspython resolvers are safe to share
-
-    def check(domain: Domain) -> DnsStatus | None:
-        try:
-            return _ask(domain, keys.get(domain.pk), dns_resolver)
-        except Exception:  # one domain's failure must not stop the others
-            logger.exception("DNS check of %s failed", domain.name)
-            return None
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(pool.map(check, domains))
-    statuses = [s for s in results if s is not None]
-    with transaction.atomic():
-        _store(statuses)
-    unknown = sum(
-        "unknown" in {s.spf_state, s.dkim_state, s.dmarc_state, s.mx_state} for s in statuses
-    )
-    return RecheckSummary(
-        checked=len(statuses), unknown=unknown, failed=len(results) - len(statuses)
-    )

@@ -118,7 +118,7 @@ class Mailbox(models.Model):
     used_bytes = models.BigIntegerField(_("storage used"), default=0)
     used_measured_at = models.DateTimeField(null=True, blank=True)
     # Bytes gained over the 7 days up to that measure (negative when it shrank), kept by
-    # billing's usage_record from the samples (docs/billing.md, "Growth over 7 days"). Always
+    # mailbox_usage_record from the samples (docs/billing.md, "Growth over 7 days"). Always
     # set (0 until measured) by mail.services; nullable, without a default, for the same
     # reason as `domain` (SQLite rebuilds a table to add a column with either).
     growth_7d_bytes = models.BigIntegerField(_("growth over 7 days"), null=True, editable=False)

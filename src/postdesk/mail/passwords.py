@@ -1,9 +1,9 @@
-"""Mailbox passwords: the guide's seven checks, a generator, and Dovecot-compatible hashing.
+"""Mailbox passwords: the guide's seven checks and a generator.
 
 `password_checks` is the one definition of the policy: the web form ticks its items live, the
-API and the CLI refuse a password unless every item passes. Hashes use Dovecot's
-`{ARGON2ID}` scheme, so Dovecot verifies them itself; the plain password is never stored,
-logged or echoed.
+API and the CLI refuse a password unless every item passes. The hash the mail servers verify
+is the data plane's (dataplane.passwords); the plain password is never stored, logged or
+echoed.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-import argon2
-from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -22,7 +20,6 @@ MIN_LENGTH = 12
 MAX_LENGTH = 128
 SPECIAL_CHARACTERS = "!@#$%^&*-_=+"
 GENERATED_LENGTH = 20
-SCHEME_PREFIX = "{ARGON2ID}"
 
 # The checks in the guide's order, with its wording.
 CHECK_LABELS = {
@@ -138,28 +135,3 @@ def generate_password(*, username: str, domain: str, length: int = GENERATED_LEN
         checks = password_checks(candidate, candidate, username=username, domain=domain)
         if all(c.passed for c in checks):
             return candidate
-
-
-def _hasher() -> argon2.PasswordHasher:
-    return argon2.PasswordHasher(
-        time_cost=settings.POSTDESK_ARGON2_TIME_COST,
-        memory_cost=settings.POSTDESK_ARGON2_MEMORY_KIB,
-        parallelism=1,  # libsodium, which Dovecot verifies with, supports only 1
-        hash_len=32,
-        salt_len=16,
-        type=argon2.Type.ID,
-    )
-
-
-def hash_password(password: str) -> str:
-    """The Dovecot-compatible hash: "{ARGON2ID}$argon2id$v=19$m=…,t=…,p=1$salt$hash"."""
-    return SCHEME_PREFIX + _hasher().hash(password)
-
-
-def verify_password(password: str, stored_hash: str) -> bool:
-    if not stored_hash.startswith(SCHEME_PREFIX):
-        return False
-    try:
-        return _hasher().verify(stored_hash[len(SCHEME_PREFIX) :], password)
-    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-        return False

@@ -23,25 +23,17 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from postdesk.errors import InvalidInput, NotFound
+from postdesk.paging import Page, page_count
 from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
-from postdesk.tenancy.models import Client
 
 from .addresses import normalize_domain_name, split_address
 from .choices import AddressKind, AddressListSort, AddressListType
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
-
-
-def client_get_by_name(*, actor: Actor, name: str) -> Client:
-    client = (
-        Client.objects.filter(visible_clients_filter(actor))
-        .filter(name__iexact=" ".join((name or "").split()))
-        .first()
-    )
-    if client is None:
-        raise NotFound(_("No client named %(name)s.") % {"name": name}, "client")
-    return client
+from .tasks import mailbox_sessions_kick
 
 
 def domain_list(*, actor: Actor) -> QuerySet[Domain]:
@@ -138,26 +130,11 @@ class AddressRow:
 
 
 @dataclass(frozen=True)
-class AddressPage:
+class AddressPage(Page):
     rows: list[AddressRow]
-    total: int
-    page: int
-    per_page: int
     search: str = ""
     type: str = AddressListType.ALL
     sort: str = AddressListSort.ADDRESS
-
-    @property
-    def num_pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.num_pages
-
-    @property
-    def has_previous(self) -> bool:
-        return self.page > 1
 
 
 def _contains(field: str, domain: Domain, text: str) -> Q:
@@ -270,7 +247,7 @@ def address_list(
         page = max(1, min(int(page), _MAX_LISTED // per_page))
         found = list(counted[(page - 1) * per_page : page * per_page])
         if not found and page > 1:  # past the end (a stale link): the last page, two more
-            page = max(1, -(-matches.count() // per_page))
+            page = page_count(matches.count(), per_page)
             found = list(counted[(page - 1) * per_page : page * per_page])
         total = found[0][1] if found else 0
         page_ids = [pk for pk, _matched in found]
@@ -286,7 +263,7 @@ def address_list(
             total, mailboxes = counts["total"], counts["mailboxes"]
         else:
             total = queryset.count()
-        page = max(1, min(int(page), max(1, -(-total // per_page))))
+        page = max(1, min(int(page), page_count(total, per_page)))
         start, stop = (page - 1) * per_page, page * per_page
         if by_mailbox_index and stop <= mailboxes:
             page_ids = _mailboxes_in_order(domain, sort)[start:stop]
@@ -518,3 +495,28 @@ def mailbox_detail(*, actor: Actor, address: str) -> MailboxDetail:
         raise NotFound(not_found, "address")
     mailbox.address = found
     return MailboxDetail(mailbox, rows[0])
+
+
+# --- What the mail servers have not applied yet --------------------------------------------------
+
+_PENDING = [TaskResultStatus.READY, TaskResultStatus.RUNNING]
+
+
+def mailbox_changes_pending(mailbox: Mailbox) -> bool:
+    """True while a disconnection after this mailbox's password change is still queued."""
+    return DBTaskResult.objects.filter(
+        task_path=mailbox_sessions_kick.module_path,
+        status__in=_PENDING,
+        args_kwargs__args__0=mailbox.address.email,
+    ).exists()
+
+
+def mailboxes_by_address() -> dict[str, Mailbox]:
+    """Every mailbox of every client by address, for the usage collector (a system read: no
+    actor). Only what matching and recording read is loaded: converting the rows' other
+    columns (hashes, times, UUIDs) made loading the mailboxes cost as much as recording them.
+    """
+    loaded = Mailbox.objects.select_related("address__domain").only(
+        "address__local_part", "address__domain__name"
+    )
+    return {m.address.email: m for m in loaded.iterator()}

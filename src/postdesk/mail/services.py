@@ -9,32 +9,70 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from postdesk.audit.services import audit_record
-from postdesk.billing.services import protocols_record, resolve_at, usage_end
-from postdesk.dataplane.tasks import (
-    mailbox_forwarding_apply,
-    mailbox_sessions_kick,
-    mailbox_storage_remove,
+from postdesk.billing.models import UsageSample
+from postdesk.billing.selectors import (
+    usage_growth,
+    usage_keys_sampled_since,
+    usage_sampled_bytes,
 )
-from postdesk.errors import AddressTaken, ErrorCollector, InvalidInput
+from postdesk.billing.services import (
+    BilledMailbox,
+    NewestSample,
+    SampledMailbox,
+    protocols_end_many,
+    protocols_record,
+    usage_end_many,
+    usage_measure_check,
+    usage_measure_is_valid,
+    usage_sample_add,
+    usage_sample_exists,
+    usage_samples_append,
+)
+from postdesk.clock import resolve_at
+from postdesk.dataplane.passwords import hash_password
+from postdesk.errors import (
+    AddressTaken,
+    ErrorCollector,
+    InvalidInput,
+    PermissionDenied,
+    PostdeskError,
+)
 from postdesk.tenancy.access import Actor, require_client_access
 from postdesk.tenancy.models import Client
 
 from .addresses import normalize_destinations, normalize_domain_name, normalize_local_part
 from .choices import AddressKind
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
-from .passwords import hash_password, validate_password
+from .passwords import validate_password
+from .tasks import mailbox_forwarding_apply, mailbox_sessions_kick, mailbox_storage_remove
 
 # --- Domains -----------------------------------------------------------------------------------
+
+
+def _domain_taken(name: str) -> InvalidInput:
+    return InvalidInput(
+        "domain_taken", _("%(domain)s is already hosted here.") % {"domain": name}, "domain"
+    )
+
+
+def domain_name_clean(name: str, field: str = "domain") -> str:
+    """The name a new domain would get (normalized), or the error that it cannot: not a
+    domain name, or already hosted here (by any client)."""
+    domain_name = normalize_domain_name(name, field=field)
+    if Domain.objects.filter(name=domain_name).exists():
+        raise _domain_taken(domain_name)
+    return domain_name
 
 
 def domain_add(*, actor: Actor, client: Client, name: str) -> Domain:
@@ -51,15 +89,63 @@ def domain_add(*, actor: Actor, client: Client, name: str) -> Domain:
                 target=domain_name,
             )
     except IntegrityError:
-        raise InvalidInput(
-            "domain_taken",
-            _("%(domain)s is already hosted here.") % {"domain": domain_name},
-            "domain",
-        ) from None
+        raise _domain_taken(domain_name) from None
     return domain
 
 
 # --- The shared namespace of a domain ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemovedDomains:
+    domains: list[str]
+    mailboxes: int
+
+
+def client_domains_remove(*, actor: Actor, client: Client) -> RemovedDomains:
+    """Remove every domain of the client with all it holds (mailboxes, aliases, forwards, DKIM
+    keys, DNS status), as a deletion of each mailbox would: its EAS/MAPI periods end and its
+    storage drops to 0 now (billing keeps its history, so the cycle still bills it), its open
+    sessions are disconnected and its messages removed in the background.
+
+    Set-wise (a handful of statements and one task per mailbox, whatever the client's size),
+    inside the caller's transaction when there is one. Released addresses are not reserved:
+    the domain goes with them. The caller records the event (a termination records one for
+    the whole client).
+    """
+    require_client_access(actor, client.pk, write=True)
+    at = resolve_at(None)
+    with transaction.atomic():
+        domains = list(Domain.objects.filter(client=client).order_by("name"))
+        mailboxes = list(
+            Mailbox.objects.filter(address__domain__client=client).values_list(
+                "pk",
+                "address__domain_id",
+                "address__domain__name",
+                "storage_id",
+                "address__local_part",
+            )
+        )
+        protocols_end_many(mailbox_keys=[pk for pk, *_rest in mailboxes], at=at)
+        usage_end_many(
+            [
+                SampledMailbox(key=pk, domain_id=domain_id, address=f"{local}@{domain_name}")
+                for pk, domain_id, domain_name, _storage, local in mailboxes
+            ],
+            at=at,
+        )
+        client_sessions_kick(client_id=client.pk)
+        for _pk, _domain_id, domain_name, storage_id, _local in mailboxes:
+            mailbox_storage_remove.enqueue(domain_name, storage_id.hex)
+        Domain.objects.filter(client=client).delete()
+    return RemovedDomains(domains=[d.name for d in domains], mailboxes=len(mailboxes))
+
+
+def client_sessions_kick(*, client_id: int) -> None:
+    """Disconnect the open IMAP/POP sessions of every mailbox of the client's domains (a
+    task per domain, queued in the caller's transaction; `*@domain` is a doveadm mask)."""
+    for name in Domain.objects.filter(client_id=client_id).values_list("name", flat=True):
+        mailbox_sessions_kick.enqueue(f"*@{name}")
 
 
 def _taken_error(existing: Address | None, email: str, field: str) -> AddressTaken:
@@ -178,6 +264,25 @@ def _set_destinations(address: Address, destinations: Sequence[str]) -> None:
     )
 
 
+def _billed(mailbox: Mailbox) -> BilledMailbox:
+    """The mailbox as billing's protocol periods keep it (its address and domain loaded)."""
+    address = mailbox.address
+    return BilledMailbox(
+        key=mailbox.pk,
+        address=address.email,
+        domain_id=address.domain_id,
+        client_id=address.domain.client_id,
+    )
+
+
+def _sampled(mailbox: Mailbox, *, exists: bool = True) -> SampledMailbox:
+    """The mailbox as billing's usage samples keep it (its address loaded)."""
+    address = mailbox.address
+    return SampledMailbox(
+        key=mailbox.pk, domain_id=address.domain_id, address=address.email, exists=exists
+    )
+
+
 def _lock(model: type, pk: int) -> Any:
     """Re-read a row under lock, so two concurrent edits apply one after the other."""
     return model.objects.select_for_update().select_related("address__domain").get(pk=pk)
@@ -255,7 +360,10 @@ def mailbox_create(
             mailbox_forwarding_apply.enqueue(mailbox.pk)
         if eas_enabled or mapi_enabled:
             protocols_record(
-                mailbox=mailbox, eas_enabled=eas_enabled, mapi_enabled=mapi_enabled, at=at
+                mailbox=_billed(mailbox),
+                eas_enabled=eas_enabled,
+                mapi_enabled=mapi_enabled,
+                at=at,
             )
         audit_record(
             actor=actor,
@@ -384,7 +492,7 @@ def mailbox_update(
             changes["destinations"] = [current_destinations, new_destinations]
         if "eas_enabled" in changes or "mapi_enabled" in changes:
             protocols_record(
-                mailbox=mailbox,
+                mailbox=_billed(mailbox),
                 eas_enabled=mailbox.eas_enabled,
                 mapi_enabled=mailbox.mapi_enabled,
                 at=at,
@@ -453,8 +561,8 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         mailbox = _lock(Mailbox, mailbox.pk)
         aliases = list(mailbox.aliases.select_related("address"))
         _release(a.address for a in aliases)
-        protocols_record(mailbox=mailbox, eas_enabled=False, mapi_enabled=False, at=at)
-        usage_end(mailbox=mailbox, at=at)
+        protocols_record(mailbox=_billed(mailbox), eas_enabled=False, mapi_enabled=False, at=at)
+        usage_end_many([_sampled(mailbox)], at=at)
         email = mailbox.address.email
         # The messages go for good, in the background; sessions still open are closed.
         mailbox_sessions_kick.enqueue(email)
@@ -471,12 +579,64 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         )
 
 
+# --- Usage -------------------------------------------------------------------------------------
+#
+# A measure of a mailbox's disk use is two writes in one transaction, under the mailbox's lock:
+# a sample in billing's ledger (what the cycle bills) and the mailbox's own usage and growth
+# (what the address list shows and sorts by). Only these functions write the latter.
+
+
+def _require_collector(actor: Actor) -> None:
+    if not actor.is_operator:
+        raise PermissionDenied(_("Only the provider records usage."))
+
+
+def mailbox_usage_record(
+    *,
+    actor: Actor,
+    mailbox: Mailbox,
+    used_bytes: int,
+    at: datetime | None = None,
+    messages: int | None = None,
+) -> UsageSample:
+    """A measure of a mailbox's disk use at `at` (default now), as the collector writes it.
+
+    The mailbox's current usage follows only when the sample is newer than the last one, so
+    samples may arrive late or out of order (a replayed history); its 7-day growth is
+    recomputed from its samples either way (`mailbox_growth_refresh`). A late measure of a
+    mailbox deleted since is kept when dated before its deletion (billing bills it).
+    """
+    _require_collector(actor)
+    moment = resolve_at(at)
+    usage_measure_check(used_bytes, messages)
+    try:
+        with transaction.atomic():
+            # One writer per mailbox at a time: the chain of samples stays consistent.
+            exists = (
+                Mailbox.objects.select_for_update().filter(pk=mailbox.pk).values_list("pk").first()
+            )
+            sample = usage_sample_add(
+                mailbox=_sampled(mailbox, exists=exists is not None),
+                at=moment,
+                used_bytes=used_bytes,
+                messages=messages,
+            )
+            if exists is not None:
+                mailbox_usage_set(mailbox=mailbox, used_bytes=used_bytes, at=moment)
+                # Even a late sample can change it: it may be the one in force 7 days
+                # before the latest.
+                mailbox_growth_refresh(Mailbox.objects.filter(pk=mailbox.pk))
+    except IntegrityError:
+        raise usage_sample_exists(_sampled(mailbox), moment) from None
+    return sample
+
+
 def mailbox_usage_set(*, mailbox: Mailbox, used_bytes: int, at: datetime) -> bool:
     """The mailbox's current disk use, measured at `at`, unless a newer measure is stored.
 
     One conditional UPDATE, so a late or replayed measure never overwrites a newer one, even
     when two writers race. Returns whether the mailbox changed. Callers validate the values
-    (billing's usage_record does).
+    and record the sample (`mailbox_usage_record` does both).
     """
     updated = (
         Mailbox.objects.filter(pk=mailbox.pk)
@@ -487,6 +647,125 @@ def mailbox_usage_set(*, mailbox: Mailbox, used_bytes: int, at: datetime) -> boo
         mailbox.used_bytes = used_bytes
         mailbox.used_measured_at = at
     return bool(updated)
+
+
+def mailbox_growth_refresh(mailboxes: QuerySet[Mailbox]) -> int:
+    """Set each mailbox's `growth_7d_bytes` from its samples (billing's `usage_growth` rule),
+    in one UPDATE whatever the number of mailboxes; returns how many it updated.
+
+    As of the latest measure, not of the moment of reading: stored, the list can sort by it
+    from an index (docs/billing.md). `mailbox_usage_record` calls it for the mailbox it
+    measured; a bulk load of samples (a benchmark) calls it for every mailbox it wrote.
+    """
+    return mailboxes.update(growth_7d_bytes=usage_growth(OuterRef("pk")))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One mailbox's disk use as a collector's run read it."""
+
+    mailbox: Mailbox  # its address loaded
+    used_bytes: int
+    messages: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    recorded: int
+    # (address, error) of each measure refused, as `mailbox_usage_record` would refuse it.
+    refused: list[tuple[str, PostdeskError]]
+
+
+# Mailboxes per transaction of `mailbox_usage_record_batch`: a run of 100,000 mailboxes
+# commits 200 times instead of 100,000, and holds no mailbox's lock longer than one chunk's
+# writes.
+BATCH_SIZE = 500
+
+
+def mailbox_usage_record_batch(
+    *, actor: Actor, measures: Iterable[Measure], at: datetime | None = None
+) -> BatchResult:
+    """Every measure of a collector's run, all at `at` (default now): what
+    `mailbox_usage_record` would write for each, in a handful of queries per `BATCH_SIZE`
+    mailboxes.
+
+    Set-wise for a measure newer than every sample of its mailbox (a collector's run, every
+    time but the first of a replayed history): the new samples are appended to the ledger,
+    and the mailboxes' usage and growth are set from them. Any other measure (a sample
+    already at or after `at`, a mailbox deleted since it was read, an invalid value) goes
+    through `mailbox_usage_record` on its own, so the result is the same as calling it for
+    each; one refused measure does not stop the others.
+    """
+    _require_collector(actor)
+    moment = resolve_at(at)
+    recorded, refused = 0, []
+    pending = list(measures)
+    for start in range(0, len(pending), BATCH_SIZE):
+        chunk: dict[int, Measure] = {}
+        one_by_one = []
+        for measure in pending[start : start + BATCH_SIZE]:
+            # A second measure of a mailbox at the same time is mailbox_usage_record's to refuse.
+            if measure.mailbox.pk in chunk:
+                one_by_one.append(measure)
+            else:
+                chunk[measure.mailbox.pk] = measure
+        with transaction.atomic():
+            # The same lock as mailbox_usage_record's, taken in one order (no deadlock between
+            # runs).
+            present = dict(
+                Mailbox.objects.select_for_update(of=("self",))
+                .filter(pk__in=chunk)
+                .order_by("pk")
+                .values_list("pk", "address__domain_id")
+            )
+            later = usage_keys_sampled_since(list(present), moment)
+            newest = []
+            for pk, measure in chunk.items():
+                if (
+                    pk in present
+                    and pk not in later
+                    and usage_measure_is_valid(measure.used_bytes, measure.messages)
+                ):
+                    newest.append(pk)
+                else:
+                    one_by_one.append(measure)
+            if newest:
+                usage_samples_append(
+                    [
+                        NewestSample(
+                            mailbox_key=pk,
+                            domain_id=present[pk],
+                            used_bytes=chunk[pk].used_bytes,
+                            messages=chunk[pk].messages,
+                        )
+                        for pk in newest
+                    ],
+                    at=moment,
+                )
+                mailboxes = Mailbox.objects.filter(pk__in=newest)
+                # As mailbox_usage_set: unless a newer measure is stored.
+                mailboxes.filter(
+                    Q(used_measured_at__isnull=True) | Q(used_measured_at__lt=moment)
+                ).update(
+                    used_bytes=usage_sampled_bytes(OuterRef("pk"), moment),
+                    used_measured_at=moment,
+                )
+                mailbox_growth_refresh(mailboxes)
+                recorded += len(newest)
+        for measure in one_by_one:
+            try:
+                mailbox_usage_record(
+                    actor=actor,
+                    mailbox=measure.mailbox,
+                    used_bytes=measure.used_bytes,
+                    messages=measure.messages,
+                    at=moment,
+                )
+            except PostdeskError as error:
+                refused.append((measure.mailbox.address.email, error))
+            else:
+                recorded += 1
+    return BatchResult(recorded=recorded, refused=refused)
 
 
 # --- Aliases -----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ not found, so their existence is not disclosed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from django.db import models
 from django.utils.translation import gettext as _
@@ -17,9 +16,7 @@ from django.utils.translation import gettext as _
 from postdesk.errors import NotFound, PermissionDenied
 
 from .choices import WRITE_ROLES, Role
-
-if TYPE_CHECKING:
-    from .models import User
+from .models import Membership, User
 
 
 class Source(models.TextChoices):
@@ -65,8 +62,6 @@ def role_for(actor: Actor, client_id: int) -> str | None:
     if actor.user is None or not actor.user.is_active:
         return None
     if client_id not in actor._roles:
-        from .models import Membership
-
         role = (
             Membership.objects.filter(user=actor.user, client_id=client_id)
             .values_list("role", flat=True)

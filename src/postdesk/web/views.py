@@ -16,10 +16,8 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from postdesk.audit.selectors import audit_list
 from postdesk.billing.estimate import price_text, round_money
 from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
-from postdesk.dataplane.selectors import mailbox_changes_pending
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
 from postdesk.dns.selectors import dkim_records, dns_report
@@ -41,11 +39,13 @@ from postdesk.mail.selectors import (
     domain_list,
     domain_summary,
     forward_get,
+    mailbox_changes_pending,
     mailbox_detail,
     mailbox_get,
 )
 from postdesk.tenancy.access import Actor, require_client_access, role_for
 from postdesk.tenancy.choices import WRITE_ROLES
+from postdesk.tenancy.selectors import audit_list
 
 from .errors import client_area_view, show_on_form, show_on_messages
 from .forms import ForwardForm, MailboxCreateForm, MailboxSettingsForm, PasswordForm

@@ -8,8 +8,8 @@ from ninja import Query, Router, Status
 
 from postdesk.api import selectors, services
 from postdesk.api.models import ApiToken
-from postdesk.audit import selectors as audit_selectors
 from postdesk.mail.selectors import domain_get
+from postdesk.tenancy import selectors as audit_selectors
 
 from ..auth import personal_token_auth, presented_token
 from ..schemas import AuditPageOut, ErrorOut, TokenCreatedOut, TokenCreateIn, TokenListOut

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from postdesk.audit import selectors as audit_selectors
 from postdesk.billing import selectors as billing_selectors
 from postdesk.mail import selectors
 from postdesk.mail.models import Domain
+from postdesk.tenancy import selectors as audit_selectors
 
 from ..schemas import (
     AddressPageOut,

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from postdesk.billing.selectors import plan_get
 from postdesk.billing.services import client_set_plan
-from postdesk.tenancy import services as tenancy
 from postdesk.tenancy.models import Client
+from postdesk.workflows import clients as client_workflows
 
 from .. import selectors
 from ..auth import operator_token_auth
@@ -103,7 +103,7 @@ def client_create(
     """
 
     def call() -> tuple[int, dict]:
-        made = tenancy.client_provision(
+        made = client_workflows.client_provision(
             actor=request.auth,
             name=payload.name,
             owner_email=payload.owner_email,
@@ -143,7 +143,7 @@ def client_suspend(request: HttpRequest, client_id: int):
     """Stop the client's mail: incoming mail refused, mailbox logins refused, open sessions
     closed. Nothing is deleted; suspending twice changes nothing."""
     client = selectors.provisioning_client_get(actor=request.auth, client_id=client_id)
-    return client_out(request, tenancy.client_suspend(actor=request.auth, client=client))
+    return client_out(request, client_workflows.client_suspend(actor=request.auth, client=client))
 
 
 @router.post(
@@ -154,7 +154,7 @@ def client_suspend(request: HttpRequest, client_id: int):
 def client_unsuspend(request: HttpRequest, client_id: int):
     """Serve the client's mail again, as it was."""
     client = selectors.provisioning_client_get(actor=request.auth, client_id=client_id)
-    return client_out(request, tenancy.client_unsuspend(actor=request.auth, client=client))
+    return client_out(request, client_workflows.client_unsuspend(actor=request.auth, client=client))
 
 
 @router.post(
@@ -166,7 +166,9 @@ def client_terminate(request: HttpRequest, client_id: int, payload: TerminateIn)
     """Remove the client and all its data for good (the audit log is kept). Needs
     `{"confirm": "<the client's name>"}`. Fetch the last usage report first."""
     client = selectors.provisioning_client_get(actor=request.auth, client_id=client_id)
-    done = tenancy.client_terminate(actor=request.auth, client=client, confirm=payload.confirm)
+    done = client_workflows.client_terminate(
+        actor=request.auth, client=client, confirm=payload.confirm
+    )
     return done.__dict__
 
 

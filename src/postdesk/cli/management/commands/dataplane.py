@@ -1,0 +1,90 @@
+from pathlib import Path
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from postdesk.cli.base import OperatorCommand, add_subcommands
+from postdesk.dataplane import stack
+from postdesk.dataplane.provisioner import ProvisionerUnavailable
+from postdesk.dataplane.render import StackConfig, render_stack
+from postdesk.errors import InvalidInput
+from postdesk.workflows.usage import collect_usage
+
+
+def _ports(parser: Any) -> None:
+    parser.add_argument("--smtp-port", type=int, default=2525)
+    parser.add_argument("--submission-port", type=int, default=2587)
+    parser.add_argument("--imap-port", type=int, default=2143)
+    parser.add_argument("--gate-port", type=int, default=8443)
+    parser.add_argument(
+        "--relay", metavar="HOST:PORT", help="where mail to other domains goes (never direct)"
+    )
+    parser.add_argument("--hostname", default="mail.postdesk.test")
+    parser.add_argument(
+        "--panel-url",
+        default="http://127.0.0.1:8000",
+        help="where nginx reaches Postdesk for the EAS/MAPI gate",
+    )
+
+
+def _config(directory: str, options: dict[str, Any]) -> StackConfig:
+    relay = options.get("relay")
+    if relay and (":" not in relay or not relay.rsplit(":", 1)[1].isdigit()):
+        raise InvalidInput("relay_invalid", _("Give the relay as HOST:PORT."), "relay")
+    return StackConfig(
+        dir=Path(directory).resolve(),
+        smtp_port=options["smtp_port"],
+        submission_port=options["submission_port"],
+        imap_port=options["imap_port"],
+        gate_port=options["gate_port"],
+        relay=relay,
+        hostname=options["hostname"],
+        panel_url=options["panel_url"].rstrip("/"),
+    )
+
+
+class Command(OperatorCommand):
+    help = "Render the mail stack's configuration, or start and stop it on 127.0.0.1."
+
+    def add_arguments(self, parser: Any) -> None:
+        actions = add_subcommands(parser)
+        render = actions.add_parser("render", help="Write the configuration files.")
+        render.add_argument("--out", required=True, metavar="DIR")
+        _ports(render)
+        start = actions.add_parser("up", help="Start Postfix and Dovecot, wired to this database.")
+        start.add_argument("--dir", required=True, metavar="DIR")
+        _ports(start)
+        stop = actions.add_parser("down", help="Stop what `up` started in DIR.")
+        stop.add_argument("--dir", required=True, metavar="DIR")
+        actions.add_parser(
+            "collect-usage",
+            help="Measure every mailbox's disk use through Dovecot into usage samples (cron).",
+        )
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        try:
+            if action == "render":
+                for path in render_stack(_config(options["out"], options)):
+                    self.stdout.write(str(path))
+            elif action == "up":
+                state = stack.up(_config(options["dir"], options))
+                for name, port in state["ports"].items():
+                    self.stdout.write(f"{name}\t127.0.0.1:{port}")
+            elif action == "collect-usage":
+                try:
+                    summary = collect_usage()
+                except ProvisionerUnavailable as error:
+                    raise InvalidInput("dataplane_unavailable", str(error)) from None
+                self.stdout.write(f"measured {summary.measured} mailbox(es)")
+                for address, message in summary.refused:
+                    self.stderr.write(f"not recorded: {address}: {message}")
+                if summary.unreported:
+                    self.stderr.write(
+                        f"not reported by Dovecot: {summary.unreported} mailbox(es), "
+                        "their usage and growth kept as last measured"
+                    )
+            else:
+                stack.down(Path(options["dir"]).resolve())
+                self.stdout.write(f"stopped the mail stack in {options['dir']}")
+        except stack.StackError as error:
+            raise InvalidInput("dataplane_failed", str(error)) from None

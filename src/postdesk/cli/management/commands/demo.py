@@ -1,0 +1,130 @@
+"""`postdesk demo`: a demo client with a domain, mailboxes, aliases and forwards.
+
+Safe to run again: what exists is kept; the demo logins get fresh passwords, printed once.
+"""
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from postdesk.cli.base import OperatorCommand
+from postdesk.mail.models import Domain, Mailbox
+from postdesk.mail.passwords import generate_password
+from postdesk.mail.services import (
+    domain_add,
+    forward_create,
+    mailbox_create,
+    mailbox_set_password,
+    mailbox_usage_record,
+)
+from postdesk.tenancy.choices import Role
+from postdesk.tenancy.models import Client, Membership, User
+from postdesk.tenancy.services import client_create
+
+CLIENT = "Demo Company"
+DOMAIN = "example.com"
+OWNER = "owner@example.com"
+OPERATOR = "operator@example.com"
+
+MAILBOXES = [
+    # username, aliases, options, MB used 8 days ago and now (as the usage collector would
+    # have measured them: the dashboard's storage and 7-day growth)
+    ("marie.dupont", ["m.dupont", "marie"], {"eas_enabled": True, "quota_mb": 10240}, (1610, 1830)),
+    (
+        "jean.tremblay",
+        [],
+        {"eas_enabled": True, "mapi_enabled": True, "quota_mb": 5120},
+        (3020, 4210),
+    ),
+    ("comptabilite", ["accounting"], {"mapi_enabled": True}, (790, 760)),
+    (
+        "sales",
+        [],
+        {"destinations": ["sales.team@example.net"], "keep_original_sender": True},
+        (95, 95),
+    ),
+]
+MB = 1024 * 1024
+FORWARDS = [
+    ("info", ["marie.dupont@example.com", "jean.tremblay@example.com"]),
+    ("support", ["marie.dupont@example.com"]),
+    ("orders", ["orders@example.net"]),
+]
+
+
+def _login_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class Command(OperatorCommand):
+    help = "Load demo data (idempotent) and print the demo logins."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        actor = self.actor
+        client = Client.objects.filter(name=CLIENT).first() or client_create(
+            actor=actor, name=CLIENT
+        )
+        domain = Domain.objects.filter(name=DOMAIN).first() or domain_add(
+            actor=actor, client=client, name=DOMAIN
+        )
+        existing = set(
+            Mailbox.objects.filter(address__domain=domain).values_list(
+                "address__local_part", flat=True
+            )
+        )
+        now = timezone.now()
+        for username, aliases, extra, (before_mb, used_mb) in MAILBOXES:
+            if username in existing:
+                continue
+            mailbox = mailbox_create(
+                actor=actor,
+                domain=domain,
+                username=username,
+                password=generate_password(username=username, domain=DOMAIN),
+                aliases=aliases,
+                **extra,
+            )
+            for moment, megabytes in ((now - timedelta(days=8), before_mb), (now, used_mb)):
+                mailbox_usage_record(
+                    actor=actor, mailbox=mailbox, used_bytes=megabytes * MB, at=moment
+                )
+        taken = set(domain.addresses.values_list("local_part", flat=True))
+        for name, destinations in FORWARDS:
+            if name not in taken:
+                forward_create(actor=actor, domain=domain, name=name, destinations=destinations)
+
+        # A mailbox login, to read mail over IMAP when the mail stack runs (./run demo --mail).
+        demo_mailbox = Mailbox.objects.select_related("address__domain").get(
+            address__domain=domain, address__local_part=MAILBOXES[0][0]
+        )
+        mailbox_password = generate_password(username=MAILBOXES[0][0], domain=DOMAIN)
+        mailbox_set_password(actor=actor, mailbox=demo_mailbox, password=mailbox_password)
+
+        owner_password, operator_password = _login_password(), _login_password()
+        with transaction.atomic():
+            owner = User.objects.filter(email=OWNER).first() or User.objects.create_user(OWNER)
+            owner.set_password(owner_password)
+            owner.save()
+            Membership.objects.get_or_create(
+                user=owner, client=client, defaults={"role": Role.OWNER}
+            )
+            operator = User.objects.filter(email=OPERATOR).first() or User.objects.create_superuser(
+                OPERATOR
+            )
+            operator.set_password(operator_password)
+            operator.save()
+
+        self.stdout.write(
+            "\n".join(
+                [
+                    f"Demo data ready: client “{CLIENT}”, domain {DOMAIN}.",
+                    f"  Client area login:  {OWNER} / {owner_password}",
+                    f"  Operator (admin):   {OPERATOR} / {operator_password}",
+                    f"  Mailbox (IMAP/SMTP): {demo_mailbox.address.email} / {mailbox_password}",
+                    f"  Try: postdesk address list {DOMAIN}",
+                ]
+            )
+        )

@@ -1,0 +1,107 @@
+"""The stored DNS status of domains: asked of the live DNS, kept for the pages.
+
+A system action (the task worker's "Check now", `dns check`, `dns recheck-all` from cron): no
+actor, no audit. The pages re-evaluate the stored answers (selectors.dns_report), so a change
+of settings or keys shows without asking the DNS again.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from postdesk.mail.models import Domain
+
+from . import resolver
+from .checks import DnsReport, Recorder, Replay, evaluate
+from .models import DkimKey, DkimKeyStatus, DnsStatus
+from .selectors import expectations, signing_key
+
+logger = logging.getLogger(__name__)
+
+
+def _ask(domain: Domain, key: DkimKey | None, dns_resolver) -> DnsStatus:
+    """Run every check against the live DNS; an unsaved status row with the answers."""
+    recorder = Recorder(
+        lambda name: resolver.lookup_txt(name, dns_resolver),
+        lambda name: resolver.lookup_mx(name, dns_resolver),
+    )
+    report = evaluate(expectations(domain, key), recorder)
+    return DnsStatus(
+        domain=domain,
+        answers=recorder.answers,
+        spf_state=report.spf.state,
+        dkim_state=report.dkim.state,
+        dmarc_state=report.dmarc.state,
+        mx_state=report.mx.state,
+        checked_at=timezone.now(),
+    )
+
+
+_STATUS_FIELDS = ["answers", "spf_state", "dkim_state", "dmarc_state", "mx_state", "checked_at"]
+
+
+def _store(statuses: list[DnsStatus]) -> None:
+    DnsStatus.objects.bulk_create(
+        statuses,
+        update_conflicts=True,
+        unique_fields=["domain"],
+        update_fields=_STATUS_FIELDS,
+        batch_size=500,
+    )
+
+
+def dns_check_domain(domain: Domain, dns_resolver=None) -> tuple[DnsStatus, DnsReport]:
+    """Ask the DNS now and store its answers. A system action: no actor, no audit."""
+    key = signing_key(domain)
+    status = _ask(domain, key, dns_resolver or resolver.make_resolver())
+    _store([status])
+    return status, evaluate(expectations(domain, key), Replay(status.answers))
+
+
+@dataclass(frozen=True)
+class RecheckSummary:
+    checked: int
+    unknown: int
+    failed: int
+
+
+def dns_recheck_all(*, stale_after_seconds: int = 0, concurrency: int = 32) -> RecheckSummary:
+    """Re-check every domain whose answers are older than `stale_after_seconds`.
+
+    DNS waits dominate, so threads overlap the lookups; they touch no database. The answers
+    are then written in batches, a few statements for a thousand domains.
+    """
+    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+    domains = list(
+        Domain.objects.exclude(dns_status__checked_at__gt=cutoff).only("id", "name", "client_id")
+    )
+    keys = {
+        k.domain_id: k
+        for k in DkimKey.objects.filter(domain__in=domains, status=DkimKeyStatus.SIGNING)
+    }
+    dns_resolver = resolver.make_resolver()  # dnspython resolvers are safe to share
+
+    def check(domain: Domain) -> DnsStatus | None:
+        try:
+            return _ask(domain, keys.get(domain.pk), dns_resolver)
+        except Exception:  # one domain's failure must not stop the others
+            logger.exception("DNS check of %s failed", domain.name)
+            return None
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(check, domains))
+    statuses = [s for s in results if s is not None]
+    with transaction.atomic():
+        _store(statuses)
+    unknown = sum(
+        "unknown" in {s.spf_state, s.dkim_state, s.dmarc_state, s.mx_state} for s in statuses
+    )
+    return RecheckSummary(
+        checked=len(statuses), unknown=unknown, failed=len(results) - len(statuses)
+    )
