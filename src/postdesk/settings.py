@@ -76,7 +76,7 @@ INSTALLED_APPS = [
     "postdesk.dataplane",
     "postdesk.web",
     "postdesk.cli",
-    # Login hardening of the client area (postdesk.web.account): lockout, TOTP.
+    # Login hardening (tenancy.services, web.account_views): lockout, TOTP.
     "axes",
     "django_otp",
     # Kept while tenancy 0004 (moving its plain-hex devices to tenancy.TotpDevice) exists.
@@ -231,7 +231,7 @@ POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
 
-# --- Login hardening and security headers (postdesk.web.account, postdesk.web.security) --------
+# --- Login hardening and security headers (tenancy.services, web.account_views, web.security) ---
 
 AUTHENTICATION_BACKENDS = [
     # First: refuses a locked-out username and IP address before any password is checked.

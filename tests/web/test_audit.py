@@ -7,7 +7,10 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
+from postdesk.audit.choices import Action
+from postdesk.audit.models import AuditEvent
 from postdesk.mail.services import domain_add, forward_create
 from tests.budgets import query_budget
 
@@ -90,3 +93,34 @@ def test_query_count_is_fixed(owner_browser, operator, domain, django_assert_max
                 assert owner_browser.get(url).status_code == 200
             counts.append(len(captured))
     assert counts[:2] == counts[2:]
+
+
+def test_every_action_reads_in_the_customers_words(owner_browser, client_a):
+    # Written directly: each service's own tests check it records its action; this checks
+    # that whatever is recorded, the page names it in words, in English and in French.
+    for action in Action:
+        AuditEvent.objects.create(
+            actor_label="owner@example.org", source="web", client=client_a, action=action
+        )
+    rows = _table(owner_browser.get(reverse("web:audit")))
+    for action in Action:
+        assert f"<strong>{action.label}</strong>" in rows
+        assert action.value not in rows
+    with translation.override("fr"):
+        french = _table(owner_browser.get(reverse("web:audit"), HTTP_ACCEPT_LANGUAGE="fr"))
+        assert "<strong>Compte résilié</strong>" in french
+        assert "<strong>Utilisateur réactivé</strong>" in french
+
+
+def test_an_action_we_do_not_know_shows_as_recorded(owner_browser, client_a):
+    AuditEvent.objects.create(
+        actor_label="owner@example.org",
+        source="web",
+        client=client_a,
+        action="mailbox.archive",
+        changes={"quota_mb": [5120, 10240]},
+    )
+    rows = _table(owner_browser.get(reverse("web:audit")))
+    assert "<strong>mailbox.archive</strong>" in rows
+    # Not an update we know: its changes show as recorded values, not as before → after.
+    assert "Disk space limit (MB)</span>: 5120, 10240" in rows

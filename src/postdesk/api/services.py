@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from postdesk import crypto
+from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.errors import (
     ErrorCollector,
@@ -133,7 +134,7 @@ def token_create(
                 )
                 audit_record(
                     actor=actor,
-                    action="token.create",
+                    action=Action.TOKEN_CREATE,
                     client_id=None,
                     target=new.prefix,
                     changes={
@@ -172,7 +173,7 @@ def token_revoke(*, actor: Actor, prefix: str) -> ApiToken:
             token.save(update_fields=["revoked_at"])
             audit_record(
                 actor=actor,
-                action="token.revoke",
+                action=Action.TOKEN_REVOKE,
                 client_id=None,
                 target=token.prefix,
                 changes={"owner": token.owner_label},

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .choices import Action
+
 
 class AuditEvent(models.Model):
     """One change: who made it, what it was, when, and from where.
@@ -21,7 +23,7 @@ class AuditEvent(models.Model):
         "tenancy.Client", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     domain_name = models.CharField(_("domain"), max_length=253, blank=True)
-    action = models.CharField(_("action"), max_length=64)
+    action = models.CharField(_("action"), max_length=64, choices=Action.choices)
     target = models.CharField(_("object"), max_length=320, blank=True)
     changes = models.JSONField(_("changes"), default=dict, blank=True)
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from .choices import Action
 from .models import AuditEvent
 
 
@@ -37,7 +38,7 @@ _SECRET_KEYS = frozenset({"password", "password_hash", "private_key", "token", "
 def audit_record(
     *,
     actor: Actor,
-    action: str,
+    action: Action,
     client_id: int | None,
     domain_name: str = "",
     target: str = "",

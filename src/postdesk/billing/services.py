@@ -18,6 +18,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils.translation import gettext as _
 
+from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.clock import resolve_at
 from postdesk.errors import (
@@ -150,7 +151,7 @@ def plan_create(
             )
             audit_record(
                 actor=actor,
-                action="plan.create",
+                action=Action.PLAN_CREATE,
                 client_id=None,
                 target=clean_name,
                 changes={
@@ -180,7 +181,7 @@ def client_set_plan(
             client_plan = ClientPlan.objects.create(client=client, plan=plan, starts_at=starts_at)
             audit_record(
                 actor=actor,
-                action="client.set_plan",
+                action=Action.CLIENT_SET_PLAN,
                 client_id=client.pk,
                 target=client.name,
                 changes={"plan": plan.name, "starts_at": starts_at.isoformat()},

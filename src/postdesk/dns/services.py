@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from postdesk import crypto
+from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.errors import InvalidInput
 from postdesk.mail.models import Domain
@@ -56,7 +57,7 @@ def _new_key(domain: Domain, status: str) -> DkimKey:
     )
 
 
-def _audit(actor: Actor, domain: Domain, action: str, key: DkimKey) -> None:
+def _audit(actor: Actor, domain: Domain, action: Action, key: DkimKey) -> None:
     """Record a DKIM change, and hand the signer the new set of keys (same transaction)."""
     dkim_keys_deploy.enqueue()
     audit_record(
@@ -86,7 +87,7 @@ def dkim_enable(*, actor: Actor, domain: Domain) -> DkimKey:
             key = kept
         else:
             key = _new_key(domain, DkimKeyStatus.SIGNING)
-        _audit(actor, domain, "dkim.enable", key)
+        _audit(actor, domain, Action.DKIM_ENABLE, key)
     return key
 
 
@@ -109,7 +110,7 @@ def dkim_disable(*, actor: Actor, domain: Domain, confirmed: bool) -> None:
             return
         _set_status(key, DkimKeyStatus.DISABLED)
         DkimKey.objects.filter(domain=domain, status=DkimKeyStatus.PREPARED).delete()
-        _audit(actor, domain, "dkim.disable", key)
+        _audit(actor, domain, Action.DKIM_DISABLE, key)
 
 
 def dkim_prepare_rotation(*, actor: Actor, domain: Domain) -> DkimKey:
@@ -126,7 +127,7 @@ def dkim_prepare_rotation(*, actor: Actor, domain: Domain) -> DkimKey:
             key = _new_key(domain, DkimKeyStatus.PREPARED)
         except IntegrityError:  # a concurrent request prepared one first
             return DkimKey.objects.get(domain=domain, status=DkimKeyStatus.PREPARED)
-        _audit(actor, domain, "dkim.prepare", key)
+        _audit(actor, domain, Action.DKIM_PREPARE, key)
     return key
 
 
@@ -164,7 +165,7 @@ def dkim_rotate(*, actor: Actor, domain: Domain, force: bool = False, fetch_txt=
         if old is not None:
             _set_status(old, DkimKeyStatus.RETIRED)
         _set_status(prepared, DkimKeyStatus.SIGNING)
-        _audit(actor, domain, "dkim.rotate", prepared)
+        _audit(actor, domain, Action.DKIM_ROTATE, prepared)
     return prepared
 
 

@@ -19,6 +19,7 @@ from django.db.models import OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.billing.models import UsageSample
 from postdesk.billing.selectors import (
@@ -83,7 +84,7 @@ def domain_add(*, actor: Actor, client: Client, name: str) -> Domain:
             domain = Domain.objects.create(client=client, name=domain_name)
             audit_record(
                 actor=actor,
-                action="domain.add",
+                action=Action.DOMAIN_ADD,
                 client_id=client.pk,
                 domain_name=domain_name,
                 target=domain_name,
@@ -367,7 +368,7 @@ def mailbox_create(
             )
         audit_record(
             actor=actor,
-            action="mailbox.create",
+            action=Action.MAILBOX_CREATE,
             client_id=domain.client_id,
             domain_name=domain.name,
             target=address.email,
@@ -503,7 +504,7 @@ def mailbox_update(
             mailbox.save()
             audit_record(
                 actor=actor,
-                action="mailbox.update",
+                action=Action.MAILBOX_UPDATE,
                 client_id=domain.client_id,
                 domain_name=domain.name,
                 target=address.email,
@@ -540,7 +541,7 @@ def mailbox_set_password(
         mailbox_sessions_kick.enqueue(address.email)
         audit_record(
             actor=actor,
-            action="mailbox.password",
+            action=Action.MAILBOX_PASSWORD,
             client_id=domain.client_id,
             domain_name=domain.name,
             target=address.email,
@@ -571,7 +572,7 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         mailbox.address.delete()
         audit_record(
             actor=actor,
-            action="mailbox.delete",
+            action=Action.MAILBOX_DELETE,
             client_id=domain.client_id,
             domain_name=domain.name,
             target=email,
@@ -820,7 +821,7 @@ def forward_create(
         _set_destinations(address, clean)
         audit_record(
             actor=actor,
-            action="forward.create",
+            action=Action.FORWARD_CREATE,
             client_id=domain.client_id,
             domain_name=domain.name,
             target=address.email,
@@ -844,7 +845,7 @@ def forward_update(*, actor: Actor, forward: Forward, destinations: Sequence[str
             forward.save(update_fields=["updated_at"])
             audit_record(
                 actor=actor,
-                action="forward.update",
+                action=Action.FORWARD_UPDATE,
                 client_id=domain.client_id,
                 domain_name=domain.name,
                 target=address.email,
@@ -863,7 +864,7 @@ def forward_delete(*, actor: Actor, forward: Forward) -> None:
         forward.address.delete()
         audit_record(
             actor=actor,
-            action="forward.delete",
+            action=Action.FORWARD_DELETE,
             client_id=domain.client_id,
             domain_name=domain.name,
             target=email,

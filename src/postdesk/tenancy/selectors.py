@@ -19,7 +19,7 @@ from postdesk.errors import NotFound
 from postdesk.paging import Page, page_count
 
 from .access import Actor, require_client_access, visible_clients_filter
-from .models import Client, Membership, User
+from .models import Client, Membership, TotpDevice, User
 
 
 class Domain(Protocol):
@@ -47,6 +47,24 @@ def client_get_by_name(*, actor: Actor, name: str) -> Client:
 def user_get_by_email(email: str) -> User | None:
     """The login with this address (case-insensitive), active or not; None without one."""
     return User.objects.filter(email__iexact=email).first()
+
+
+# --- Account security ---------------------------------------------------------------------------
+
+
+def totp_enabled(user: User) -> bool:
+    """Whether the user must give a TOTP code at login (one query)."""
+    return TotpDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def totp_pending_device(user: User) -> TotpDevice | None:
+    """The device being set up (scanned, not yet confirmed with a code), if any."""
+    return TotpDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+
+
+def login_user(pk: int) -> User | None:
+    """The user who passed the password step, for the code step (active users only)."""
+    return User.objects.filter(pk=pk, is_active=True).first()
 
 
 # --- The audit log -------------------------------------------------------------------------------

@@ -1,23 +1,32 @@
-"""Writes to clients, users and memberships."""
+"""Writes to clients, users and memberships, and the account security of a user's login.
+
+Account security is TOTP two-factor and the panel password: the devices are
+tenancy.TotpDevice, django-otp devices whose secret is encrypted at rest (RFC 6238: 6 digits,
+30 s steps, the device's own throttling after failures).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from email_validator import EmailNotValidError, validate_email
 
+from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
-from postdesk.errors import InvalidInput, PermissionDenied
+from postdesk.errors import ErrorCollector, InvalidInput, PermissionDenied
 
 from .access import Actor
 from .choices import Role
-from .models import Client, Membership, User
+from .models import Client, Membership, TotpDevice, User
 
 
 def _client_name(name: str) -> str:
@@ -42,7 +51,9 @@ def client_create(*, actor: Actor, name: str) -> Client:
     try:
         with transaction.atomic():
             client = Client.objects.create(name=clean)
-            audit_record(actor=actor, action="client.create", client_id=client.pk, target=clean)
+            audit_record(
+                actor=actor, action=Action.CLIENT_CREATE, client_id=client.pk, target=clean
+            )
     except IntegrityError:
         raise _client_exists(clean) from None
     return client
@@ -66,7 +77,7 @@ def user_create(*, actor: Actor, email: str, password: str, client: Client, role
             Membership.objects.create(user=user, client=client, role=role)
             audit_record(
                 actor=actor,
-                action="user.create",
+                action=Action.USER_CREATE,
                 client_id=client.pk,
                 target=normalized,
                 changes={"role": role},
@@ -130,12 +141,12 @@ def client_owner_add(*, actor: Actor, client: Client, user: User, password: str 
             user.is_active = True
             user.save(update_fields=["password", "is_active"])
             audit_record(
-                actor=actor, action="user.reactivate", client_id=client.pk, target=user.email
+                actor=actor, action=Action.USER_REACTIVATE, client_id=client.pk, target=user.email
             )
         Membership.objects.create(user=user, client=client, role=Role.OWNER)
         audit_record(
             actor=actor,
-            action="membership.add",
+            action=Action.MEMBERSHIP_ADD,
             client_id=client.pk,
             target=user.email,
             changes={"role": Role.OWNER},
@@ -162,7 +173,7 @@ def client_suspension_set(*, actor: Actor, client: Client, suspended: bool) -> t
             locked.suspended_at = timezone.now()
             locked.save(update_fields=["suspended_at"])
             audit_record(
-                actor=actor, action="client.suspend", client_id=locked.pk, target=locked.name
+                actor=actor, action=Action.CLIENT_SUSPEND, client_id=locked.pk, target=locked.name
             )
         else:
             since = locked.suspended_at
@@ -170,7 +181,7 @@ def client_suspension_set(*, actor: Actor, client: Client, suspended: bool) -> t
             locked.save(update_fields=["suspended_at"])
             audit_record(
                 actor=actor,
-                action="client.unsuspend",
+                action=Action.CLIENT_UNSUSPEND,
                 client_id=locked.pk,
                 target=locked.name,
                 changes={"suspended_at": since.isoformat()},
@@ -221,9 +232,195 @@ def client_close(*, actor: Actor, client: Client, changes: dict[str, Any]) -> Cl
         # the client's id in `changes`: the operator can still find its history.
         audit_record(
             actor=actor,
-            action="client.terminate",
+            action=Action.CLIENT_TERMINATE,
             client_id=None,
             target=name,
             changes={"client_id": client_id, **changes, "deactivated_users": deactivated},
         )
     return ClosedClient(name=name, deactivated_users=deactivated)
+
+
+# --- Account security: a user's own login ------------------------------------------------------
+
+TOTP_DEVICE_NAME = "Authenticator app"
+
+
+def _require_self(actor: Actor, user: User) -> None:
+    # Only the user changes their own login: not an operator, not another member.
+    if actor.user is None or actor.user.pk != user.pk:
+        raise PermissionDenied(_("Only the account's owner can change its login."))
+
+
+def _normalize_code(token: str) -> str:
+    # Apps show the code as "123 456"; people paste it with spaces or dashes.
+    return "".join(ch for ch in (token or "") if ch.isdigit())
+
+
+def _code_error(device: TotpDevice, token: str) -> InvalidInput | None:
+    """None if the device accepts the code, else the error to show. Either way the device's
+    counters are written (failures and throttling, or the last used step): the caller raises
+    the error only after its transaction commits, so a wrong code is never rolled back."""
+    allowed, refusal = device.verify_is_allowed()
+    if not allowed:
+        # django-otp doubles the wait after each wrong code in a row (1 s after the first):
+        # say how long, rather than "too many" after a single typo.
+        locked_until = (refusal or {}).get("locked_until") or timezone.now()
+        seconds = max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
+        return InvalidInput(
+            "totp_throttled",
+            ngettext(
+                "Wait %(seconds)d second, then enter the newest code: each wrong code in a "
+                "row doubles the wait.",
+                "Wait %(seconds)d seconds, then enter the newest code: each wrong code in a "
+                "row doubles the wait.",
+                seconds,
+            )
+            % {"seconds": seconds},
+            "token",
+        )
+    if not device.verify_token(_normalize_code(token)):
+        return InvalidInput(
+            "totp_invalid",
+            _("This code is not valid. Enter the 6-digit code your app shows now."),
+            "token",
+        )
+    return None
+
+
+def totp_setup_start(*, actor: Actor, user: User) -> TotpDevice:
+    """A new secret to scan. Replaces a previous unconfirmed one; refused once enabled."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        if TotpDevice.objects.select_for_update().filter(user=user, confirmed=True).exists():
+            raise InvalidInput(
+                "totp_enabled", _("Two-factor authentication is already on."), "token"
+            )
+        TotpDevice.objects.filter(user=user, confirmed=False).delete()
+        return TotpDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+
+
+def totp_setup_confirm(*, actor: Actor, user: User, token: str) -> TotpDevice:
+    """Turn two-factor on, once the app proves it holds the secret by a valid code."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        device = (
+            TotpDevice.objects.select_for_update()
+            .filter(user=user, confirmed=False)
+            .order_by("-pk")
+            .first()
+        )
+        if device is None:
+            raise InvalidInput(
+                "totp_not_started", _("Start the set-up again: no secret is waiting."), "token"
+            )
+        error = _code_error(device, token)
+        if error is None:
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            # A session opened with the password alone must not outlive the switch.
+            _end_sessions(user)
+            audit_record(
+                actor=actor, action=Action.ACCOUNT_TOTP_ENABLE, client_id=None, target=user.email
+            )
+    if error is not None:
+        raise error
+    return device
+
+
+def totp_disable(*, actor: Actor, user: User, token: str) -> None:
+    """Turn two-factor off: a current code is required, so a stolen session cannot."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        device = TotpDevice.objects.select_for_update().filter(user=user, confirmed=True).first()
+        if device is None:
+            raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
+        error = _code_error(device, token)
+        if error is None:
+            TotpDevice.objects.filter(user=user).delete()
+            _end_sessions(user)
+            audit_record(
+                actor=actor, action=Action.ACCOUNT_TOTP_DISABLE, client_id=None, target=user.email
+            )
+    if error is not None:
+        raise error
+
+
+def totp_login_check(*, user: User, token: str) -> TotpDevice:
+    """The login's second step: the device that accepts the code, or an error."""
+    device = TotpDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        raise InvalidInput("totp_disabled", _("Two-factor authentication is off."), "token")
+    with transaction.atomic():
+        # The device's throttling counters and last used step are written with its lock.
+        device = TotpDevice.objects.select_for_update().get(pk=device.pk)
+        error = _code_error(device, token)
+    if error is not None:
+        raise error
+    return device
+
+
+# --- Sessions -----------------------------------------------------------------------------------
+
+
+def _end_sessions(user: User) -> None:
+    """Every session of the user stops being valid; the caller keeps its own by
+    update_session_auth_hash with the user as updated here."""
+    User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    user.refresh_from_db(fields=["session_generation"])
+
+
+def account_end_other_sessions(*, actor: Actor, user: User) -> None:
+    """Log the user out everywhere but here (a lost phone, a shared computer)."""
+    _require_self(actor, user)
+    with transaction.atomic():
+        _end_sessions(user)
+        audit_record(
+            actor=actor, action=Action.ACCOUNT_SESSIONS_END, client_id=None, target=user.email
+        )
+
+
+# --- Password -----------------------------------------------------------------------------------
+
+
+def account_password_change(
+    *,
+    actor: Actor,
+    user: User,
+    old_password: str,
+    new_password: str,
+    new_password_confirmation: str,
+) -> None:
+    """Change the user's login password. The caller keeps its own session
+    (update_session_auth_hash); every other session of the user stops being valid, since
+    Django checks each session against the password hash."""
+    _require_self(actor, user)
+    errors = ErrorCollector()
+    if not user.check_password(old_password or ""):
+        errors.add(
+            InvalidInput(
+                "password_wrong", _("Your current password is not correct."), "old_password"
+            )
+        )
+    if not new_password:
+        errors.add(InvalidInput("password_missing", _("Enter a new password."), "new_password"))
+    else:
+        try:
+            password_validation.validate_password(new_password, user)
+        except ValidationError as error:
+            for message in error.messages:
+                errors.add(InvalidInput("password_weak", message, "new_password"))
+        if new_password != new_password_confirmation:
+            errors.add(
+                InvalidInput(
+                    "password_mismatch",
+                    _("The two passwords do not match."),
+                    "new_password_confirmation",
+                )
+            )
+    errors.raise_if_any()
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        audit_record(
+            actor=actor, action=Action.ACCOUNT_PASSWORD_CHANGE, client_id=None, target=user.email
+        )

@@ -9,7 +9,10 @@ failed codes both count towards the lockout (django-axes: per username and IP ad
 from __future__ import annotations
 
 import time
+from base64 import b32encode
 
+import qrcode
+import qrcode.image.svg
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_lockout_response
 from django.conf import settings
@@ -29,13 +32,34 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
 from postdesk.errors import PostdeskError
+from postdesk.tenancy.models import TotpDevice
+from postdesk.tenancy.selectors import login_user, totp_enabled, totp_pending_device
+from postdesk.tenancy.services import (
+    account_end_other_sessions,
+    account_password_change,
+    totp_disable,
+    totp_login_check,
+    totp_setup_confirm,
+    totp_setup_start,
+)
 
-from . import account
 from .errors import client_area_view, show_on_form
 from .forms import AccountPasswordForm, CodeForm
 
 # The session key of a login waiting for its code: {"user", "backend", "at", "next"}.
 PENDING_LOGIN = "postdesk_pending_login"
+
+
+def _qr_svg(device: TotpDevice) -> str:
+    """The device's otpauth:// URL as an SVG QR code, drawn here (no external service)."""
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return image.to_string(encoding="unicode")
+
+
+def _secret_text(device: TotpDevice) -> str:
+    """The secret in base32, in groups of four, for typing into an app by hand."""
+    secret = b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -59,7 +83,7 @@ def login(request: HttpRequest) -> HttpResponse:
     # is_valid() authenticates: django-axes counts the failures and refuses a locked pair.
     if request.method == "POST" and form.is_valid():
         user = form.get_user()
-        if account.totp_enabled(user):
+        if totp_enabled(user):
             # A fresh session key: the pending state never rides on a key set before login.
             request.session.cycle_key()
             request.session[PENDING_LOGIN] = {
@@ -81,7 +105,7 @@ def _pending(request: HttpRequest):
     if time.time() - pending["at"] > settings.POSTDESK_LOGIN_TOTP_SECONDS:
         del request.session[PENDING_LOGIN]
         return None, None
-    return pending, account.login_user(pending["user"])
+    return pending, login_user(pending["user"])
 
 
 @sensitive_post_parameters("token")
@@ -99,7 +123,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            device = account.totp_login_check(user=user, token=form.cleaned_data["token"])
+            device = totp_login_check(user=user, token=form.cleaned_data["token"])
         except PostdeskError as error:
             show_on_form(form, error)
             # Wrong codes count towards the same lockout as wrong passwords.
@@ -124,7 +148,7 @@ def account_home(request: HttpRequest, actor) -> HttpResponse:
     return render(
         request,
         "web/account.html",
-        {"totp_enabled": account.totp_enabled(request.user)},
+        {"totp_enabled": totp_enabled(request.user)},
     )
 
 
@@ -143,10 +167,10 @@ def two_factor(request: HttpRequest, actor) -> HttpResponse:
         token = form.cleaned_data.get("token", "")
         try:
             if action == "start":
-                account.totp_setup_start(actor=actor, user=user)
+                totp_setup_start(actor=actor, user=user)
                 return redirect("web:two_factor")
             if action == "confirm":
-                device = account.totp_setup_confirm(actor=actor, user=user, token=token)
+                device = totp_setup_confirm(actor=actor, user=user, token=token)
                 # This session stays (and is now verified); the user's others are ended.
                 update_session_auth_hash(request, user)
                 otp_login(request, device)
@@ -159,7 +183,7 @@ def two_factor(request: HttpRequest, actor) -> HttpResponse:
                 )
                 return redirect("web:account")
             if action == "disable":
-                account.totp_disable(actor=actor, user=user, token=token)
+                totp_disable(actor=actor, user=user, token=token)
                 update_session_auth_hash(request, user)
                 messages.success(
                     request,
@@ -172,14 +196,14 @@ def two_factor(request: HttpRequest, actor) -> HttpResponse:
         except PostdeskError as error:
             show_on_form(form, error)
             status = 400
-    enabled = account.totp_enabled(user)
-    device = None if enabled else account.totp_pending_device(user)
+    enabled = totp_enabled(user)
+    device = None if enabled else totp_pending_device(user)
     context = {
         "form": form,
         "enabled": enabled,
         "device": device,
-        "qr_svg": account.totp_qr_svg(device) if device else "",
-        "secret": account.totp_secret_text(device) if device else "",
+        "qr_svg": _qr_svg(device) if device else "",
+        "secret": _secret_text(device) if device else "",
     }
     return render(request, "web/two_factor.html", context, status=status)
 
@@ -187,7 +211,7 @@ def two_factor(request: HttpRequest, actor) -> HttpResponse:
 @require_POST
 @client_area_view
 def sessions_end(request: HttpRequest, actor) -> HttpResponse:
-    account.account_end_other_sessions(actor=actor, user=request.user)
+    account_end_other_sessions(actor=actor, user=request.user)
     update_session_auth_hash(request, request.user)
     messages.success(request, _("Your other sessions have been logged out."))
     return redirect("web:account")
@@ -201,7 +225,7 @@ def password_change(request: HttpRequest, actor) -> HttpResponse:
     form = AccountPasswordForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            account.account_password_change(actor=actor, user=request.user, **form.cleaned_data)
+            account_password_change(actor=actor, user=request.user, **form.cleaned_data)
         except PostdeskError as error:
             show_on_form(form, error)
         else:

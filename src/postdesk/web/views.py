@@ -12,10 +12,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from postdesk.audit.choices import FIELD_LABELS, RECORDS_BEFORE_AFTER, SOURCE_LABELS, action_label
 from postdesk.billing.estimate import price_text, round_money
 from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
 from postdesk.dns import services as dns_services
@@ -528,45 +529,6 @@ def forward_delete(
 
 # --- Audit log -----------------------------------------------------------------------------------
 
-# What each recorded action means, in the customer's words; an unknown one shows as recorded.
-AUDIT_ACTIONS = {
-    "mailbox.create": gettext_lazy("Mailbox created"),
-    "mailbox.update": gettext_lazy("Mailbox changed"),
-    "mailbox.password": gettext_lazy("Mailbox password changed"),
-    "mailbox.delete": gettext_lazy("Mailbox deleted"),
-    "forward.create": gettext_lazy("Forward created"),
-    "forward.update": gettext_lazy("Forward changed"),
-    "forward.delete": gettext_lazy("Forward deleted"),
-    "dkim.enable": gettext_lazy("DKIM enabled"),
-    "dkim.disable": gettext_lazy("DKIM disabled"),
-    "dkim.prepare": gettext_lazy("DKIM key prepared"),
-    "dkim.rotate": gettext_lazy("DKIM key rotated"),
-    "domain.add": gettext_lazy("Domain added"),
-    "client.create": gettext_lazy("Account created"),
-    "client.set_plan": gettext_lazy("Plan changed"),
-    "client.suspend": gettext_lazy("Account suspended"),
-    "client.unsuspend": gettext_lazy("Account reactivated"),
-    "membership.add": gettext_lazy("User added"),
-    "user.create": gettext_lazy("User created"),
-    "token.create": gettext_lazy("API token created"),
-    "token.revoke": gettext_lazy("API token revoked"),
-}
-AUDIT_FIELDS = {
-    "aliases": gettext_lazy("Aliases"),
-    "destinations": gettext_lazy("Destinations"),
-    "quota_mb": gettext_lazy("Disk space limit (MB)"),
-    "delete_after_forwarding": gettext_lazy("Delete after forwarding"),
-    "keep_original_sender": gettext_lazy("Keep original sender and recipients"),
-    "eas_enabled": gettext_lazy("ActiveSync (EAS)"),
-    "mapi_enabled": gettext_lazy("MAPI/Exchange"),
-}
-AUDIT_SOURCES = {
-    "web": gettext_lazy("Client area"),
-    "api": gettext_lazy("API"),
-    "cli": gettext_lazy("Provider"),
-    "system": gettext_lazy("System"),
-}
-
 
 @dataclass(frozen=True)
 class AuditChange:
@@ -598,20 +560,19 @@ def _audit_value(value) -> str:
 
 def _audit_row(event) -> AuditRow:
     changes = []
-    # Updates record [before, after] per field; creations record the values.
-    is_update = event.action.endswith(".update")
+    before_after = event.action in RECORDS_BEFORE_AFTER
     for key, value in (event.changes or {}).items():
-        label = str(AUDIT_FIELDS.get(key, key))
-        if is_update and isinstance(value, list) and len(value) == 2:
+        label = str(FIELD_LABELS.get(key, key))
+        if before_after and isinstance(value, list) and len(value) == 2:
             changes.append(AuditChange(label, _audit_value(value[0]), _audit_value(value[1]), True))
         else:
             changes.append(AuditChange(label, None, _audit_value(value), False))
     return AuditRow(
         at=event.at,
         who=event.actor_label if not event.actor_label.startswith("operator:") else _("Provider"),
-        source=str(AUDIT_SOURCES.get(event.source, event.source)),
+        source=str(SOURCE_LABELS.get(event.source, event.source)),
         ip=event.ip or "",
-        action=str(AUDIT_ACTIONS.get(event.action, event.action)),
+        action=action_label(event.action),
         target=event.target,
         domain=event.domain_name,
         changes=changes,

@@ -1,0 +1,71 @@
+"""Every action the audit log records, with what it means in the customer's words.
+
+The name (`mailbox.update`) is what the log stores and the API returns, so it never changes;
+the label is what the client area shows. A service records one of these; an event whose name
+is not here (written by an older version) shows as recorded.
+"""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Action(models.TextChoices):
+    DOMAIN_ADD = "domain.add", _("Domain added")
+    MAILBOX_CREATE = "mailbox.create", _("Mailbox created")
+    MAILBOX_UPDATE = "mailbox.update", _("Mailbox changed")
+    MAILBOX_PASSWORD = "mailbox.password", _("Mailbox password changed")
+    MAILBOX_DELETE = "mailbox.delete", _("Mailbox deleted")
+    FORWARD_CREATE = "forward.create", _("Forward created")
+    FORWARD_UPDATE = "forward.update", _("Forward changed")
+    FORWARD_DELETE = "forward.delete", _("Forward deleted")
+    DKIM_ENABLE = "dkim.enable", _("DKIM enabled")
+    DKIM_DISABLE = "dkim.disable", _("DKIM disabled")
+    DKIM_PREPARE = "dkim.prepare", _("DKIM key prepared")
+    DKIM_ROTATE = "dkim.rotate", _("DKIM key rotated")
+    CLIENT_CREATE = "client.create", _("Account created")
+    CLIENT_SET_PLAN = "client.set_plan", _("Plan changed")
+    CLIENT_SUSPEND = "client.suspend", _("Account suspended")
+    CLIENT_UNSUSPEND = "client.unsuspend", _("Account reactivated")
+    CLIENT_TERMINATE = "client.terminate", _("Account terminated")
+    PLAN_CREATE = "plan.create", _("Plan created")
+    MEMBERSHIP_ADD = "membership.add", _("User added")
+    USER_CREATE = "user.create", _("User created")
+    USER_REACTIVATE = "user.reactivate", _("User reactivated")
+    ACCOUNT_TOTP_ENABLE = "account.totp_enable", _("Two-factor authentication turned on")
+    ACCOUNT_TOTP_DISABLE = "account.totp_disable", _("Two-factor authentication turned off")
+    ACCOUNT_SESSIONS_END = "account.sessions_end", _("Other sessions logged out")
+    ACCOUNT_PASSWORD_CHANGE = "account.password_change", _("Login password changed")
+    TOKEN_CREATE = "token.create", _("API token created")
+    TOKEN_REVOKE = "token.revoke", _("API token revoked")
+
+
+# The actions whose `changes` hold [before, after] for each field that changed; the others
+# record the values the object was made with.
+RECORDS_BEFORE_AFTER = frozenset({Action.MAILBOX_UPDATE, Action.FORWARD_UPDATE})
+
+# The fields an event's `changes` name, as the client area shows them.
+FIELD_LABELS = {
+    "aliases": _("Aliases"),
+    "destinations": _("Destinations"),
+    "quota_mb": _("Disk space limit (MB)"),
+    "delete_after_forwarding": _("Delete after forwarding"),
+    "keep_original_sender": _("Keep original sender and recipients"),
+    "eas_enabled": _("ActiveSync (EAS)"),
+    "mapi_enabled": _("MAPI/Exchange"),
+}
+
+# Where a change came from (tenancy.access.Source's values), in the customer's words.
+SOURCE_LABELS = {
+    "web": _("Client area"),
+    "api": _("API"),
+    "cli": _("Provider"),
+    "system": _("System"),
+}
+
+
+def action_label(name: str) -> str:
+    """What an action means, or its name as recorded when it is not one we know."""
+    try:
+        return str(Action(name).label)
+    except ValueError:
+        return name
