@@ -157,6 +157,21 @@ def test_alias_cannot_repeat_or_be_the_mailbox_itself(owner, domain):
     assert caught.value.code == "alias_duplicate"
 
 
+def test_an_alias_added_twice_or_already_there_is_refused_and_nothing_changes(owner, domain):
+    mailbox = make_mailbox(owner, domain, username="marie", aliases=["m"])
+    for add in (["m"], ["dupont", "Dupont"]):
+        with pytest.raises(InvalidInput) as caught:
+            mailbox_update(actor=owner, mailbox=mailbox, add_aliases=add, quota_mb=1)
+        assert caught.value.code == "alias_duplicate"
+        assert caught.value.message == f"{add[-1].lower()}@example.com is already in the list."
+    with pytest.raises(InvalidInput) as caught:
+        mailbox_update(actor=owner, mailbox=mailbox, aliases=["x", "X"])
+    assert caught.value.code == "alias_duplicate"
+    mailbox.refresh_from_db()
+    assert [a.address.local_part for a in mailbox.aliases.all()] == ["m"]
+    assert mailbox.quota_mb != 1
+
+
 def test_mailbox_cannot_forward_to_itself_or_its_aliases(owner, domain):
     with pytest.raises(InvalidInput) as caught:
         make_mailbox(owner, domain, username="marie", aliases=["m"], destinations=["M@example.com"])

@@ -215,8 +215,15 @@ def _release(addresses: Iterable[Address]) -> None:
 
 
 def _normalize_aliases(
-    names: Iterable[str], *, exclude: str, domain: Domain, errors: ErrorCollector
+    names: Iterable[str],
+    *,
+    exclude: str,
+    domain: Domain,
+    errors: ErrorCollector,
+    listed: Sequence[str] = (),
 ) -> list[str]:
+    """The names as local parts, each once; an error for the mailbox's own name and for a
+    name given twice or already `listed`."""
     result: list[str] = []
     for name in names:
         local_part = errors.check(normalize_local_part, name, field="aliases")
@@ -230,7 +237,7 @@ def _normalize_aliases(
                     "aliases",
                 )
             )
-        elif local_part in result:
+        elif local_part in result or local_part in listed:
             errors.add(
                 InvalidInput(
                     "alias_duplicate",
@@ -423,20 +430,13 @@ def mailbox_update(
             wanted_aliases = _normalize_aliases(
                 aliases, exclude=address.local_part, domain=domain, errors=errors
             )
-        for name in _normalize_aliases(
-            add_aliases, exclude=address.local_part, domain=domain, errors=errors
-        ):
-            if name in wanted_aliases:
-                errors.add(
-                    InvalidInput(
-                        "alias_duplicate",
-                        _("%(address)s is already in the list.")
-                        % {"address": f"{name}@{domain.name}"},
-                        "aliases",
-                    )
-                )
-            else:
-                wanted_aliases.append(name)
+        wanted_aliases += _normalize_aliases(
+            add_aliases,
+            exclude=address.local_part,
+            domain=domain,
+            errors=errors,
+            listed=wanted_aliases,
+        )
         for name in remove_aliases:
             local = errors.check(normalize_local_part, name, field="aliases")
             if local is None:
