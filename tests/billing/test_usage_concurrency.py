@@ -89,3 +89,27 @@ def test_overlapping_runs_a_measure_and_a_deletion(operator, domain, repeat):
     # The deletion is the deleted mailbox's last sample: it stores nothing from then on.
     assert UsageSample.objects.filter(mailbox_key=mailboxes[0].pk).latest("at").bytes == 0
     assert Mailbox.objects.get(pk=mailboxes[2].pk).used_bytes == 3 * MIB
+
+
+@pytest.mark.parametrize("repeat", range(3))
+def test_late_measures_of_a_deleted_mailbox_keep_its_chain_whole(operator, domain, repeat):
+    # A deleted mailbox has no row to lock: its late measures (a collector's runs that read it
+    # before the deletion) must still go into its chain one at a time.
+    mailbox = mailbox_create(actor=operator, domain=domain, username="gone", password=GOOD_PASSWORD)
+    now = timezone.now()
+    mailbox_usage_record(
+        actor=operator, mailbox=mailbox, used_bytes=MIB, at=now - timedelta(days=8)
+    )
+    mailbox_delete(actor=operator, mailbox=mailbox, at=now - timedelta(seconds=1))
+    late = [now - timedelta(minutes=minutes) for minutes in range(10, 70, 10)]
+    results = race(
+        *(
+            lambda at=at: mailbox_usage_record(
+                actor=operator, mailbox=mailbox, used_bytes=MIB, at=at
+            )
+            for at in late
+        )
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    chains_are_whole()
+    assert UsageSample.objects.filter(mailbox_key=mailbox.pk).count() == 2 + len(late)

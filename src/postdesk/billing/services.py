@@ -250,8 +250,12 @@ def usage_sample_add(
     `usage_sample_exists`.
     """
     if not mailbox.exists:
+        # No mailbox row to lock: the deletion's sample, always the chain's last, is locked
+        # instead, so two late measures of one deleted mailbox insert one after the other
+        # (else each links itself to the deletion and the chain breaks).
         deleted_at = (
-            UsageSample.objects.filter(mailbox_key=mailbox.key, until__isnull=True)
+            UsageSample.objects.select_for_update()
+            .filter(mailbox_key=mailbox.key, until__isnull=True)
             .values_list("at", flat=True)
             .first()
         )
