@@ -79,6 +79,9 @@ def test_a_replayed_history_yields_a_known_estimate(pd):
         "accrued": "22.03",
         "projected": "0.14",
         "total": "22.17",
+        # Two mailboxes billed the combined rate: each saves 4 + 6 - 8.50.
+        "combined_saving": "3.00",
+        "combined_saving_each": "1.50",
         "lines": [
             {
                 "item": "storage",
