@@ -102,6 +102,42 @@ def test_the_dashboard_loads_the_card_which_shows_the_estimate(owner_browser, bi
     assert "Details and past periods" in card
 
 
+@pytest.mark.parametrize("combined", ["10", "12"])
+def test_a_combined_price_not_below_the_two_shows_no_saving(
+    owner_browser, operator, client_a, domain, plan_start, combined
+):
+    """A plan may price both protocols at their sum or above it: the lines bill it as it says,
+    and the page shows no discount (it once failed on a negative one)."""
+    plan = plan_create(
+        actor=operator,
+        name="Dear",
+        currency="CAD",
+        storage_gb_price="0.50",
+        eas_price="4",
+        mapi_price="6",
+        eas_mapi_price=combined,
+    )
+    client_set_plan(actor=operator, client=client_a, plan=plan, at=plan_start)
+    mailbox_create(
+        actor=operator,
+        domain=domain,
+        username="marie",
+        password=GOOD_PASSWORD,
+        eas_enabled=True,
+        mapi_enabled=True,
+        at=plan_start,
+    )
+    url = reverse("web:billing", args=["example.com"])
+    for headers in (CARD, {}):
+        response = owner_browser.get(url, headers=headers)
+        assert response.status_code == 200
+        page = _text(response)
+        both = page.split("EAS + MAPI (combined rate)</th>")[1].split("</tr>")[0]
+        assert f"{combined}.00 CAD / mailbox" in both
+        assert "combined-rate" not in page  # the note's class
+        assert "Combined rate" not in page and " save " not in page
+
+
 def test_the_billing_page_lists_the_closed_periods(viewer_browser, billed, plan_start):
     page = _text(viewer_browser.get(reverse("web:billing", args=["example.com"])))
     assert "Estimated cost for the current period" in page
