@@ -4,14 +4,18 @@ both languages, access, and fixed query counts."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from postdesk.billing.services import client_set_plan, plan_create
 from postdesk.mail.services import mailbox_create, mailbox_usage_record
+from tests.api.conftest import Api, make_token
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -136,6 +140,34 @@ def test_a_combined_price_not_below_the_two_shows_no_saving(
         assert f"{combined}.00 CAD / mailbox" in both
         assert "combined-rate" not in page  # the note's class
         assert "Combined rate" not in page and " save " not in page
+
+
+def test_the_web_the_api_and_the_cli_show_the_same_combined_saving(
+    owner_browser, operator, owner, domain, billed, plan_start
+):
+    """The saving is the estimate's (billing/estimate.py): the page, the API and
+    `billing estimate` (text and --json) show one figure for the same domain."""
+    mailbox_create(
+        actor=operator,
+        domain=domain,
+        username="paul",
+        password=GOOD_PASSWORD,
+        eas_enabled=True,
+        mapi_enabled=True,
+        at=plan_start,
+    )
+    keys = ("combined_saving", "combined_saving_each")
+    api = Api().get("domains/example.com/estimate", make_token(operator, owner))
+    assert api.status == 200, api.body
+    as_json, as_text = StringIO(), StringIO()
+    call_command("billing", "estimate", "example.com", "--json", stdout=as_json)
+    call_command("billing", "estimate", "example.com", stdout=as_text)
+    cli = json.loads(as_json.getvalue())
+    card = _text(owner_browser.get(reverse("web:billing", args=["example.com"]), headers=CARD))
+    # marie and paul, both protocols: 2 x (4 + 6 - 8.50).
+    assert tuple(api.body[k] for k in keys) == tuple(cli[k] for k in keys) == ("3.00", "1.50")
+    assert "save 3.00 CAD (1.50 CAD each)" in card
+    assert "combined rate saves 3.00 CAD (1.50 each)" in as_text.getvalue()
 
 
 def test_the_billing_page_lists_the_closed_periods(viewer_browser, billed, plan_start):
