@@ -62,6 +62,8 @@ def test_estimate_is_the_billing_estimate(api, operator, owner_token, client_a, 
     ).as_dict()
     assert (response.body["total"], response.body["currency"]) == (expected["total"], "CAD")
     assert response.body["lines"] == expected["lines"]
+    for key in ("combined_saving", "combined_saving_each"):
+        assert response.body[key] == expected[key]
     naive = api.get("domains/example.com/estimate?at=2024-01-15T12:00:00", owner_token)
     assert (naive.status, naive.body["code"]) == (400, "time_without_zone")
 

@@ -450,6 +450,8 @@ def test_usage_report_gives_each_domains_estimate(
     got = response.body["domains"][0]["estimate"]
     assert got["total"] == expected["total"]
     assert got["lines"] == expected["lines"]
+    for key in ("combined_saving", "combined_saving_each"):
+        assert got[key] == expected[key]
     assert got["period_start"].startswith("2024-01-01T00:00:00")
     assert [line["item"] for line in got["lines"]] == ["storage", "eas", "mapi", "eas_mapi"]
 

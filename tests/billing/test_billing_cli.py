@@ -79,6 +79,9 @@ def test_a_replayed_history_yields_a_known_estimate(pd):
         "accrued": "22.03",
         "projected": "0.14",
         "total": "22.17",
+        # Two mailboxes billed the combined rate: each saves 4 + 6 - 8.50.
+        "combined_saving": "3.00",
+        "combined_saving_each": "1.50",
         "lines": [
             {
                 "item": "storage",
@@ -112,6 +115,7 @@ def test_a_replayed_history_yields_a_known_estimate(pd):
     text = pd("billing", "estimate", "acme.example", "--at", "2024-02-25T00:00:00Z")
     assert_ok(text)
     assert "accrued 22.03 + projected 0.14 = 22.17 CAD" in text.stdout
+    assert "combined rate saves 3.00 CAD (1.50 each)" in text.stdout
 
 
 def test_times_without_a_zone_are_refused_in_one_line(pd):

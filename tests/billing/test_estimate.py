@@ -21,6 +21,7 @@ from postdesk.billing.estimate import (
     UsageSample,
     add_months,
     billing_cycle,
+    combined_rate_saving,
     cycle_at,
     estimate,
     minor_unit,
@@ -342,6 +343,8 @@ def test_the_json_shape():
         "projected": "0.00",
     }
     assert data["lines"][0]["quantity"] == "0.000"
+    # No mailbox billed the combined rate: nothing saved yet, but the rate's saving is shown.
+    assert (data["combined_saving"], data["combined_saving_each"]) == ("0.00", "1.50")
 
 
 def test_zero_prices_bill_nothing_but_still_count():
@@ -423,3 +426,67 @@ def test_unit_prices_show_the_minor_unit_at_least():
     assert str(price_text(D("100"), "CAD")) == "100.00"
     assert str(price_text(D("0E-4"), "CAD")) == "0.00"
     assert str(price_text(D("500.0000"), "JPY")) == "500"
+
+
+# --- The combined rate's saving ------------------------------------------------------------
+
+
+def test_the_combined_rate_saves_the_two_prices_minus_the_combined_one():
+    saving = combined_rate_saving(PRICES, 3)
+    assert saving.each == D("1.5")  # 4 + 6 - 8.5
+    assert saving.total == D("4.50")
+    assert combined_rate_saving(PRICES, 0).total == D("0.00")
+
+
+@pytest.mark.parametrize("combined", ["10", "10.0000", "10.01", "25"])
+def test_a_combined_price_at_or_above_the_two_saves_nothing(combined):
+    prices = Prices("CAD", D(0), D("4"), D("6"), D(combined))
+    saving = combined_rate_saving(prices, 2)
+    assert saving.each == 0 and saving.each >= 0
+    assert str(saving.total) == "0.00"
+    # The estimate bills the combined price as the plan says, and shows no (negative) saving.
+    result = estimate(prices, FEB_2024, t("2024-02-15"), ProtocolCounts(eas_mapi=2), NO_STORAGE)
+    assert result.line("eas_mapi").amount == round_money(2 * D(combined), "CAD")
+    assert (result.as_dict()["combined_saving"], result.as_dict()["combined_saving_each"]) == (
+        "0.00",
+        "0.00",
+    )
+
+
+def test_the_saving_rounds_half_up_to_the_minor_unit_and_keeps_the_prices_precision():
+    # 0.0125 saved per mailbox: shown to the prices' precision, like a unit price; the total
+    # is money, rounded half up to the cent.
+    prices = Prices("CAD", D(0), D("1.0125"), D("1"), D("2"))
+    saving = combined_rate_saving(prices, 3)
+    assert str(price_text(saving.each, "CAD")) == "0.0125"
+    assert saving.total == D("0.04")
+    assert combined_rate_saving(prices, 1).total == D("0.01")  # 0.0125 → 0.01
+    assert combined_rate_saving(prices, 2).total == D("0.03")  # 0.025 → 0.03 (banker's: 0.02)
+    jpy = Prices("JPY", D(0), D("400"), D("600"), D("850"))
+    assert str(combined_rate_saving(jpy, 2).total) == "300"
+    kwd = Prices("KWD", D(0), D("1.0005"), D("1"), D("2"))
+    assert str(combined_rate_saving(kwd, 1).total) == "0.001"  # 0.0005 → 0.001
+
+
+def test_the_estimate_carries_the_saving_of_its_combined_rate_mailboxes():
+    result = estimate(PRICES, FEB_2024, t("2024-02-15"), ProtocolCounts(1, 1, 2), NO_STORAGE)
+    assert result.combined_saving == combined_rate_saving(PRICES, 2)
+    data = result.as_dict()
+    assert (data["combined_saving"], data["combined_saving_each"]) == ("3.00", "1.50")
+    # The saving explains the lines, it is not one: the total is unchanged by it.
+    assert result.total == D("4.00") + D("6.00") + D("17.00")
+
+
+@given(
+    prices=st.tuples(*[st.decimals(0, 1000, places=4)] * 3),
+    mailboxes=st.integers(0, 10_000),
+)
+def test_a_saving_is_never_negative_and_is_what_the_lines_would_differ_by(prices, mailboxes):
+    eas, mapi, both = prices
+    saving = combined_rate_saving(Prices("CAD", D(0), eas, mapi, both), mailboxes)
+    assert saving.each >= 0 and saving.total >= 0
+    if both < eas + mapi:
+        assert saving.each == eas + mapi - both
+        assert saving.total == round_money((eas + mapi - both) * mailboxes, "CAD")
+    else:
+        assert saving.total == 0

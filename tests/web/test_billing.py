@@ -4,14 +4,18 @@ both languages, access, and fixed query counts."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from postdesk.billing.services import client_set_plan, plan_create
 from postdesk.mail.services import mailbox_create, mailbox_usage_record
+from tests.api.conftest import Api, make_token
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -100,6 +104,70 @@ def test_the_dashboard_loads_the_card_which_shows_the_estimate(owner_browser, bi
     assert "save 1.50 CAD (1.50 CAD each)" in card
     assert "Estimated total" in card and "13.50 CAD" in card
     assert "Details and past periods" in card
+
+
+@pytest.mark.parametrize("combined", ["10", "12"])
+def test_a_combined_price_not_below_the_two_shows_no_saving(
+    owner_browser, operator, client_a, domain, plan_start, combined
+):
+    """A plan may price both protocols at their sum or above it: the lines bill it as it says,
+    and the page shows no discount (it once failed on a negative one)."""
+    plan = plan_create(
+        actor=operator,
+        name="Dear",
+        currency="CAD",
+        storage_gb_price="0.50",
+        eas_price="4",
+        mapi_price="6",
+        eas_mapi_price=combined,
+    )
+    client_set_plan(actor=operator, client=client_a, plan=plan, at=plan_start)
+    mailbox_create(
+        actor=operator,
+        domain=domain,
+        username="marie",
+        password=GOOD_PASSWORD,
+        eas_enabled=True,
+        mapi_enabled=True,
+        at=plan_start,
+    )
+    url = reverse("web:billing", args=["example.com"])
+    for headers in (CARD, {}):
+        response = owner_browser.get(url, headers=headers)
+        assert response.status_code == 200
+        page = _text(response)
+        both = page.split("EAS + MAPI (combined rate)</th>")[1].split("</tr>")[0]
+        assert f"{combined}.00 CAD / mailbox" in both
+        assert "combined-rate" not in page  # the note's class
+        assert "Combined rate" not in page and " save " not in page
+
+
+def test_the_web_the_api_and_the_cli_show_the_same_combined_saving(
+    owner_browser, operator, owner, domain, billed, plan_start
+):
+    """The saving is the estimate's (billing/estimate.py): the page, the API and
+    `billing estimate` (text and --json) show one figure for the same domain."""
+    mailbox_create(
+        actor=operator,
+        domain=domain,
+        username="paul",
+        password=GOOD_PASSWORD,
+        eas_enabled=True,
+        mapi_enabled=True,
+        at=plan_start,
+    )
+    keys = ("combined_saving", "combined_saving_each")
+    api = Api().get("domains/example.com/estimate", make_token(operator, owner))
+    assert api.status == 200, api.body
+    as_json, as_text = StringIO(), StringIO()
+    call_command("billing", "estimate", "example.com", "--json", stdout=as_json)
+    call_command("billing", "estimate", "example.com", stdout=as_text)
+    cli = json.loads(as_json.getvalue())
+    card = _text(owner_browser.get(reverse("web:billing", args=["example.com"]), headers=CARD))
+    # marie and paul, both protocols: 2 x (4 + 6 - 8.50).
+    assert tuple(api.body[k] for k in keys) == tuple(cli[k] for k in keys) == ("3.00", "1.50")
+    assert "save 3.00 CAD (1.50 CAD each)" in card
+    assert "combined rate saves 3.00 CAD (1.50 each)" in as_text.getvalue()
 
 
 def test_the_billing_page_lists_the_closed_periods(viewer_browser, billed, plan_start):

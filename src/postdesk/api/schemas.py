@@ -242,6 +242,13 @@ class EstimateOut(Schema):
     accrued: str = Field(description="Amounts are decimal numbers, as text.")
     projected: str
     total: str
+    combined_saving: str = Field(
+        description="What the mailboxes billed the combined EAS + MAPI rate this cycle save "
+        "compared with the two prices apart; 0 when the combined price is not lower."
+    )
+    combined_saving_each: str = Field(
+        description="The same saving per mailbox (a unit price); 0 when there is none."
+    )
     lines: list[EstimateLineOut]
 
 

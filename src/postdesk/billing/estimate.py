@@ -15,7 +15,8 @@ The rules (docs/billing.md says why):
   anchor, and cuts the running cycle short at that instant.
 - EAS and MAPI are billed per mailbox, once per cycle, when an activation period of the
   protocol overlaps the cycle; a mailbox with both protocols in the cycle is billed the
-  combined rate instead of the two.
+  combined rate instead of the two. What that saves (the two prices minus the combined one,
+  never negative) is part of the estimate, so every interface shows the same discount.
 - Storage is billed on actual use: the time-weighted average of the usage over the cycle,
   in GB of 1024³ bytes, times the price per GB per cycle.
 - Every line's amount is rounded half up to the currency's minor unit (cents), per line.
@@ -297,12 +298,39 @@ class Line:
 
 
 @dataclass(frozen=True)
+class CombinedSaving:
+    """What the combined rate saves against EAS and MAPI billed apart.
+
+    each: per mailbox, a difference of unit prices (kept to the prices' precision, as a unit
+    price is). total: for the mailboxes billed the combined rate in the cycle, money rounded
+    half up to the minor unit, as a line's amount is.
+    """
+
+    each: Decimal
+    total: Decimal
+
+
+def combined_rate_saving(prices: Prices, mailboxes: int) -> CombinedSaving:
+    """The combined rate's saving for `mailboxes` mailboxes billed it: none (0) when the
+    combined price is not below EAS + MAPI.
+
+    A saving is never negative: a combined price above the two apart is what the plan says
+    to bill (the eas_mapi line does), not a discount to show.
+    """
+    each = max(prices.eas + prices.mapi - prices.eas_mapi, Decimal(0))
+    return CombinedSaving(each=each, total=round_money(each * mailboxes, prices.currency))
+
+
+@dataclass(frozen=True)
 class Estimate:
     period_start: datetime
     period_end: datetime
     at: datetime
     currency: str
     lines: list[Line] = field(default_factory=list)
+    # What the combined rate saves, per mailbox and for this cycle's eas_mapi mailboxes; the
+    # guide promises the discount is visible, so it travels with the figures it explains.
+    combined_saving: CombinedSaving = field(kw_only=True)
 
     @property
     def accrued(self) -> Decimal:
@@ -334,6 +362,8 @@ class Estimate:
             "accrued": str(self.accrued),
             "projected": str(self.projected),
             "total": str(self.total),
+            "combined_saving": str(self.combined_saving.total),
+            "combined_saving_each": str(price_text(self.combined_saving.each, self.currency)),
             "lines": [
                 {
                     "item": line.item,
@@ -402,4 +432,5 @@ def estimate(
         (EAS_MAPI_LINE, counts.eas_mapi, prices.eas_mapi),
     ):
         lines.append(_line(item, Decimal(count), Decimal(count), price, currency))
-    return Estimate(cycle.start, cycle.end, at, currency, lines)
+    saving = combined_rate_saving(prices, counts.eas_mapi)
+    return Estimate(cycle.start, cycle.end, at, currency, lines, combined_saving=saving)

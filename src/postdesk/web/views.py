@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from postdesk.audit.choices import FIELD_LABELS, RECORDS_BEFORE_AFTER, SOURCE_LABELS, action_label
-from postdesk.billing.estimate import price_text, round_money
+from postdesk.billing.estimate import price_text
 from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
@@ -116,7 +116,7 @@ class BillingLine:
 @dataclass(frozen=True)
 class BillingView:
     """An estimate as the pages show it: its lines by name, and what the combined rate saves
-    (the guide promises that discount is visible)."""
+    (the guide promises that discount is visible; the estimate says how much)."""
 
     estimate: object  # billing.estimate.Estimate
     storage: BillingLine
@@ -139,16 +139,16 @@ class BillingView:
             )
             for line in estimate.lines
         }
-        each = lines["eas"].unit_price + lines["mapi"].unit_price - lines["eas_mapi"].unit_price
-        each = max(each, 0)
+        # The saving is a money rule: estimate.py computes it, for the API and CLI too.
+        saving = estimate.combined_saving
         return cls(
             estimate,
             lines["storage"],
             lines["eas"],
             lines["mapi"],
             lines["eas_mapi"],
-            round_money(each * lines["eas_mapi"].quantity, estimate.currency),
-            price_text(each, estimate.currency),
+            saving.total,
+            price_text(saving.each, estimate.currency),
         )
 
 

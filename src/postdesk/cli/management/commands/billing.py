@@ -40,3 +40,10 @@ class Command(OperatorCommand):
         self.stdout.write(
             f"accrued {result.accrued} + projected {result.projected} = {result.total} {currency}"
         )
+        saving = result.combined_saving
+        # As on the client's page: shown whenever the plan's combined rate is a discount.
+        if saving.each > 0:
+            self.stdout.write(
+                f"combined rate saves {saving.total} {currency} "
+                f"({price_text(saving.each, currency)} each)"
+            )
