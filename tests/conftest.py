@@ -23,6 +23,16 @@ def _fast_hashing(settings):
     settings.POSTDESK_ARGON2_TIME_COST = 1
 
 
+@pytest.fixture(autouse=True)
+def _static_files_unhashed(settings):
+    # Production serves collected, hashed static files (`postdesk serve` collects them;
+    # tests/test_serve.py checks that); pages rendered here name the files in the apps' folders.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def operator() -> Actor:
     return Actor.operator("test-operator", source=Source.CLI)

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' assets locally (no CDN)
     "postdesk.billing",
     "postdesk.dataplane",
+    "postdesk.jobs",
     "postdesk.web",
     "postdesk.cli",
     # Login hardening (tenancy.services, web.account_views): lockout, TOTP.
@@ -85,6 +86,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files before anything else touches the request (WhiteNoise's documented place).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "postdesk.web.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -172,6 +175,17 @@ LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:domains"
 LOGOUT_REDIRECT_URL = "web:login"
 STATIC_ROOT = DATA_DIR / "static"
+# Without DEBUG, static files are served by WhiteNoise from STATIC_ROOT under hashed names, with
+# far-future cache headers: `postdesk serve` collects them there first. Under DEBUG they come
+# from the apps' folders, unhashed, as they are edited.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
@@ -228,6 +242,10 @@ POSTDESK_MX_HOSTS = [
 # Dovecot's doveadm HTTP API, to disconnect a mailbox's sessions after a password change.
 POSTDESK_DOVEADM_URL = os.environ.get("POSTDESK_DOVEADM_URL", "")
 POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
+
+# How often the periodic jobs run (postdesk.jobs): `postdesk jobs run-due` runs those due.
+POSTDESK_JOB_DNS_RECHECK = timedelta(minutes=_env_int("POSTDESK_JOB_DNS_RECHECK_MINUTES", 60))
+POSTDESK_JOB_COLLECT_USAGE = timedelta(minutes=_env_int("POSTDESK_JOB_COLLECT_USAGE_MINUTES", 15))
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
 

@@ -70,8 +70,9 @@ def test_mailbox_page_shows_when_its_storage_was_measured(owner_browser, operato
 
 
 def test_a_password_change_shows_pending_until_the_mail_servers_apply_it(
-    owner_browser, viewer_browser, mailbox
+    owner_browser, viewer_browser, mailbox, settings
 ):
+    settings.POSTDESK_DOVEADM_URL = "http://127.0.0.1:9/doveadm/v1"  # connected (never called)
     url = reverse("web:mailbox_edit", args=["example.com", "marie"])
     notice = "Password change pending on the mail servers"
     assert notice not in _text(owner_browser.get(url))
@@ -90,6 +91,19 @@ def test_a_password_change_shows_pending_until_the_mail_servers_apply_it(
     # The provisioner kicked the sessions: nothing pending any more.
     DBTaskResult.objects.update(status=TaskResultStatus.SUCCESSFUL)
     assert notice not in _text(owner_browser.get(url))
+
+
+def test_without_mail_servers_a_password_change_is_not_shown_pending(owner_browser, mailbox):
+    # No mail server connected: nothing to disconnect, the new password already holds. The
+    # operator is told once (postdesk serve, postdesk jobs list), not each mailbox forever.
+    changed = owner_browser.post(
+        reverse("web:mailbox_password", args=["example.com", "marie"]),
+        {"password": "New-Passw0rd!2026", "password_confirmation": "New-Passw0rd!2026"},
+        follow=True,
+    )
+    assert "has been changed" in _text(changed)
+    assert "Password change pending on the mail servers" not in _text(changed)
+    assert DBTaskResult.objects.filter(status=TaskResultStatus.READY).exists()  # still queued
 
 
 def test_the_mailbox_page_of_another_client_is_not_found(outsider_browser, mailbox):

@@ -1,7 +1,8 @@
 """The side effects the database cannot express, done on the mail servers.
 
-Called by the tasks in tasks.py, never by a request: each raises ProvisionerUnavailable when
-the server cannot be reached, and the task is queued again until it succeeds.
+Called by the outbox tasks (mail/tasks.py, dns/tasks.py) and the usage collector, never by a
+request: each raises ProvisionerUnavailable when the server cannot be reached, and the task is
+queued again until it succeeds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ import urllib.request
 from pathlib import Path
 
 from django.conf import settings
+
+# What the operator is told while no mail server is connected.
+NOT_CONNECTED = (
+    "no mail servers connected (POSTDESK_DOVEADM_URL is not set): changes are saved and "
+    "apply when a mail host connects"
+)
+
+
+def connected() -> bool:
+    """Whether a mail server is connected: the panel knows where its doveadm API is."""
+    return bool(settings.POSTDESK_DOVEADM_URL)
 
 
 class ProvisionerUnavailable(Exception):

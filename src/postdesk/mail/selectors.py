@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from postdesk.dataplane import provisioner
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.paging import Page, page_count
 from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
@@ -503,7 +504,14 @@ _PENDING = [TaskResultStatus.READY, TaskResultStatus.RUNNING]
 
 
 def mailbox_changes_pending(mailbox: Mailbox) -> bool:
-    """True while a disconnection after this mailbox's password change is still queued."""
+    """True while a disconnection after this mailbox's password change is still queued.
+
+    Never while no mail server is connected: there is no session to disconnect, the new
+    password already holds, and the operator is told once that mail servers are missing
+    (`postdesk serve`, `postdesk jobs list`) rather than each mailbox saying "pending" forever.
+    """
+    if not provisioner.connected():
+        return False
     return DBTaskResult.objects.filter(
         task_path=mailbox_sessions_kick.module_path,
         status__in=_PENDING,

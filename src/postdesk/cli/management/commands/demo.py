@@ -10,6 +10,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from postdesk.billing.models import Plan
+from postdesk.billing.selectors import billing_has_plan
+from postdesk.billing.services import client_set_plan, plan_create
 from postdesk.cli.base import OperatorCommand
 from postdesk.mail.models import Domain, Mailbox
 from postdesk.mail.passwords import generate_password
@@ -28,6 +31,18 @@ CLIENT = "Demo Company"
 DOMAIN = "example.com"
 OWNER = "owner@example.com"
 OPERATOR = "operator@example.com"
+# The demo client's plan: monthly, every price per month (storage per GiB on average).
+PLAN = {
+    "name": "Business",
+    "currency": "CAD",
+    "storage_gb_price": "0.50",
+    "eas_price": "2.00",
+    "mapi_price": "4.00",
+    "eas_mapi_price": "5.00",
+    "storage_limit_mb": 51200,
+}
+# The plan starts before the usage seeded below, so this cycle's estimate includes it.
+PLAN_STARTED_DAYS_AGO = 10
 
 MAILBOXES = [
     # username, aliases, options, MB used 8 days ago and now (as the usage collector would
@@ -70,6 +85,16 @@ class Command(OperatorCommand):
         domain = Domain.objects.filter(name=DOMAIN).first() or domain_add(
             actor=actor, client=client, name=DOMAIN
         )
+        if not billing_has_plan(actor=actor, domain=domain):
+            plan = Plan.objects.filter(name=PLAN["name"]).first() or plan_create(
+                actor=actor, **PLAN
+            )
+            client_set_plan(
+                actor=actor,
+                client=client,
+                plan=plan,
+                at=timezone.now() - timedelta(days=PLAN_STARTED_DAYS_AGO),
+            )
         existing = set(
             Mailbox.objects.filter(address__domain=domain).values_list(
                 "address__local_part", flat=True
@@ -120,7 +145,7 @@ class Command(OperatorCommand):
         self.stdout.write(
             "\n".join(
                 [
-                    f"Demo data ready: client “{CLIENT}”, domain {DOMAIN}.",
+                    f"Demo data ready: client “{CLIENT}”, domain {DOMAIN}, plan {PLAN['name']}.",
                     f"  Client area login:  {OWNER} / {owner_password}",
                     f"  Operator (admin):   {OPERATOR} / {operator_password}",
                     f"  Mailbox (IMAP/SMTP): {demo_mailbox.address.email} / {mailbox_password}",

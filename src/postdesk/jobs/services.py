@@ -1,0 +1,149 @@
+"""The periodic jobs, and the one way each runs: claimed, run, recorded.
+
+A job is due when it never ran or its last run started `every` ago. The demo's scheduler
+(`postdesk jobs run-due --loop`) and, on a real host, one systemd timer per job
+(`postdesk jobs run NAME`) both come through `job_run`, so a job never runs twice at once
+and its last run is always on record (`postdesk jobs list`, the admin).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from postdesk.dataplane import provisioner
+from postdesk.dns.status import dns_recheck_all
+from postdesk.errors import NotFound
+from postdesk.workflows.usage import collect_usage
+
+from .choices import Outcome
+from .models import JobState
+
+logger = logging.getLogger(__name__)
+
+# A run that has held its job this long is taken to have died (a killed process); the next
+# run takes the job over.
+STALE_RUN = timedelta(hours=2)
+
+
+class JobSkipped(Exception):
+    """The job cannot do its work now, and that is not a failure (say why)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every: timedelta
+    description: str
+    run: Callable[[], str]  # does the work; returns a one-line summary
+
+
+def _dns_recheck() -> str:
+    every = settings.POSTDESK_JOB_DNS_RECHECK
+    # A domain checked since the last run (its owner's "Check now") is fresh enough.
+    summary = dns_recheck_all(stale_after_seconds=int(every.total_seconds()) // 2)
+    return (
+        f"checked {summary.checked} domain(s): {summary.unknown} with a temporary DNS failure, "
+        f"{summary.failed} failed"
+    )
+
+
+def _collect_usage() -> str:
+    if not provisioner.connected():
+        raise JobSkipped(provisioner.NOT_CONNECTED)
+    summary = collect_usage()
+    text = f"measured {summary.measured} mailbox(es)"
+    if summary.refused:
+        text += f", {len(summary.refused)} not recorded"
+    if summary.unreported:
+        text += f", {summary.unreported} not reported by Dovecot"
+    return text
+
+
+def _jobs() -> dict[str, Job]:
+    jobs = [
+        Job(
+            "dns-recheck",
+            settings.POSTDESK_JOB_DNS_RECHECK,
+            "Re-check the SPF, DKIM, DMARC and MX records of every domain.",
+            _dns_recheck,
+        ),
+        Job(
+            "collect-usage",
+            settings.POSTDESK_JOB_COLLECT_USAGE,
+            "Measure every mailbox's disk use on the mail servers (usage and growth).",
+            _collect_usage,
+        ),
+    ]
+    return {job.name: job for job in jobs}
+
+
+def job_get(name: str) -> Job:
+    jobs = _jobs()
+    if name not in jobs:
+        raise NotFound(
+            _("No job named %(name)s. Jobs: %(jobs)s.") % {"name": name, "jobs": ", ".join(jobs)},
+            "job",
+        )
+    return jobs[name]
+
+
+def jobs_all() -> list[Job]:
+    return list(_jobs().values())
+
+
+def _claim(name: str, now: datetime) -> bool:
+    JobState.objects.get_or_create(name=name)
+    free = Q(running_since__isnull=True) | Q(running_since__lt=now - STALE_RUN)
+    claimed = JobState.objects.filter(free, name=name).update(
+        running_since=now, last_started_at=now
+    )
+    return claimed == 1
+
+
+def job_run(job: Job) -> JobState | None:
+    """Run the job now and record how it went; None when another run holds it."""
+    started = timezone.now()
+    if not _claim(job.name, started):
+        return None
+    try:
+        summary, outcome = job.run(), Outcome.OK
+    except JobSkipped as skipped:
+        summary, outcome = str(skipped), Outcome.SKIPPED
+    except Exception as error:  # recorded and logged; the next run tries again
+        logger.exception("job %s failed", job.name)
+        summary, outcome = f"{type(error).__name__}: {error}", Outcome.FAILED
+    finished = timezone.now()
+    done = {
+        "running_since": None,
+        "last_finished_at": finished,
+        "last_outcome": outcome,
+        "last_summary": summary[:2000],
+    }
+    if outcome == Outcome.OK:
+        done["last_success_at"] = finished
+    JobState.objects.filter(name=job.name).update(**done)
+    return JobState.objects.get(name=job.name)
+
+
+def jobs_due(now: datetime | None = None) -> list[Job]:
+    """The jobs whose next run is due: never run, or last started `every` ago."""
+    now = now or timezone.now()
+    started = dict(JobState.objects.values_list("name", "last_started_at"))
+    return [
+        job
+        for job in jobs_all()
+        if started.get(job.name) is None or started[job.name] + job.every <= now
+    ]
+
+
+def jobs_run_due() -> list[tuple[Job, JobState | None]]:
+    """Run every due job, one after the other."""
+    return [(job, job_run(job)) for job in jobs_due()]
