@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import subprocess
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -687,8 +688,23 @@ def test_demo_is_idempotent_and_prints_a_working_login(migrated, tmp_path):
     assert_ok(second)
     assert listing(pd) == after_first
 
+    # The client has a plan, so the dashboard's billing overview shows an estimate.
+    estimate = json.loads(pd("billing", "estimate", "example.com", "--json").stdout)
+    assert estimate["currency"] == "CAD" and Decimal(estimate["total"]) > 0
+
     logins = [line for line in second.stdout.splitlines() if "owner@example.com / " in line]
     assert len(logins) == 1
     email, password = logins[0].split(":", 1)[1].split(" / ")
     [(stored,)] = query(data, "SELECT password FROM tenancy_user WHERE email = ?", (email.strip(),))
     assert check_password(password.strip(), stored)
+
+
+def test_with_mail_servers_the_demo_leaves_usage_to_the_collector(migrated, tmp_path):
+    # Connected (never called here): the collector measures the real use, so no made-up
+    # history is seeded that it would then contradict.
+    data = _copy_data(migrated, tmp_path / "data")
+    pd = make_runner(data)
+    connected = {"POSTDESK_DOVEADM_URL": "http://127.0.0.1:9/doveadm/v1"}
+    assert_ok(run_postdesk(data, "demo", env=connected))
+    rows = listing(pd)
+    assert rows and [r["used_bytes"] for r in rows if r["type"] == "mailbox"] == [0, 0, 0, 0], rows
