@@ -10,8 +10,9 @@ from postdesk.mail.passwords import generate_password
 from postdesk.mail.selectors import MailboxDetail
 
 from ..schemas import (
+    READ_ERRORS,
+    WRITE_ERRORS,
     AliasIn,
-    ErrorOut,
     GeneratedPasswordOut,
     MailboxCreatedOut,
     MailboxCreateIn,
@@ -21,9 +22,6 @@ from ..schemas import (
 )
 
 router = Router(tags=["mailboxes"])
-
-READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
-WRITE_ERRORS = {400: ErrorOut, 409: ErrorOut, **READ_ERRORS}
 
 
 def mailbox_out(detail: MailboxDetail) -> dict:
