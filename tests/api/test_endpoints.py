@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone, translation
 from django_tasks_db.models import DBTaskResult
 
+from postdesk.api.schemas import CHECKED_ERRORS, READ_ERRORS, WRITE_ERRORS
 from postdesk.audit.models import AuditEvent
 from postdesk.dataplane.passwords import verify_password
 from postdesk.dns.models import DkimKey, DkimKeyStatus
@@ -311,6 +312,28 @@ def test_openapi_schema_and_docs_are_served(api):
     docs = api.get("docs")
     assert docs.status == 200
     assert b"swagger" in docs.body.lower()
+
+
+def test_every_route_documents_one_named_set_of_errors(api):
+    """The error statuses come from api.schemas' named maps, whole: a route documents the
+    errors of a read, of a read with checked values, or of a change, and nothing between."""
+    named = {
+        "read": set(READ_ERRORS),
+        "checked": set(CHECKED_ERRORS),
+        "write": set(WRITE_ERRORS),
+    }
+    documented = {}
+    for path, operations in api.get("openapi.json").body["paths"].items():
+        for method, operation in operations.items():
+            errors = {int(status) for status in operation["responses"] if int(status) >= 400}
+            kinds = [kind for kind, statuses in named.items() if statuses == errors]
+            assert kinds, (method, path, errors)
+            documented[operation["operationId"]] = kinds[0]
+    assert documented["mailbox_detail"] == "read"
+    assert documented["domain_estimate"] == "checked"
+    assert documented["mailbox_create"] == "write"
+    assert documented["client_create"] == "write"
+    assert len(documented) == 35
 
 
 def test_times_are_utc(api, owner_token, mailbox):

@@ -443,6 +443,23 @@ def test_change_the_password(owner_browser, mailbox):
     assert verify_password(new, mailbox.password_hash)
 
 
+def _settings_form(page: str) -> str:
+    """The settings form of a mailbox's edit page, its CSRF token (new on each page) left out."""
+    form = page.split('id="mailbox-form"')[1].split("</form>")[0]
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", form)
+
+
+def test_a_refused_password_change_shows_the_edit_page_as_a_get_does(owner_browser, mailbox):
+    """One rendering of the edit page: after a refused password, the settings form is the
+    one a GET shows (the stored settings as its initial values)."""
+    edit = reverse("web:mailbox_edit", args=["example.com", "marie"])
+    url = reverse("web:mailbox_password", args=["example.com", "marie"])
+    refused = owner_browser.post(url, {"password": "marie-Abc123!x", "password_confirmation": "x"})
+    assert refused.status_code == 400
+    assert "m.dupont" in _settings_form(_text(refused))
+    assert _settings_form(_text(refused)) == _settings_form(_text(owner_browser.get(edit)))
+
+
 def test_delete_a_mailbox(owner_browser, mailbox):
     response = owner_browser.post(
         reverse("web:mailbox_delete", args=["example.com", "marie"]), follow=True

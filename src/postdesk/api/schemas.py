@@ -28,6 +28,20 @@ class ErrorOut(ErrorItem):
     errors: list[ErrorItem] | None = None
 
 
+def _errors(*statuses: int) -> dict[int, type[Schema]]:
+    return {status: ErrorOut for status in statuses}
+
+
+# The error statuses a route documents, by what the route does; each answers an ErrorOut.
+# Any route: 401 (no valid token), 403 (the token's scope or the user's role), 404 (not
+# there, or another client's), 422 (a malformed request), 429 (too many failed tokens).
+READ_ERRORS = _errors(401, 403, 404, 422, 429)
+# And 400: the services check a value of the request (a filter, a moment, a plan, an expiry).
+CHECKED_ERRORS = _errors(400, 401, 403, 404, 422, 429)
+# And 409 too: a change, which can meet a taken name or a state that refuses it.
+WRITE_ERRORS = _errors(400, 401, 403, 404, 409, 422, 429)
+
+
 # --- Inputs ------------------------------------------------------------------------------------
 
 

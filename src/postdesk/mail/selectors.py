@@ -325,7 +325,12 @@ def _rows(domain: Domain, ordered: QuerySet[Address]) -> list[AddressRow]:
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
     Address/Mailbox objects plus Django's prefetch machinery cost more than the SQL itself.
     """
-    page_rows = list(ordered.values(*_ROW_FIELDS))
+    return _rows_of_values(domain, list(ordered.values(*_ROW_FIELDS)))
+
+
+def _rows_of_values(domain: Domain, page_rows: list[dict]) -> list[AddressRow]:
+    """The rows of `_ROW_FIELDS` values already read: their aliases and destinations, two
+    queries (one for forwards only)."""
     mailbox_ids = [r["mailbox__id"] for r in page_rows if r["mailbox__id"] is not None]
     aliases: dict[int, list[str]] = {}
     if mailbox_ids:  # a page of forwards only needs no alias query
@@ -358,6 +363,20 @@ _ROW_FIELDS = (
     "mailbox__keep_original_sender",
     "mailbox__growth_7d_bytes",
 )
+
+
+def _values_of(mailbox: Mailbox) -> dict:
+    """A mailbox in hand (its address loaded) as the `_ROW_FIELDS` values the list reads, so
+    that one `_row` renders it without reading it again."""
+    address = mailbox.address
+    return {
+        field: (
+            getattr(mailbox, field.removeprefix("mailbox__"))
+            if field.startswith("mailbox__")
+            else getattr(address, field)
+        )
+        for field in _ROW_FIELDS
+    }
 
 
 def _row(
@@ -475,8 +494,9 @@ def address_detail(*, actor: Actor, address: str, type: str) -> AddressRow:
 
 @dataclass(frozen=True)
 class MailboxDetail:
-    """What a mailbox's edit page shows and changes: the mailbox (its address and domain
-    loaded) and its row as the address list shows it."""
+    """One mailbox as every interface shows it: the mailbox (its address and domain loaded)
+    and its row as the address list shows it. The web edit page, its form's initial values
+    and the API's mailbox all read this, so a mailbox is rendered from one read."""
 
     mailbox: Mailbox
     row: AddressRow
@@ -487,15 +507,25 @@ class MailboxDetail:
 
 
 def mailbox_detail(*, actor: Actor, address: str) -> MailboxDetail:
-    """One mailbox for its edit page: one lookup and one access check."""
+    """One mailbox by its address: one lookup and one access check, then its aliases and
+    destinations."""
     not_found = _("No mailbox %(address)s.") % {"address": address}
     found = _address_get(actor, address, AddressKind.MAILBOX, not_found)
     mailbox = Mailbox.objects.filter(address=found).first()
-    rows = _rows(found.domain, Address.objects.filter(pk=found.pk))
-    if mailbox is None or not rows:  # deleted between the reads
+    if mailbox is None:  # deleted between the reads
         raise NotFound(not_found, "address")
     mailbox.address = found
-    return MailboxDetail(mailbox, rows[0])
+    return mailbox_detail_of(actor=actor, mailbox=mailbox)
+
+
+def mailbox_detail_of(*, actor: Actor, mailbox: Mailbox) -> MailboxDetail:
+    """A mailbox already in hand (its address and domain loaded: from `mailbox_get` or a
+    service's return) as `mailbox_detail` shows it. Its columns are read off the instance, so
+    only its aliases and destinations are queried; the access check reuses the role the
+    actor's earlier lookup cached."""
+    domain = mailbox.address.domain
+    require_client_access(actor, domain.client_id, write=False)
+    return MailboxDetail(mailbox, _rows_of_values(domain, [_values_of(mailbox)])[0])
 
 
 # --- What the mail servers have not applied yet --------------------------------------------------

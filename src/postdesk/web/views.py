@@ -34,6 +34,7 @@ from postdesk.mail.passwords import (
     generate_password,
 )
 from postdesk.mail.selectors import (
+    MailboxDetail,
     address_detail,
     address_list,
     domain_get,
@@ -42,6 +43,7 @@ from postdesk.mail.selectors import (
     forward_get,
     mailbox_changes_pending,
     mailbox_detail,
+    mailbox_detail_of,
     mailbox_get,
 )
 from postdesk.tenancy.access import Actor, require_client_access, role_for
@@ -339,7 +341,9 @@ def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpRespo
     return _mailbox_page(request, found, form, status=400)
 
 
-def _mailbox_initial(row) -> dict:
+def _mailbox_initial(detail: MailboxDetail) -> dict:
+    """The settings form's initial values: the mailbox's row, as the address list shows it."""
+    row = detail.row
     return {
         "aliases": [a.split("@", 1)[0] for a in row.aliases],
         "destinations": row.destinations,
@@ -371,33 +375,51 @@ def _note_reserved_aliases(request: HttpRequest, row, kept: list[str]) -> None:
     )
 
 
+def _mailbox_edit_page(
+    request: HttpRequest,
+    actor: Actor,
+    detail: MailboxDetail,
+    *,
+    form: MailboxSettingsForm | None = None,
+    password_form: PasswordForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The mailbox's edit page: as stored, or again after a refused change with the refused
+    form (settings as typed, or the password dialog open on its errors)."""
+    return _mailbox_page(
+        request,
+        detail.domain,
+        form if form is not None else MailboxSettingsForm(initial=_mailbox_initial(detail)),
+        row=detail.row,
+        mailbox=detail.mailbox,
+        can_write=_can_write(actor, detail.domain),
+        password_form=password_form,
+        status=status,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @client_area_view
 def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: str) -> HttpResponse:
     detail = mailbox_detail(actor=actor, address=f"{local_part}@{domain}")
-    row, mailbox, found = detail.row, detail.mailbox, detail.domain
-    can_write = _can_write(actor, found)
     if request.method == "GET":
-        form = MailboxSettingsForm(initial=_mailbox_initial(row))
-        return _mailbox_page(request, found, form, row=row, mailbox=mailbox, can_write=can_write)
+        return _mailbox_edit_page(request, actor, detail)
     form = MailboxSettingsForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
             mail_services.mailbox_update(
                 actor=actor,
-                mailbox=mailbox,
+                mailbox=detail.mailbox,
                 **form.settings(),
             )
         except PostdeskError as error:
             show_on_form(form, error)
         else:
             messages.success(request, _("Changes saved."))
-            _note_reserved_aliases(request, row, data["aliases"])
-            return redirect("web:mailbox_edit", found.name, row.local_part)
-    return _mailbox_page(
-        request, found, form, row=row, mailbox=mailbox, can_write=can_write, status=400
-    )
+            _note_reserved_aliases(request, detail.row, data["aliases"])
+            return redirect("web:mailbox_edit", detail.domain.name, detail.row.local_part)
+    return _mailbox_edit_page(request, actor, detail, form=form, status=400)
 
 
 @require_POST
@@ -428,13 +450,10 @@ def mailbox_password(
                 % {"address": email},
             )
             return redirect("web:mailbox_edit", domain, local_part)
-    # The password was refused: the page again, as mailbox_edit shows it.
-    row = mailbox_detail(actor=actor, address=email).row
-    found = mailbox.address.domain
-    form = MailboxSettingsForm(initial=_mailbox_initial(row))
-    return _mailbox_page(
-        request, found, form, row=row, mailbox=mailbox, password_form=password_form, status=400
-    )
+    # The password was refused: the edit page again, its dialog open on the errors. The
+    # mailbox in hand is rendered as is (a success needs no row: its aliases are read here).
+    detail = mailbox_detail_of(actor=actor, mailbox=mailbox)
+    return _mailbox_edit_page(request, actor, detail, password_form=password_form, status=400)
 
 
 @require_POST

@@ -12,12 +12,11 @@ from postdesk.mail.selectors import domain_get
 from postdesk.tenancy import selectors as audit_selectors
 
 from ..auth import personal_token_auth, presented_token
-from ..schemas import AuditPageOut, ErrorOut, TokenCreatedOut, TokenCreateIn, TokenListOut
+from ..schemas import CHECKED_ERRORS, AuditPageOut, TokenCreatedOut, TokenCreateIn, TokenListOut
 from .domains import MAX_PER_PAGE, audit_page_out
 
 router = Router(tags=["account"])
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
 # Managing your own tokens changes nothing of a client's: any role may, with a write token.
 PERSONAL = {"x-postdesk-scope": "personal"}
 
@@ -42,7 +41,7 @@ def token_out(token: ApiToken) -> dict:
 
 @router.get(
     "/tokens",
-    response={200: TokenListOut, **ERRORS},
+    response={200: TokenListOut, **CHECKED_ERRORS},
     auth=personal_token_auth,
     openapi_extra=PERSONAL,
 )
@@ -53,7 +52,7 @@ def token_list(request: HttpRequest):
 
 @router.post(
     "/tokens",
-    response={201: TokenCreatedOut, **ERRORS},
+    response={201: TokenCreatedOut, **CHECKED_ERRORS},
     auth=personal_token_auth,
     openapi_extra=PERSONAL,
 )
@@ -72,7 +71,7 @@ def token_create(request: HttpRequest, payload: TokenCreateIn):
 
 @router.delete(
     "/tokens/{prefix}",
-    response={204: None, **ERRORS},
+    response={204: None, **CHECKED_ERRORS},
     auth=personal_token_auth,
     openapi_extra=PERSONAL,
 )
@@ -82,7 +81,7 @@ def token_revoke(request: HttpRequest, prefix: str):
     return Status(204, None)
 
 
-@router.get("/audit", response={200: AuditPageOut, **ERRORS})
+@router.get("/audit", response={200: AuditPageOut, **CHECKED_ERRORS})
 def audit_list(
     request: HttpRequest,
     domain: str | None = Query(None, description="Only this domain's events."),

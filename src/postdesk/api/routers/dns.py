@@ -11,12 +11,17 @@ from postdesk.dns.dkim import record_host, record_value
 from postdesk.mail.selectors import domain_get
 
 from ..auth import read_token_auth
-from ..schemas import ConfirmIn, DkimOut, DkimRotateIn, DnsReportOut, ErrorOut, QueuedOut
+from ..schemas import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ConfirmIn,
+    DkimOut,
+    DkimRotateIn,
+    DnsReportOut,
+    QueuedOut,
+)
 
 router = Router(tags=["dns"])
-
-READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
-WRITE_ERRORS = {400: ErrorOut, 409: ErrorOut, **READ_ERRORS}
 
 
 @router.get("/domains/{domain}/dns", response={200: DnsReportOut, **READ_ERRORS})

@@ -15,11 +15,11 @@ from postdesk.mail.models import Domain
 from postdesk.tenancy import selectors as audit_selectors
 
 from ..schemas import (
+    CHECKED_ERRORS,
     AddressPageOut,
     AuditPageOut,
     DomainOut,
     DomainPage,
-    ErrorOut,
     EstimateOut,
     UsageOut,
 )
@@ -29,14 +29,6 @@ AT_QUERY = Query(None, description="ISO 8601 with a zone; default now. The cycle
 router = Router(tags=["domains"])
 
 MAX_PER_PAGE = 500
-ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    422: ErrorOut,
-    429: ErrorOut,
-}
 
 
 def audit_page_out(result: audit_selectors.AuditPage) -> dict:
@@ -65,7 +57,7 @@ def _domain(domain: Domain) -> dict:
     return {"name": domain.name, "client": domain.client.name, "created_at": domain.created_at}
 
 
-@router.get("/domains", response={200: DomainPage, **ERRORS})
+@router.get("/domains", response={200: DomainPage, **CHECKED_ERRORS})
 def domain_list(
     request: HttpRequest,
     page: int = Query(1, ge=1),
@@ -82,13 +74,13 @@ def domain_list(
     }
 
 
-@router.get("/domains/{domain}", response={200: DomainOut, **ERRORS})
+@router.get("/domains/{domain}", response={200: DomainOut, **CHECKED_ERRORS})
 def domain_detail(request: HttpRequest, domain: str):
     found = selectors.domain_get(actor=request.auth, name=domain)
     return _domain(found)
 
 
-@router.get("/domains/{domain}/addresses", response={200: AddressPageOut, **ERRORS})
+@router.get("/domains/{domain}/addresses", response={200: AddressPageOut, **CHECKED_ERRORS})
 def address_list(
     request: HttpRequest,
     domain: str,
@@ -123,14 +115,14 @@ def address_list(
     }
 
 
-@router.get("/domains/{domain}/usage", response={200: UsageOut, **ERRORS})
+@router.get("/domains/{domain}/usage", response={200: UsageOut, **CHECKED_ERRORS})
 def domain_usage(request: HttpRequest, domain: str):
     """The dashboard's statistics: disk used, mailboxes, aliases, forwards, EAS and MAPI."""
     found = selectors.domain_get(actor=request.auth, name=domain)
     return selectors.domain_summary(actor=request.auth, domain=found).__dict__
 
 
-@router.get("/domains/{domain}/estimate", response={200: EstimateOut, **ERRORS})
+@router.get("/domains/{domain}/estimate", response={200: EstimateOut, **CHECKED_ERRORS})
 def domain_estimate(
     request: HttpRequest,
     domain: str,
@@ -142,7 +134,7 @@ def domain_estimate(
     return billing_selectors.billing_estimate(actor=request.auth, domain=found, at=at).as_dict()
 
 
-@router.get("/domains/{domain}/audit", response={200: AuditPageOut, **ERRORS})
+@router.get("/domains/{domain}/audit", response={200: AuditPageOut, **CHECKED_ERRORS})
 def domain_audit(
     request: HttpRequest,
     domain: str,

@@ -8,12 +8,9 @@ from ninja import Router, Status
 from postdesk.mail import selectors, services
 from postdesk.mail.models import Forward
 
-from ..schemas import ErrorOut, ForwardCreateIn, ForwardOut, ForwardUpdateIn
+from ..schemas import READ_ERRORS, WRITE_ERRORS, ForwardCreateIn, ForwardOut, ForwardUpdateIn
 
 router = Router(tags=["forwards"])
-
-READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut}
-WRITE_ERRORS = {400: ErrorOut, 409: ErrorOut, **READ_ERRORS}
 
 
 def forward_out(forward: Forward) -> dict:

@@ -24,12 +24,13 @@ from postdesk.workflows import clients as client_workflows
 from .. import selectors
 from ..auth import operator_token_auth
 from ..schemas import (
+    CHECKED_ERRORS,
+    WRITE_ERRORS,
     ClientCreatedOut,
     ClientCreateIn,
     ClientOut,
     ClientPlanIn,
     ClientPlanOut,
-    ErrorOut,
     TerminatedOut,
     TerminateIn,
     UsageReportOut,
@@ -40,15 +41,6 @@ from ..services import idempotent_call, request_fingerprint
 AT_QUERY = Query(None, description="ISO 8601 with a zone; default now. The cycle that contains it.")
 router = Router(tags=["provisioning"], auth=operator_token_auth)
 
-READ_ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    422: ErrorOut,
-    429: ErrorOut,
-}
-WRITE_ERRORS = {409: ErrorOut, **READ_ERRORS}
 OPERATOR = {"x-postdesk-operator": True}
 IDEMPOTENCY_KEY = Header(
     None,
@@ -126,7 +118,7 @@ def client_create(
 
 @router.get(
     "/provisioning/clients/{client_id}",
-    response={200: ClientOut, **READ_ERRORS},
+    response={200: ClientOut, **CHECKED_ERRORS},
     openapi_extra=OPERATOR,
 )
 def client_detail(request: HttpRequest, client_id: int):
@@ -201,7 +193,7 @@ def client_change_plan(
 
 @router.get(
     "/provisioning/clients/{client_id}/usage",
-    response={200: UsageReportOut, **READ_ERRORS},
+    response={200: UsageReportOut, **CHECKED_ERRORS},
     openapi_extra=OPERATOR,
 )
 def client_usage(
