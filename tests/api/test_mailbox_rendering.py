@@ -128,3 +128,21 @@ def test_mailbox_detail_query_count_is_fixed(
             response = api.get("mailboxes/marie@example.com", owner_token)
         assert len(response.body["aliases"]) == aliases
         assert len(response.body["destinations"]) == destinations
+
+
+def test_a_forward_is_its_address_list_row_too(api, owner_token, forward):
+    created = api.post(
+        "domains/example.com/forwards",
+        owner_token,
+        {"name": "sales", "destinations": ["b@partner.example", "a@partner.example"]},
+    ).body
+    updated = api.put(
+        "forwards/sales@example.com", owner_token, {"destinations": ["c@partner.example"]}
+    ).body
+    fetched = api.get("forwards/sales@example.com", owner_token).body
+    rows = api.get("domains/example.com/addresses?type=forward", owner_token).body["items"]
+    row = next(r for r in rows if r["address"] == "sales@example.com")
+    assert list(fetched) == ["address", "destinations", "created_at", "updated_at"]
+    assert created["destinations"] == ["b@partner.example", "a@partner.example"]  # as given
+    assert updated["destinations"] == fetched["destinations"] == row["destinations"]
+    assert fetched["address"] == row["address"]

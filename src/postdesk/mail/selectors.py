@@ -528,6 +528,27 @@ def mailbox_detail_of(*, actor: Actor, mailbox: Mailbox) -> MailboxDetail:
     return MailboxDetail(mailbox, _rows_of_values(domain, [_values_of(mailbox)])[0])
 
 
+@dataclass(frozen=True)
+class ForwardDetail:
+    """One standalone forward as every interface shows it: the forward and its row as the
+    address list shows it (the API's forward and the web's forward page read this)."""
+
+    forward: Forward
+    row: AddressRow
+
+
+def forward_detail_of(*, actor: Actor, forward: Forward) -> ForwardDetail:
+    """A forward in hand (its address and domain loaded: from `forward_get` or a service's
+    return): its destinations are the one query."""
+    address = forward.address
+    require_client_access(actor, address.domain.client_id, write=False)
+    values = {
+        field: None if field.startswith("mailbox__") else getattr(address, field)
+        for field in _ROW_FIELDS
+    }
+    return ForwardDetail(forward, _rows_of_values(address.domain, [values])[0])
+
+
 # --- What the mail servers have not applied yet --------------------------------------------------
 
 _PENDING = [TaskResultStatus.READY, TaskResultStatus.RUNNING]

@@ -7,19 +7,19 @@ from ninja import Router, Status
 
 from postdesk.mail import selectors, services
 from postdesk.mail.models import Forward
+from postdesk.mail.selectors import forward_detail_of
 
 from ..schemas import READ_ERRORS, WRITE_ERRORS, ForwardCreateIn, ForwardOut, ForwardUpdateIn
 
 router = Router(tags=["forwards"])
 
 
-def forward_out(forward: Forward) -> dict:
-    address = forward.address
+def forward_out(request: HttpRequest, forward: Forward) -> dict:
+    """The forward as the address list shows it, with its times."""
+    detail = forward_detail_of(actor=request.auth, forward=forward)
     return {
-        "address": address.email,
-        "destinations": list(
-            address.destinations.order_by("position").values_list("email", flat=True)
-        ),
+        "address": detail.row.address,
+        "destinations": detail.row.destinations,
         "created_at": forward.created_at,
         "updated_at": forward.updated_at,
     }
@@ -31,12 +31,12 @@ def forward_create(request: HttpRequest, domain: str, payload: ForwardCreateIn):
     forward = services.forward_create(
         actor=request.auth, domain=found, name=payload.name, destinations=payload.destinations
     )
-    return Status(201, forward_out(forward))
+    return Status(201, forward_out(request, forward))
 
 
 @router.get("/forwards/{address}", response={200: ForwardOut, **READ_ERRORS})
 def forward_detail(request: HttpRequest, address: str):
-    return forward_out(selectors.forward_get(actor=request.auth, address=address))
+    return forward_out(request, selectors.forward_get(actor=request.auth, address=address))
 
 
 @router.put("/forwards/{address}", response={200: ForwardOut, **WRITE_ERRORS})
@@ -46,7 +46,7 @@ def forward_update(request: HttpRequest, address: str, payload: ForwardUpdateIn)
     updated = services.forward_update(
         actor=request.auth, forward=forward, destinations=payload.destinations
     )
-    return forward_out(updated)
+    return forward_out(request, updated)
 
 
 @router.delete("/forwards/{address}", response={204: None, **WRITE_ERRORS})
