@@ -21,6 +21,8 @@ from postdesk.jobs.services import (
     jobs_due,
     jobs_run_due,
 )
+from postdesk.mail.services import mailbox_create
+from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +100,17 @@ def test_an_unknown_job_is_not_found():
     with pytest.raises(NotFound) as caught:
         job_get("backups")
     assert "dns-recheck, collect-usage" in str(caught.value.message)
+
+
+def test_a_new_mailbox_makes_usage_collection_due_at_once(settings, operator, domain):
+    # So a new mailbox's page never says "not measured yet" for long: it may fill up, and
+    # be refused mail as full, before the collector's next regular run.
+    settings.POSTDESK_DOVEADM_URL = "http://127.0.0.1:9/doveadm/v1"  # connected (not called)
+    JobState.objects.create(name="dns-recheck", last_started_at=timezone.now())
+    JobState.objects.create(name="collect-usage", last_started_at=timezone.now())
+    assert jobs_due() == []
+    mailbox_create(actor=operator, domain=domain, username="new", password=GOOD_PASSWORD)
+    assert [job.name for job in jobs_due()] == ["collect-usage"]
+    # Without a mail server there is nothing to measure: no early run (it would only skip).
+    settings.POSTDESK_DOVEADM_URL = ""
+    assert jobs_due() == []

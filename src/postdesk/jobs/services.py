@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from postdesk.dataplane import provisioner
 from postdesk.dns.status import dns_recheck_all
 from postdesk.errors import NotFound
+from postdesk.mail.selectors import mailbox_created_since
 from postdesk.workflows.usage import collect_usage
 
 from .choices import Outcome
@@ -43,6 +44,13 @@ class Job:
     every: timedelta
     description: str
     run: Callable[[], str]  # does the work; returns a one-line summary
+    # Due before `every` has passed when this says so, given the last run's start.
+    due_early: Callable[[datetime], bool] | None = None
+
+    def is_due(self, last_started: datetime | None, now: datetime) -> bool:
+        if last_started is None or last_started + self.every <= now:
+            return True
+        return self.due_early is not None and self.due_early(last_started)
 
 
 def _dns_recheck() -> str:
@@ -80,6 +88,11 @@ def _jobs() -> dict[str, Job]:
             settings.POSTDESK_JOB_COLLECT_USAGE,
             "Measure every mailbox's disk use on the mail servers (usage and growth).",
             _collect_usage,
+            # A new mailbox is measured at the next look for due jobs, not up to `every`
+            # later: its page never says "not measured yet" for long (it may fill up first).
+            due_early=lambda last_started: (
+                provisioner.connected() and mailbox_created_since(last_started)
+            ),
         ),
     ]
     return {job.name: job for job in jobs}
@@ -134,14 +147,11 @@ def job_run(job: Job) -> JobState | None:
 
 
 def jobs_due(now: datetime | None = None) -> list[Job]:
-    """The jobs whose next run is due: never run, or last started `every` ago."""
+    """The jobs whose next run is due: never run, last started `every` ago, or due early
+    (a job's own reason)."""
     now = now or timezone.now()
     started = dict(JobState.objects.values_list("name", "last_started_at"))
-    return [
-        job
-        for job in jobs_all()
-        if started.get(job.name) is None or started[job.name] + job.every <= now
-    ]
+    return [job for job in jobs_all() if job.is_due(started.get(job.name), now)]
 
 
 def jobs_run_due() -> list[tuple[Job, JobState | None]]:

@@ -570,6 +570,13 @@ def mailbox_changes_pending(mailbox: Mailbox) -> bool:
     ).exists()
 
 
+def mailbox_created_since(moment: datetime) -> bool:
+    """Whether a mailbox was created after `moment` (a system read: no actor). One index
+    seek: the newest mailbox is the one with the highest key."""
+    newest = Mailbox.objects.order_by("-pk").values_list("created_at", flat=True).first()
+    return newest is not None and newest > moment
+
+
 def mailboxes_by_address() -> dict[str, Mailbox]:
     """Every mailbox of every client by address, for the usage collector (a system read: no
     actor). Only what matching and recording read is loaded: converting the rows' other
