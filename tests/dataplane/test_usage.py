@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from postdesk.billing.models import UsageSample
+from postdesk.jobs.choices import Outcome
+from postdesk.jobs.models import JobState
+from postdesk.jobs.services import jobs_run_due
 from postdesk.mail.models import Mailbox
 from postdesk.mail.services import mailbox_create
 from postdesk.workflows.usage import collect_usage
@@ -29,3 +33,21 @@ def test_collector_measures_each_mailbox_with_its_time(mail, operator, domain):
     assert sample.bytes == marie.used_bytes
     assert sample.at == marie.used_measured_at
     assert Mailbox.objects.get(address__local_part="empty").used_bytes == 0
+
+
+def test_the_scheduler_measures_a_new_mailbox_without_waiting_for_its_period(
+    mail, operator, domain
+):
+    # The demo's scheduler (`jobs run-due`): a run just happened, then a mailbox is created
+    # and fills up; the next look for due jobs measures it from Dovecot.
+    JobState.objects.create(name="dns-recheck", last_started_at=timezone.now())
+    JobState.objects.create(name="collect-usage", last_started_at=timezone.now())
+    marie = mailbox_create(actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD)
+    mail.send("marie@example.com", subject="Big", body="z" * 300_000)
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD, expect=1) == ["Big"]
+
+    ran = {job.name: state for job, state in jobs_run_due()}
+    assert list(ran) == ["collect-usage"]
+    assert ran["collect-usage"].last_outcome == Outcome.OK
+    marie.refresh_from_db()
+    assert marie.used_measured_at is not None and marie.used_bytes >= 300_000
