@@ -294,6 +294,13 @@ POSTDESK_CSP = (
 )
 # The key nginx presents to the EAS/MAPI gate (`dataplane up` prints it in DIR/stack.json).
 POSTDESK_GATE_KEY = os.environ.get("POSTDESK_GATE_KEY", "")
+# Wrong passwords at the gate: this many for one mailbox, or from one client address, within
+# the window (seconds) get 429 for the window (postdesk.dataplane.gate).
+POSTDESK_GATE_FAILURE_LIMIT = _env_int("POSTDESK_GATE_FAILURE_LIMIT", 10)
+POSTDESK_GATE_CLIENT_FAILURE_LIMIT = _env_int("POSTDESK_GATE_CLIENT_FAILURE_LIMIT", 30)
+POSTDESK_GATE_FAILURE_WINDOW = _env_int("POSTDESK_GATE_FAILURE_WINDOW", 600)
+# How long the gate remembers a verified device (ActiveSync phones ask every few minutes).
+POSTDESK_GATE_CACHE_SECONDS = _env_int("POSTDESK_GATE_CACHE_SECONDS", 300)
 
 # --- API: failed-token rate limiting (postdesk.api.throttle) ------------------------------------
 

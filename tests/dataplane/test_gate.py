@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.core.cache import cache
 
 from postdesk.mail.services import mailbox_create, mailbox_set_password, mailbox_update
 from tests.conftest import GOOD_PASSWORD
@@ -77,3 +79,38 @@ def status_direct(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def answer(mail_stack, path: str, user: str, password: str) -> tuple[int, str | None]:
+    request = urllib.request.Request(f"http://127.0.0.1:{mail_stack['ports']['gate']}{path}")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - loopback
+            return response.status, response.headers.get("Retry-After")
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Retry-After")
+
+
+def test_too_many_wrong_passwords_get_429_with_retry_after(
+    mail, mail_stack, operator, domain, settings
+):
+    settings.POSTDESK_GATE_FAILURE_LIMIT = 3
+    cache.clear()
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    for _ in range(3):
+        assert answer(mail_stack, EAS, "marie@example.com", "Wrong-Passw0rd!")[0] == 401
+    code, retry_after = answer(mail_stack, EAS, "marie@example.com", "Wrong-Passw0rd!")
+    assert code == 429 and 0 < int(retry_after) <= 600
+    # A protocol that is off is still a plain 403, without Retry-After.
+    assert answer(mail_stack, MAPI, "other@example.com", "x")[0] == 401
+    cache.clear()
+
+
+def test_nginx_limits_the_request_rate_before_the_gate(mail, mail_stack):
+    # 10 a second with a burst of 40: a client firing 80 at once gets 429s from nginx itself.
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(lambda _: status(mail_stack, EAS), range(80)))
+    assert codes.count(429) >= 20 and set(codes) <= {401, 429}

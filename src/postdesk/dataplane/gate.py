@@ -3,20 +3,36 @@
 A request passes when its Basic credentials are a mailbox's address and current password,
 the mailbox's option for that protocol is on, and its client is not suspended. The same
 rules as the dataplane views: this reads `dataplane_mailboxes`, the contract.
+
+Guessing is bounded: wrong passwords are counted per mailbox address and per client address
+(postdesk.throttle), and over the limit the client gets 429 with Retry-After. A device whose
+credentials were verified recently still passes meanwhile, so someone guessing at a mailbox
+does not lock out its phones. A verified answer is remembered for POSTDESK_GATE_CACHE_SECONDS
+under a keyed hash of the stored hash and the password (never the password itself): an
+ActiveSync phone asks every few minutes, and each Argon2id verify costs ~0.5 s of CPU. A new
+password changes the stored hash, so it holds at once, and so does a protocol switched off
+(read on every request). A missing mailbox is verified against a dummy hash, so the time of
+the answer does not tell which mailboxes exist.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import secrets
+from functools import cache
 
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
-from .passwords import verify_password
+from postdesk.throttle import FailureLimit
+
+from .passwords import hash_password, verify_password
 
 PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled"}
 
@@ -39,6 +55,55 @@ def _unauthorized() -> HttpResponse:
     return response
 
 
+def _too_many(seconds: int) -> HttpResponse:
+    # A 403 with Retry-After: nginx's auth_request passes on only 2xx, 401 and 403, and our
+    # nginx answers this one as 429 with the same Retry-After.
+    response = HttpResponse(status=403)
+    response["Retry-After"] = str(seconds)
+    return response
+
+
+def _limits() -> tuple[FailureLimit, FailureLimit]:
+    window = settings.POSTDESK_GATE_FAILURE_WINDOW
+    return (
+        FailureLimit("gate-mailbox", settings.POSTDESK_GATE_FAILURE_LIMIT, window),
+        FailureLimit("gate-client", settings.POSTDESK_GATE_CLIENT_FAILURE_LIMIT, window),
+    )
+
+
+@cache
+def _dummy_hash(memory_kib: int, time_cost: int) -> str:
+    """A hash with the current cost that no password matches, to verify against when the
+    mailbox does not exist (one per cost, made once per process)."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
+def _verified_key(stored_hash: str, password: str) -> str:
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"{stored_hash}\0{password}".encode(), hashlib.sha256
+    )
+    return f"postdesk:gate-verified:{digest.hexdigest()}"
+
+
+def _recently_verified(stored_hash: str, password: str) -> bool:
+    return shared_cache.get(_verified_key(stored_hash, password)) is not None
+
+
+def _verify(stored_hash: str | None, password: str) -> bool:
+    if stored_hash is None:
+        verify_password(
+            password,
+            _dummy_hash(settings.POSTDESK_ARGON2_MEMORY_KIB, settings.POSTDESK_ARGON2_TIME_COST),
+        )
+        return False
+    if not verify_password(password, stored_hash):
+        return False
+    shared_cache.set(
+        _verified_key(stored_hash, password), True, timeout=settings.POSTDESK_GATE_CACHE_SECONDS
+    )
+    return True
+
+
 @require_GET
 def gate(request: HttpRequest, protocol: str) -> HttpResponse:
     expected = settings.POSTDESK_GATE_KEY
@@ -52,6 +117,8 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
     if credentials is None:
         return _unauthorized()
     address, password = credentials
+    # Our nginx says who the client is (only it holds the gate key).
+    client = request.headers.get("X-Real-IP") or request.META.get("REMOTE_ADDR") or "unknown"
     local_part, _, domain = address.rpartition("@")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -60,8 +127,16 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
             [local_part, domain],
         )
         row = cursor.fetchone()
-    if row is None or not verify_password(password, row[0]):
-        return _unauthorized()
+    stored_hash = row[0] if row is not None else None
+    if stored_hash is None or not _recently_verified(stored_hash, password):
+        per_mailbox, per_client = _limits()
+        blocked = max(per_mailbox.blocked_for(address), per_client.blocked_for(client))
+        if blocked:
+            return _too_many(blocked)
+        if not _verify(stored_hash, password):
+            per_mailbox.record_failure(address)
+            per_client.record_failure(client)
+            return _unauthorized()
     if not row[1]:
         return HttpResponse(status=403)  # right password, protocol not enabled
     return HttpResponse(status=204)
