@@ -11,6 +11,13 @@ def page_count(total: int, per_page: int) -> int:
     return max(1, -(-total // per_page))
 
 
+def page_within(page: int, total: int, per_page: int) -> int:
+    """The page to show for the page asked: past the last page, the last; before the first,
+    the first. Whatever number a client sends, the offset stays within the rows (a page of
+    6,466,379,091,199,793,152 overflowed SQLite's OFFSET)."""
+    return max(1, min(int(page), page_count(total, per_page)))
+
+
 @dataclass(frozen=True)
 class Page:
     """Rows `(page - 1) * per_page` onwards of `total`, pages counted from 1."""
@@ -31,3 +38,13 @@ class Page:
     @property
     def has_previous(self) -> bool:
         return self.page > 1
+
+
+def page_of(rows: Any, *, page: int, per_page: int) -> Page:
+    """The page of an ordered queryset (two queries: the count and the page), within it."""
+    total = rows.count()
+    page = page_within(page, total, per_page)
+    start = (page - 1) * per_page
+    return Page(
+        rows=list(rows[start : start + per_page]), total=total, page=page, per_page=per_page
+    )

@@ -240,7 +240,7 @@ def test_repeated_invalid_tokens_from_one_address_get_429(api, settings, owner_t
 def test_the_block_ends_after_the_window(api, settings, owner_token, domain, monkeypatch):
     import time as real_time
 
-    from postdesk.api import throttle
+    from postdesk import throttle
 
     settings.POSTDESK_API_AUTH_FAILURE_LIMIT = 2
     settings.POSTDESK_API_AUTH_FAILURE_WINDOW = 60

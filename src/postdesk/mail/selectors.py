@@ -28,7 +28,7 @@ from django_tasks_db.models import DBTaskResult
 
 from postdesk.dataplane import provisioner
 from postdesk.errors import InvalidInput, NotFound
-from postdesk.paging import Page, page_count
+from postdesk.paging import Page, page_count, page_of, page_within
 from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
 
 from .addresses import normalize_domain_name, split_address
@@ -44,6 +44,11 @@ def domain_list(*, actor: Actor) -> QuerySet[Domain]:
         .order_by("name")
         .distinct()
     )
+
+
+def domain_page(*, actor: Actor, page: int, per_page: int) -> Page:
+    """A page of the domains the actor may see, by name (past the last page: the last)."""
+    return page_of(domain_list(actor=actor), page=page, per_page=per_page)
 
 
 def domain_get(*, actor: Actor, name: str) -> Domain:
@@ -264,7 +269,7 @@ def address_list(
             total, mailboxes = counts["total"], counts["mailboxes"]
         else:
             total = queryset.count()
-        page = max(1, min(int(page), page_count(total, per_page)))
+        page = page_within(page, total, per_page)
         start, stop = (page - 1) * per_page, page * per_page
         if by_mailbox_index and stop <= mailboxes:
             page_ids = _mailboxes_in_order(domain, sort)[start:stop]

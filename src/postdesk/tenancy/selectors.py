@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from postdesk.audit.models import AuditEvent
 from postdesk.errors import NotFound
-from postdesk.paging import Page, page_count
+from postdesk.paging import Page, page_of
 
 from .access import Actor, require_client_access, visible_clients_filter
 from .models import Client, Membership, TotpDevice, User
@@ -126,8 +126,5 @@ def audit_list(
         events = events.filter(_visible_events(actor))
     if client is not None and domain is not None and domain.client_id != client.pk:
         events = events.none()
-    total = events.count()
-    page = max(1, min(int(page), page_count(total, per_page)))
-    start = (page - 1) * per_page
-    rows = list(events.order_by("-at", "-pk")[start : start + per_page])
-    return AuditPage(rows=rows, total=total, page=page, per_page=per_page)
+    found = page_of(events.order_by("-at", "-pk"), page=page, per_page=per_page)
+    return AuditPage(rows=found.rows, total=found.total, page=found.page, per_page=found.per_page)

@@ -60,17 +60,16 @@ def _domain(domain: Domain) -> dict:
 @router.get("/domains", response={200: DomainPage, **CHECKED_ERRORS})
 def domain_list(
     request: HttpRequest,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, description="Past the last page: the last page."),
     per_page: int = Query(100, ge=1, le=MAX_PER_PAGE),
 ):
     """The domains of every client you belong to, by name."""
-    domains = selectors.domain_list(actor=request.auth)
-    start = (page - 1) * per_page
+    found = selectors.domain_page(actor=request.auth, page=page, per_page=per_page)
     return {
-        "items": [_domain(d) for d in domains[start : start + per_page]],
-        "total": domains.count(),
-        "page": page,
-        "per_page": per_page,
+        "items": [_domain(d) for d in found.rows],
+        "total": found.total,
+        "page": found.page,
+        "per_page": found.per_page,
     }
 
 
