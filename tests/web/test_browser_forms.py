@@ -99,7 +99,7 @@ def test_create_edit_and_delete_a_forward(page, owner, domain):  # noqa: F811
     row = page.locator("#address-list tbody tr").filter(has_text="sales@example.com")
     expect(row.locator(".chip")).to_have_text(["anne@partner.example", "paul@partner.example"])
 
-    row.get_by_role("link", name="sales@example.com").click()
+    row.get_by_role("link", name="sales@example.com", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("sales@example.com")
     page.get_by_role("button", name="Remove anne@partner.example").click()
     destination.fill("carole@partner.example")

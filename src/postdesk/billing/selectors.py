@@ -246,6 +246,20 @@ def billing_estimates(
 
 # --- For the client area: whether a plan applies, and the closed cycles -------------------------
 
+
+def plan_storage_limit_mb(client_id: int, at: datetime | None = None) -> Subquery:
+    """The storage limit in MB of the client's plan in force at `at` (default now), as a
+    scalar subquery to annotate a read with: NULL without a plan or with an unlimited one.
+    It refers to no outer row, so the database runs it once per query, whatever the number
+    of rows (the limit a mailbox quota of 0 falls back to, as the dataplane's view reads it).
+    """
+    at = resolve_at(at, allow_future=True)
+    in_force = ClientPlan.objects.filter(client_id=client_id, starts_at__lte=at).order_by(
+        "-starts_at"
+    )
+    return Subquery(in_force.values("plan__storage_limit_mb")[:1], output_field=BigIntegerField())
+
+
 # The most closed cycles the billing page lists: each costs one storage aggregate.
 HISTORY_CYCLES = 12
 _MICROSECOND = timedelta(microseconds=1)

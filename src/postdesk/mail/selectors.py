@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from postdesk.billing.selectors import plan_storage_limit_mb
 from postdesk.dataplane import provisioner
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.paging import Page, page_count, page_of, page_within
@@ -100,6 +101,9 @@ def forward_get(*, actor: Actor, address: str) -> Forward:
 
 # --- The address list --------------------------------------------------------------------------
 
+# A mailbox at or above this share of its limit is "almost full" in the address list.
+NEAR_LIMIT_PERCENT = 90
+
 
 @dataclass(frozen=True)
 class AddressRow:
@@ -118,6 +122,29 @@ class AddressRow:
     keep_original_sender: bool = False
     # Bytes gained over the last 7 days (negative: shrank), from the usage samples.
     growth_7d_bytes: int | None = None
+    # The limit the mail servers enforce, in MB: the mailbox's quota, or with 0 its plan's
+    # storage limit (the plan in force now); None without one (unlimited). Rows read from a
+    # mailbox in hand (`mailbox_detail_of`) do not read the plan: there, only the quota.
+    limit_mb: int | None = None
+
+    @property
+    def usage_percent(self) -> int | None:
+        """How much of its limit the mailbox uses, in whole percent (rounded down, so 89.9 %
+        is not yet "almost full"); None without a limit."""
+        if self.type != AddressKind.MAILBOX or not self.limit_mb:
+            return None
+        return (self.used_bytes or 0) * 100 // (self.limit_mb * 2**20)
+
+    @property
+    def usage_level(self) -> str | None:
+        """How full the mailbox is: "full" at or over its limit (the servers refuse new mail),
+        "near" from NEAR_LIMIT_PERCENT, "ok" below; None without a limit."""
+        percent = self.usage_percent
+        if percent is None:
+            return None
+        if percent >= 100:
+            return "full"
+        return "near" if percent >= NEAR_LIMIT_PERCENT else "ok"
 
     def as_dict(self) -> dict:
         return {
@@ -329,13 +356,21 @@ def _rows(domain: Domain, ordered: QuerySet[Address]) -> list[AddressRow]:
 
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
     Address/Mailbox objects plus Django's prefetch machinery cost more than the SQL itself.
+    The plan's storage limit rides along in the same query (a subquery run once).
     """
-    return _rows_of_values(domain, list(ordered.values(*_ROW_FIELDS)))
+    return _rows_of_values(
+        domain,
+        list(
+            ordered.annotate(plan_limit_mb=plan_storage_limit_mb(domain.client_id)).values(
+                *_ROW_FIELDS, "plan_limit_mb"
+            )
+        ),
+    )
 
 
 def _rows_of_values(domain: Domain, page_rows: list[dict]) -> list[AddressRow]:
-    """The rows of `_ROW_FIELDS` values already read: their aliases and destinations, two
-    queries (one for forwards only)."""
+    """The rows of `_ROW_FIELDS` values already read (with `plan_limit_mb` when the read
+    had it): their aliases and destinations, two queries (one for forwards only)."""
     mailbox_ids = [r["mailbox__id"] for r in page_rows if r["mailbox__id"] is not None]
     aliases: dict[int, list[str]] = {}
     if mailbox_ids:  # a page of forwards only needs no alias query
@@ -412,6 +447,7 @@ def _row(
         delete_after_forwarding=row["mailbox__delete_after_forwarding"],
         keep_original_sender=row["mailbox__keep_original_sender"],
         growth_7d_bytes=row["mailbox__growth_7d_bytes"],
+        limit_mb=row["mailbox__quota_mb"] or row.get("plan_limit_mb") or None,
     )
 
 

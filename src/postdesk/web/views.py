@@ -34,6 +34,7 @@ from postdesk.mail.passwords import (
     generate_password,
 )
 from postdesk.mail.selectors import (
+    NEAR_LIMIT_PERCENT,
     MailboxDetail,
     address_detail,
     address_list,
@@ -180,6 +181,7 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
         "can_write": _can_write(actor, found),
         "addresses": addresses,
         "type_choices": AddressListType.choices,
+        "near_limit_percent": NEAR_LIMIT_PERCENT,
     }
     htmx = getattr(request, "htmx", None)
     if htmx and htmx.target == ADDRESS_LIST_TARGET and not htmx.history_restore_request:
@@ -192,6 +194,8 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
             summary=domain_summary(actor=actor, domain=found),
             spf=stored.report.spf if stored.report else None,
             dkim=_dkim_card(stored.report, records),
+            dmarc=stored.report.dmarc if stored.report else None,
+            mx=stored.report.mx if stored.report else None,
             checked_at=stored.checked_at,
             # The estimate itself loads in its own request (the billing view): it is the
             # page's most expensive read, and a dashboard must show at once.
@@ -284,6 +288,16 @@ def password_generate(request: HttpRequest, actor: Actor, domain: str) -> HttpRe
 # --- Mailboxes -----------------------------------------------------------------------------------
 
 
+# The dialogs a link from the address list's row actions opens on arrival (?open=...).
+_ROW_DIALOGS = {"password", "delete"}
+
+
+def _dialog_to_open(request: HttpRequest, can_write: bool) -> str:
+    """The dialog the address list's row action asked for, if the user may use it."""
+    wanted = request.GET.get("open", "")
+    return wanted if can_write and request.method == "GET" and wanted in _ROW_DIALOGS else ""
+
+
 def _mailbox_page(
     request,
     domain,
@@ -306,7 +320,9 @@ def _mailbox_page(
         "read_only": not can_write,
         "existing_aliases": [a.split("@", 1)[0] for a in row.aliases] if row else [],
         "password_form": password_form or PasswordForm(),
-        "password_dialog_open": password_form is not None and bool(password_form.errors),
+        "password_dialog_open": (password_form is not None and bool(password_form.errors))
+        or (row is not None and _dialog_to_open(request, can_write) == "password"),
+        "delete_dialog_open": row is not None and _dialog_to_open(request, can_write) == "delete",
         **_password_context(domain),
     }
     return render(request, "web/mailbox_form.html", context, status=status)
@@ -478,6 +494,7 @@ def _forward_page(request, domain, form, *, row=None, can_write=True, status=200
         "row": row,
         "can_write": can_write,
         "read_only": not can_write,
+        "delete_dialog_open": row is not None and _dialog_to_open(request, can_write) == "delete",
     }
     return render(request, "web/forward_form.html", context, status=status)
 

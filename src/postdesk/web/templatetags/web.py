@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 from django import template
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from postdesk.mail.choices import AddressListSort
 
@@ -33,6 +35,15 @@ def list_url(domain, page_data, **overrides) -> str:
 def megabytes(value) -> str:
     """A quota in MB as a readable size ("5.0 GB")."""
     return filesizeformat(int(value or 0) * 1024 * 1024)
+
+
+@register.filter
+def address_breaks(value) -> SafeString:
+    """An address (or any long name) escaped, with a line-break opportunity (`<wbr>`) after
+    its "@" and before each dot: a narrow screen wraps it there rather than mid-word."""
+    text = escape(str(value if value is not None else ""))
+    text = text.replace("@", "@<wbr>").replace(".", "<wbr>.")
+    return mark_safe(text)  # noqa: S308 - escaped above; only <wbr> added
 
 
 @register.filter

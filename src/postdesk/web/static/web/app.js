@@ -46,6 +46,15 @@
   });
 
   // --- Tag lists (aliases, destinations) ------------------------------------------------
+  // An address as text with a line-break opportunity after its "@" and before each dot, as
+  // the server writes it (web.address_breaks): it wraps there rather than mid-word.
+  function appendBreakable(element, text) {
+    text.split(/(?=\.)|(?<=@)/).forEach(function (part, index) {
+      if (index) element.appendChild(document.createElement("wbr"));
+      element.appendChild(document.createTextNode(part));
+    });
+  }
+
   function addTag(container) {
     var input = $("[data-tag-input]", container);
     var value = input.value.trim();
@@ -60,7 +69,7 @@
       item.className = "tag";
       var text = document.createElement("span");
       text.className = "tag__text";
-      text.textContent = value + suffix;
+      appendBreakable(text, value + suffix);
       var hidden = document.createElement("input");
       hidden.type = "hidden";
       hidden.name = name;
@@ -205,6 +214,10 @@
 
   function setup(root) {
     $all("[data-password-dialog]", root).forEach(setupPasswordDialog);
+    // Other dialogs asked for on arrival (the address list's "Delete" row action).
+    $all("dialog[data-open-on-load]:not([data-password-dialog])", root).forEach(function (dialog) {
+      if (!dialog.open) dialog.showModal();
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () { setup(document); });
