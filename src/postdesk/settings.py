@@ -264,6 +264,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The login form's field (axes would otherwise look for the user model's "email").
 AXES_USERNAME_FORM_FIELD = "username"
+# Logins ignore case: the lockout counts "Owner@…" and "owner@…" as one username.
+AXES_USERNAME_CALLABLE = "postdesk.tenancy.access.lockout_username"
 AXES_LOCKOUT_TEMPLATE = "web/lockout.html"
 AXES_VERBOSE = False
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and REMOTE_ADDR to the client's

@@ -98,6 +98,27 @@ def test_repeated_failures_lock_out_then_even_the_right_password_is_refused(user
     assert _logged_in(other)
 
 
+def test_the_email_login_ignores_case_and_spaces(user):
+    browser = Browser()
+    answer = browser.post(
+        reverse("web:login"), {"username": "  OWNER@Example.ORG ", "password": PASSWORD}
+    )
+    assert answer.status_code == 302 and _logged_in(browser)
+
+
+def test_the_lockout_counts_a_login_in_any_case_as_one(user, settings):
+    browser = Browser()
+    spellings = ["owner@example.org", "OWNER@EXAMPLE.ORG", "Owner@Example.org"]
+    for n in range(settings.AXES_FAILURE_LIMIT - 1):
+        browser.post(
+            reverse("web:login"),
+            {"username": spellings[n % 3], "password": "wrong"},
+            REMOTE_ADDR="192.0.2.10",
+        )
+    assert _login(browser, "wrong").status_code == 429
+    assert _login(browser).status_code == 429  # every spelling is the same locked login
+
+
 def test_a_successful_login_resets_the_failure_count(user, settings):
     browser = Browser()
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from postdesk.errors import NotFound, PermissionDenied
 
 from .choices import WRITE_ROLES, Role
-from .models import Membership, User
+from .models import Membership, User, login_name
 
 
 class Source(models.TextChoices):
@@ -92,3 +92,12 @@ def visible_clients_filter(actor: Actor, prefix: str = "") -> models.Q:
     return models.Q(
         **{f"{prefix}memberships__user": actor.user, f"{prefix}memberships__user__is_active": True}
     )
+
+
+def lockout_username(request: object, credentials: dict | None) -> str:
+    """The login the lockout counts failures against (AXES_USERNAME_CALLABLE): as typed, in
+    any case, it is one login, so "Owner@…" and "owner@…" share one count."""
+    if credentials:
+        return login_name(credentials.get("username"))
+    data = getattr(request, "POST", {})
+    return login_name(data.get("username"))

@@ -17,7 +17,17 @@ from postdesk import crypto
 from .choices import Role
 
 
+def login_name(value: str | None) -> str:
+    """A login as typed, as stored: email logins ignore case and surrounding spaces (every
+    address is stored lower case)."""
+    return (value or "").strip().lower()
+
+
 class PostdeskUserManager(UserManager):
+    def get_by_natural_key(self, username: str | None) -> "User":
+        # Django's login looks the user up by this: OWNER@ACME.EXAMPLE is owner@acme.example.
+        return self.get(**{self.model.USERNAME_FIELD: login_name(username)})
+
     def create_user(self, email, password=None, **extra_fields):
         email = self.normalize_email(email).lower()
         return super().create_user(email, email=email, password=password, **extra_fields)
