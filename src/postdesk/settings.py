@@ -88,6 +88,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files before anything else touches the request (WhiteNoise's documented place).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "postdesk.web.security.HeadAsGetMiddleware",
+    "postdesk.web.security.NoStoreMiddleware",
     "postdesk.web.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
-from django.views.generic import RedirectView
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import include, path, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 # django-otp's own TOTP devices (plain-hex secrets) are no longer used: tenancy.TotpDevice
@@ -9,9 +11,21 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 if admin.site.is_registered(TOTPDevice):
     admin.site.unregister(TOTPDevice)
 
+
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """One login for everyone, with its lockout and two-factor step: the admin's own is not
+    used. A client user already logged in is not the provider's staff: a plain 403, not a
+    round of redirects between the two logins."""
+    if request.user.is_authenticated:
+        if request.user.is_staff:
+            return redirect("admin:index")
+        raise PermissionDenied
+    query = request.META.get("QUERY_STRING", "")
+    return redirect(reverse("web:login") + (f"?{query}" if query else ""))
+
+
 urlpatterns = [
-    # One login for everyone, with its lockout and two-factor step: the admin's own is not used.
-    path("admin/login/", RedirectView.as_view(pattern_name="web:login", query_string=True)),
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/v1/", include("postdesk.api.urls")),
     path("dataplane/", include("postdesk.dataplane.urls")),
