@@ -52,8 +52,8 @@ class NotFound(PostdeskError):
 class PermissionDenied(PostdeskError):
     status = 403
 
-    def __init__(self, message: str) -> None:
-        super().__init__("permission_denied", message, None)
+    def __init__(self, message: str, code: str = "permission_denied") -> None:
+        super().__init__(code, message, None)
 
 
 class ValidationFailed(PostdeskError):

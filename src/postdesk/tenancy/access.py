@@ -34,7 +34,9 @@ class Actor:
     user: User | None = None
     ip: str | None = None
     operator_name: str | None = None
+    # Per client, as read once for this actor: the role, and whether the client is suspended.
     _roles: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
+    _suspended: dict[int, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def operator(cls, name: str, source: str = Source.CLI, ip: str | None = None) -> Actor:
@@ -62,13 +64,32 @@ def role_for(actor: Actor, client_id: int) -> str | None:
     if actor.user is None or not actor.user.is_active:
         return None
     if client_id not in actor._roles:
-        role = (
+        role, suspended_at = (
             Membership.objects.filter(user=actor.user, client_id=client_id)
-            .values_list("role", flat=True)
+            .values_list("role", "client__suspended_at")
             .first()
-        )
+        ) or (None, None)
         actor._roles[client_id] = role
+        actor._suspended[client_id] = suspended_at is not None
     return actor._roles[client_id]
+
+
+def suspended_for(actor: Actor, client_id: int) -> bool:
+    """Whether the client's area is read-only for the actor: a suspended client's users may
+    look, not change (the provider's operator still may). Read with the role: no query."""
+    if actor.is_operator or role_for(actor, client_id) is None:
+        return False
+    return actor._suspended[client_id]
+
+
+def suspension_seen(actor: Actor) -> bool:
+    """Whether a client the actor has looked at so far is suspended (what was read: no query)."""
+    return any(actor._suspended.values())
+
+
+def may_write(actor: Actor, client_id: int) -> bool:
+    """Whether the actor may change the client's objects (what the pages offer)."""
+    return role_for(actor, client_id) in WRITE_ROLES and not suspended_for(actor, client_id)
 
 
 def require_client_access(
@@ -80,6 +101,14 @@ def require_client_access(
         raise NotFound(not_found_message or _("Not found."))
     if write and role not in WRITE_ROLES:
         raise PermissionDenied(_("Your role on this account only allows viewing."))
+    if write and suspended_for(actor, client_id):
+        raise PermissionDenied(
+            _(
+                "This account is suspended: nothing can be changed until it is reactivated. "
+                "Contact your hosting provider."
+            ),
+            code="client_suspended",
+        )
     return role
 
 

@@ -31,8 +31,11 @@ def client_area_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
     @login_required
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        actor = actor_for(request)
+        # For the page's frame (web.context): what the view's reads learned of the account.
+        request.postdesk_actor = actor
         try:
-            return view(request, actor_for(request), *args, **kwargs)
+            return view(request, actor, *args, **kwargs)
         except NotFound as error:
             raise Http404(str(error.message)) from None
         except PermissionDenied as error:

@@ -47,8 +47,7 @@ from postdesk.mail.selectors import (
     mailbox_detail_of,
     mailbox_get,
 )
-from postdesk.tenancy.access import Actor, require_client_access, role_for
-from postdesk.tenancy.choices import WRITE_ROLES
+from postdesk.tenancy.access import Actor, may_write, require_client_access
 from postdesk.tenancy.selectors import audit_list
 
 from .errors import client_area_view, show_on_form, show_on_messages
@@ -60,7 +59,7 @@ BILLING_CARD_TARGET = "billing-card"
 
 def _can_write(actor: Actor, domain: Domain) -> bool:
     # The role was read (and cached on the actor) by the selector that found the domain.
-    return role_for(actor, domain.client_id) in WRITE_ROLES
+    return may_write(actor, domain.client_id)
 
 
 def _password_context(domain: Domain) -> dict:
