@@ -320,14 +320,15 @@ def mailbox_create(
     at = resolve_at(at)
     errors = ErrorCollector()
     local_part = errors.check(normalize_local_part, username, field="username")
-    if local_part is not None:
-        errors.check(
-            validate_password,
-            password,
-            password if password_confirmation is None else password_confirmation,
-            username=local_part,
-            domain=domain.name,
-        )
+    # The password is checked even when the username is not valid, against the name as typed:
+    # every field's errors come back in one round.
+    errors.check(
+        validate_password,
+        password,
+        password if password_confirmation is None else password_confirmation,
+        username=local_part if local_part is not None else (username or "").strip(),
+        domain=domain.name,
+    )
     alias_names = _normalize_aliases(aliases, exclude=local_part, domain=domain, errors=errors)
     _validate_quota(quota_mb, errors)
     own = {f"{n}@{domain.name}" for n in [local_part, *alias_names] if n}
@@ -337,14 +338,17 @@ def mailbox_create(
         own_addresses=own,
         max_count=settings.POSTDESK_MAX_DESTINATIONS,
     )
+    # A name already taken is reported with the other fields' errors, not after them: every
+    # valid name is looked up in the same pass (_claim still decides when two requests race).
+    wanted = {n: "aliases" for n in alias_names}
+    if local_part is not None:
+        wanted = {local_part: "username", **wanted}
+    _check_available(domain, wanted, errors)
     errors.raise_if_any()
     # Hash before taking the write lock: it is the slow part.
     password_hash = hash_password(password)
 
     with transaction.atomic():
-        wanted = {local_part: "username", **{n: "aliases" for n in alias_names}}
-        _check_available(domain, wanted, errors)
-        errors.raise_if_any()
         address = _claim(domain, local_part, AddressKind.MAILBOX, "username")
         mailbox = Mailbox.objects.create(
             address=address,
@@ -812,10 +816,11 @@ def forward_create(
     clean = _validate_forward_destinations(
         destinations, f"{local_part}@{domain.name}" if local_part else "", errors
     )
+    # A taken name is reported with the destinations' errors, in one round (as mailbox_create).
+    if local_part is not None:
+        _check_available(domain, {local_part: "name"}, errors)
     errors.raise_if_any()
     with transaction.atomic():
-        _check_available(domain, {local_part: "name"}, errors)
-        errors.raise_if_any()
         address = _claim(domain, local_part, AddressKind.FORWARD, "name")
         forward = Forward.objects.create(address=address)
         _set_destinations(address, clean)
