@@ -389,6 +389,18 @@ def test_mailbox_create_refused(pd, data_dir, args, code):
     assert address_kinds(data_dir) == before
 
 
+def test_mailbox_create_says_every_error_at_once(pd, data_dir):
+    """A taken name and a bad quota on the one line, not one per attempt (#14)."""
+    before = address_kinds(data_dir)
+    result = pd(
+        "mailbox", "create", "base@example.com", "--quota", "-1", input=OTHER_PASSWORD + "\n"
+    )
+    line = assert_fails(result)
+    assert "base@example.com is already used by a mailbox." in line
+    assert "Enter a whole number of megabytes" in line
+    assert address_kinds(data_dir) == before
+
+
 # --- mailbox edit ---------------------------------------------------------------------------------
 
 

@@ -106,6 +106,23 @@ def test_several_invalid_fields_are_reported_together(api, owner_token, domain):
     assert not Address.objects.exists()
 
 
+def test_a_taken_username_comes_back_with_the_other_errors(api, owner_token, mailbox):
+    """Not after them, on a second call (#14): the service looks names up in the same pass."""
+    response = api.post(
+        "domains/example.com/mailboxes",
+        owner_token,
+        {"username": "marie", "password": GOOD_PASSWORD, "quota_mb": -1, "aliases": ["m.dupont"]},
+    )
+    assert response.status == 400
+    by_field = {e["field"]: e["code"] for e in response.body["errors"]}
+    assert by_field == {
+        "quota_mb": "quota_invalid",
+        "username": "address_taken",
+        "aliases": "address_taken",
+    }
+    assert Mailbox.objects.count() == 1
+
+
 def test_schema_errors_are_422_in_the_same_shape(api, owner_token, domain):
     response = api.post(
         "domains/example.com/mailboxes",

@@ -36,15 +36,17 @@ def normalize_local_part(value: str, *, field: str = "username") -> str:
         )
     if not _LOCAL_PART_CHARACTERS.fullmatch(local_part):
         bad = next(c for c in local_part if not _LOCAL_PART_CHARACTERS.fullmatch(c))
-        raise InvalidInput(
-            "local_part_invalid_character",
-            _(
+        if bad.isspace():
+            # Quoted, a space reads as nothing ("“ ” is not allowed"): it is named instead.
+            message = _(
+                "A space is not allowed: use only letters, numbers, dots, hyphens and underscores."
+            )
+        else:
+            message = _(
                 "“%(char)s” is not allowed: use only letters, numbers, dots, hyphens "
                 "and underscores."
-            )
-            % {"char": bad},
-            field,
-        )
+            ) % {"char": bad}
+        raise InvalidInput("local_part_invalid_character", message, field)
     local_part = local_part.lower()
     if local_part.startswith(".") or local_part.endswith("."):
         raise InvalidInput(
@@ -107,27 +109,51 @@ def normalize_destinations(
     """
     result: list[str] = []
     for value in values:
-        destination = normalize_destination(value, field=field)
-        if destination in own_addresses:
-            raise InvalidInput(
-                "destination_self",
-                _("%(address)s cannot forward to itself.") % {"address": destination},
-                field,
+        result.append(
+            destination_next(
+                value, listed=result, own_addresses=own_addresses, max_count=None, field=field
             )
-        if destination in result:
-            raise InvalidInput(
-                "destination_duplicate",
-                _("%(address)s is already in the list.") % {"address": destination},
-                field,
-            )
-        result.append(destination)
-    if len(result) > max_count:
+        )
+    _destinations_count_check(len(result), max_count, field)
+    return result
+
+
+def destination_next(
+    value: str,
+    *,
+    listed: list[str],
+    own_addresses: set[str],
+    max_count: int | None,
+    field: str = "destinations",
+) -> str:
+    """One more destination after those already `listed` (stored form): valid, not pointing
+    back at `own_addresses`, not listed yet, and, with a `max_count`, not one too many.
+    The rule of each item of `normalize_destinations`, for a form that adds them one by one."""
+    destination = normalize_destination(value, field=field)
+    if destination in own_addresses:
+        raise InvalidInput(
+            "destination_self",
+            _("%(address)s cannot forward to itself.") % {"address": destination},
+            field,
+        )
+    if destination in listed:
+        raise InvalidInput(
+            "destination_duplicate",
+            _("%(address)s is already in the list.") % {"address": destination},
+            field,
+        )
+    if max_count is not None:
+        _destinations_count_check(len(listed) + 1, max_count, field)
+    return destination
+
+
+def _destinations_count_check(count: int, max_count: int, field: str) -> None:
+    if count > max_count:
         raise InvalidInput(
             "destination_too_many",
             _("At most %(max)d destination addresses are allowed.") % {"max": max_count},
             field,
         )
-    return result
 
 
 def split_address(value: str, *, field: str = "address") -> tuple[str, str]:

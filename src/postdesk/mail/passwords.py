@@ -11,8 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from django.utils.functional import lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from postdesk.errors import InvalidInput
 
@@ -21,9 +22,19 @@ MAX_LENGTH = 128
 SPECIAL_CHARACTERS = "!@#$%^&*-_=+"
 GENERATED_LENGTH = 20
 
+
+def _length_label() -> str:
+    # The guide's wording, with the minimum it means: the user is not left to guess it.
+    return ngettext(
+        "Minimum length met (%(min)d character)",
+        "Minimum length met (%(min)d characters)",
+        MIN_LENGTH,
+    ) % {"min": MIN_LENGTH}
+
+
 # The checks in the guide's order, with its wording.
 CHECK_LABELS = {
-    "length": gettext_lazy("Minimum length met"),
+    "length": lazy(_length_label, str)(),
     "uppercase": gettext_lazy("At least one uppercase letter"),
     "digit": gettext_lazy("At least one number"),
     "special": gettext_lazy("At least one special character (!@#$%^&*-_=+)"),

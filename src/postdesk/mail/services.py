@@ -52,7 +52,13 @@ from postdesk.errors import (
 from postdesk.tenancy.access import Actor, require_client_access
 from postdesk.tenancy.models import Client
 
-from .addresses import normalize_destinations, normalize_domain_name, normalize_local_part
+from .addresses import (
+    destination_next,
+    normalize_destination,
+    normalize_destinations,
+    normalize_domain_name,
+    normalize_local_part,
+)
 from .choices import AddressKind
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 from .passwords import validate_password
@@ -320,14 +326,15 @@ def mailbox_create(
     at = resolve_at(at)
     errors = ErrorCollector()
     local_part = errors.check(normalize_local_part, username, field="username")
-    if local_part is not None:
-        errors.check(
-            validate_password,
-            password,
-            password if password_confirmation is None else password_confirmation,
-            username=local_part,
-            domain=domain.name,
-        )
+    # The password is checked even when the username is not valid, against the name as typed:
+    # every field's errors come back in one round.
+    errors.check(
+        validate_password,
+        password,
+        password if password_confirmation is None else password_confirmation,
+        username=local_part if local_part is not None else (username or "").strip(),
+        domain=domain.name,
+    )
     alias_names = _normalize_aliases(aliases, exclude=local_part, domain=domain, errors=errors)
     _validate_quota(quota_mb, errors)
     own = {f"{n}@{domain.name}" for n in [local_part, *alias_names] if n}
@@ -337,14 +344,17 @@ def mailbox_create(
         own_addresses=own,
         max_count=settings.POSTDESK_MAX_DESTINATIONS,
     )
+    # A name already taken is reported with the other fields' errors, not after them: every
+    # valid name is looked up in the same pass (_claim still decides when two requests race).
+    wanted = {n: "aliases" for n in alias_names}
+    if local_part is not None:
+        wanted = {local_part: "username", **wanted}
+    _check_available(domain, wanted, errors)
     errors.raise_if_any()
     # Hash before taking the write lock: it is the slow part.
     password_hash = hash_password(password)
 
     with transaction.atomic():
-        wanted = {local_part: "username", **{n: "aliases" for n in alias_names}}
-        _check_available(domain, wanted, errors)
-        errors.raise_if_any()
         address = _claim(domain, local_part, AddressKind.MAILBOX, "username")
         mailbox = Mailbox.objects.create(
             address=address,
@@ -769,6 +779,66 @@ def mailbox_usage_record_batch(
     return BatchResult(recorded=recorded, refused=refused)
 
 
+# --- A form's tags, checked one by one -----------------------------------------------------------
+#
+# The mailbox and forward forms add aliases and destinations as tags; each is checked as it is
+# added, by the rules the save applies (the save checks them all again). Read-only.
+
+
+def _quietly(normalize, value: str) -> str | None:
+    """A value in its stored form, or None when it is not valid (it has its own error)."""
+    try:
+        return normalize(value)
+    except PostdeskError:
+        return None
+
+
+def alias_name_clean(
+    *,
+    actor: Actor,
+    domain: Domain,
+    name: str,
+    listed: Sequence[str] = (),
+    mailbox_name: str = "",
+    mailbox: Mailbox | None = None,
+) -> str:
+    """The alias a tag adds (its stored local part), or the error the save would give: not a
+    valid name, the mailbox's own name, already `listed`, or taken in the domain.
+
+    `mailbox` is the mailbox being edited (its own aliases are not "taken"); a new mailbox
+    gives the `mailbox_name` typed so far.
+    """
+    require_client_access(actor, domain.client_id, write=True)
+    errors = ErrorCollector()
+    current: set[str] = set()
+    if mailbox is not None:
+        own = mailbox.address.local_part
+        current = set(mailbox.aliases.values_list("address__local_part", flat=True))
+    else:
+        own = _quietly(normalize_local_part, mailbox_name)
+    names = [n for n in (_quietly(normalize_local_part, x) for x in listed) if n]
+    added = _normalize_aliases([name], exclude=own, domain=domain, errors=errors, listed=names)
+    _check_available(domain, {n: "aliases" for n in added if n not in current}, errors)
+    errors.raise_if_any()
+    return added[0]
+
+
+def destination_clean(
+    *, actor: Actor, domain: Domain, value: str, listed: Sequence[str] = (), own: Sequence[str] = ()
+) -> str:
+    """The destination a tag adds (stored form), or the error the save would give: not an
+    address, one of the form's `own` names (the mailbox's or forward's name and aliases) of
+    the domain, already `listed`, or one too many."""
+    require_client_access(actor, domain.client_id, write=True)
+    own_names = (_quietly(normalize_local_part, n) for n in own)
+    return destination_next(
+        value,
+        listed=[d for d in (_quietly(normalize_destination, x) for x in listed) if d],
+        own_addresses={f"{n}@{domain.name}" for n in own_names if n},
+        max_count=settings.POSTDESK_MAX_DESTINATIONS,
+    )
+
+
 # --- Aliases -----------------------------------------------------------------------------------
 
 
@@ -812,10 +882,11 @@ def forward_create(
     clean = _validate_forward_destinations(
         destinations, f"{local_part}@{domain.name}" if local_part else "", errors
     )
+    # A taken name is reported with the destinations' errors, in one round (as mailbox_create).
+    if local_part is not None:
+        _check_available(domain, {local_part: "name"}, errors)
     errors.raise_if_any()
     with transaction.atomic():
-        _check_available(domain, {local_part: "name"}, errors)
-        errors.raise_if_any()
         address = _claim(domain, local_part, AddressKind.FORWARD, "name")
         forward = Forward.objects.create(address=address)
         _set_destinations(address, clean)

@@ -10,10 +10,11 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from postdesk.audit.choices import FIELD_LABELS, RECORDS_BEFORE_AFTER, SOURCE_LABELS, action_label
@@ -22,7 +23,7 @@ from postdesk.billing.selectors import billing_estimate, billing_has_plan, billi
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
 from postdesk.dns.selectors import dkim_records, dns_report
-from postdesk.errors import InvalidInput, PostdeskError
+from postdesk.errors import InvalidInput, NotFound, PermissionDenied, PostdeskError
 from postdesk.mail import services as mail_services
 from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType
 from postdesk.mail.models import Domain
@@ -284,6 +285,51 @@ def password_generate(request: HttpRequest, actor: Actor, domain: str) -> HttpRe
     return JsonResponse({"password": generate_password(username=username, domain=found.name)})
 
 
+# Tags typed in a form: a few hundred characters each, at most a few dozen of them.
+_TAG_MAX_LENGTH = 320
+_TAGS_MAX = 100
+
+
+@require_GET
+@never_cache
+@client_area_view
+def tag_check(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    """An alias or destination tag of the mailbox and forward forms, checked as it is added by
+    the rules of the save (mail.services): {"ok": true, "value": what will be saved} or
+    {"ok": false, "message": the error the save would give}. Another client's domain or
+    mailbox is not found, as on every page."""
+    found = domain_get(actor=actor, name=domain)
+    query = request.GET
+    value = query.get("value", "")[:_TAG_MAX_LENGTH]
+    listed = [v[:_TAG_MAX_LENGTH] for v in query.getlist("listed")[:_TAGS_MAX]]
+    own = [v[:_TAG_MAX_LENGTH] for v in query.getlist("own")[:_TAGS_MAX]]
+    kind = query.get("list")
+    try:
+        if kind == "aliases":
+            editing = query.get("mailbox", "")[:64]
+            clean = mail_services.alias_name_clean(
+                actor=actor,
+                domain=found,
+                name=value,
+                listed=listed,
+                mailbox_name=own[0] if own else "",
+                mailbox=mailbox_get(actor=actor, address=f"{editing}@{found.name}")
+                if editing
+                else None,
+            )
+        elif kind == "destinations":
+            clean = mail_services.destination_clean(
+                actor=actor, domain=found, value=value, listed=listed, own=own
+            )
+        else:
+            return JsonResponse({"ok": False, "message": ""}, status=400)
+    except (NotFound, PermissionDenied):
+        raise
+    except PostdeskError as error:
+        return JsonResponse({"ok": False, "message": str(error.errors[0].message)})
+    return JsonResponse({"ok": True, "value": clean})
+
+
 # --- Mailboxes -----------------------------------------------------------------------------------
 
 
@@ -308,6 +354,11 @@ def _mailbox_page(
     password_form=None,
     status=200,
 ):
+    # A refused new mailbox keeps the password set in its dialog (the create form's own
+    # fields): rendered back into the page, never kept on the server.
+    kept_password = not row and bool(
+        form.data.get("password") or form.data.get("password_confirmation")
+    )
     context = {
         "domain": domain,
         "form": form,
@@ -322,11 +373,17 @@ def _mailbox_page(
         "password_dialog_open": (password_form is not None and bool(password_form.errors))
         or (row is not None and _dialog_to_open(request, can_write) == "password"),
         "delete_dialog_open": row is not None and _dialog_to_open(request, can_write) == "delete",
+        "keep_password": kept_password,
         **_password_context(domain),
     }
-    return render(request, "web/mailbox_form.html", context, status=status)
+    response = render(request, "web/mailbox_form.html", context, status=status)
+    if kept_password:
+        # The page holds a password: no cache, shared or the browser's, may store it.
+        add_never_cache_headers(response)
+    return response
 
 
+@sensitive_post_parameters("password", "password_confirmation")
 @require_http_methods(["GET", "POST"])
 @client_area_view
 def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
@@ -437,6 +494,7 @@ def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
     return _mailbox_edit_page(request, actor, detail, form=form, status=400)
 
 
+@sensitive_post_parameters("password", "password_confirmation")
 @require_POST
 @client_area_view
 def mailbox_password(

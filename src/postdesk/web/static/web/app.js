@@ -55,15 +55,61 @@
     });
   }
 
-  function addTag(container) {
+  function tagValues(root, name) {
+    return $all("input[type=hidden][name='" + name + "']", root).map(function (i) { return i.value; });
+  }
+
+  function showTagFeedback(container, message) {
     var input = $("[data-tag-input]", container);
-    var value = input.value.trim();
+    var feedback = $("[data-tag-feedback]", container);
+    if (feedback) feedback.textContent = message;
+    input.setAttribute("aria-invalid", message ? "true" : "false");
+  }
+
+  // Each tag is checked as it is added, by the server's own rules (web:tag_check): a refused
+  // one stays in the input with the error the save would give. Checks run one after the
+  // other, so a tag typed while another is checked is neither lost nor reordered. Should the
+  // check itself fail (offline), the tag is added and the save checks it.
+  function addTag(container) {
+    var value = $("[data-tag-input]", container).value.trim();
     if (!value) return;
+    container._queue = (container._queue || Promise.resolve()).then(function () {
+      return checkTag(container, value);
+    }).catch(function () {});
+  }
+
+  function checkTag(container, value) {
+    var name = container.getAttribute("data-name");
+    var form = container.closest("form");
+    var params = new URLSearchParams({ list: name, value: value });
+    tagValues(container, name).forEach(function (v) { params.append("listed", v); });
+    var ownName = form && (form.getAttribute("data-own-name") || ($("[data-own-name]", form) || {}).value);
+    if (ownName) params.append("own", ownName);
+    if (form && name === "destinations") {
+      // A destination cannot be one of the mailbox's own addresses: its aliases neither.
+      tagValues(form, "aliases").forEach(function (v) { params.append("own", v); });
+    }
+    if (form && form.getAttribute("data-mailbox")) params.append("mailbox", form.getAttribute("data-mailbox"));
+    return fetch(container.getAttribute("data-check-url") + "?" + params.toString(), {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    })
+      .then(function (response) {
+        if (!response.ok) throw new Error(response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (data.ok) insertTag(container, data.value, value);
+        else showTagFeedback(container, data.message);
+      }, function () { insertTag(container, value, value); });
+  }
+
+  function insertTag(container, value, typed) {
+    var input = $("[data-tag-input]", container);
     var name = container.getAttribute("data-name");
     var suffix = container.getAttribute("data-suffix") || "";
-    var existing = $all("input[type=hidden][name='" + name + "']", container).map(function (i) {
-      return i.value.toLowerCase();
-    });
+    showTagFeedback(container, "");
+    var existing = tagValues(container, name).map(function (v) { return v.toLowerCase(); });
     if (existing.indexOf(value.toLowerCase()) === -1) {
       var item = document.createElement("li");
       item.className = "tag";
@@ -84,7 +130,8 @@
       item.appendChild(remove);
       $(".tags__list", container).appendChild(item);
     }
-    input.value = "";
+    // Cleared unless something else was typed meanwhile.
+    if (input.value.trim() === typed) input.value = "";
     input.focus();
   }
 
@@ -114,6 +161,11 @@
     }
   });
 
+  document.addEventListener("input", function (event) {
+    var input = event.target.closest("[data-tag-input]");
+    if (input && input.getAttribute("aria-invalid") === "true") showTagFeedback(input.closest("[data-tags]"), "");
+  });
+
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Enter") return;
     var input = event.target.closest("[data-tag-input]");
@@ -130,7 +182,8 @@
     var value = input.value.trim();
     var message = "";
     var bad = Array.from(value).filter(function (c) { return !/^[A-Za-z0-9._-]$/.test(c); })[0];
-    if (bad !== undefined) message = input.getAttribute("data-bad-char").replace("{char}", bad);
+    if (bad !== undefined && /\s/.test(bad)) message = input.getAttribute("data-space");
+    else if (bad !== undefined) message = input.getAttribute("data-bad-char").replace("{char}", bad);
     else if (value.startsWith(".") || value.endsWith(".")) message = input.getAttribute("data-dot-edge");
     else if (value.indexOf("..") !== -1) message = input.getAttribute("data-double-dot");
     feedback.textContent = message;
@@ -159,9 +212,11 @@
       special: dialog.getAttribute("data-special"),
     });
     var list = $("[data-password-checks]", dialog);
+    // Every check is about what is typed: none is met before anything is.
+    var typed = password !== "" || confirmation !== "";
     var allPassed = true;
     $all("[data-check]", list).forEach(function (item) {
-      var passed = !!results[item.getAttribute("data-check")];
+      var passed = typed && !!results[item.getAttribute("data-check")];
       allPassed = allPassed && passed;
       item.classList.toggle("check--passed", passed);
       $(".check__state", item).textContent = list.getAttribute(passed ? "data-met" : "data-unmet");
@@ -196,19 +251,24 @@
         });
     });
     var confirm = $("[data-password-confirm]", dialog);
+    var passing = updatePasswordDialog(dialog);
     if (confirm.type === "button") {
       // Creating a mailbox: the fields belong to the page's form; the dialog only closes.
-      confirm.addEventListener("click", function () {
-        if (!updatePasswordDialog(dialog)) return;
+      var showSet = function () {
         var status = $("[data-password-status]");
         if (status) {
           status.textContent = status.getAttribute("data-set-text");
           status.classList.add("ok");
         }
+      };
+      confirm.addEventListener("click", function () {
+        if (!updatePasswordDialog(dialog)) return;
+        showSet();
         dialog.close();
       });
+      // A refused form brings back the password set before: it still counts as set.
+      if (passing) showSet();
     }
-    updatePasswordDialog(dialog);
     if (dialog.hasAttribute("data-open-on-load")) dialog.showModal();
   }
 
