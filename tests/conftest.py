@@ -4,6 +4,8 @@ whose objects the first must never reach."""
 from __future__ import annotations
 
 import pytest
+from django.conf import settings as django_settings
+from django.utils import translation
 
 from postdesk.mail.models import Domain
 from postdesk.mail.services import domain_add
@@ -21,6 +23,14 @@ def _fast_hashing(settings):
     # test_passwords checks the production parameters against doveadm separately.
     settings.POSTDESK_ARGON2_MEMORY_KIB = 1024
     settings.POSTDESK_ARGON2_TIME_COST = 1
+
+
+@pytest.fixture(autouse=True)
+def _language_reset():
+    # A request in French leaves its thread in French (Django activates the language per
+    # request and never resets it): the next test would read French messages.
+    yield
+    translation.activate(django_settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)
