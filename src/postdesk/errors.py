@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db import OperationalError
+from django.utils.translation import gettext as _
+
 
 class PostdeskError(Exception):
     status = 400
@@ -95,3 +98,34 @@ class ErrorCollector:
             raise self.errors[0]
         if self.errors:
             raise ValidationFailed(self.errors)
+
+
+class DatabaseBusy(PostdeskError):
+    """Another change held the database longer than a request may wait: nothing was changed
+    (the request's transaction rolled back), and the same request will do in a moment."""
+
+    status = 503
+    retry_after = 5
+
+    def __init__(self) -> None:
+        super().__init__(
+            "database_busy",
+            _("The service is busy right now and nothing was changed. Try again in a few seconds."),
+            None,
+        )
+
+
+# PostgreSQL's lock_timeout and statement_timeout (SQLSTATE 55P03, 57014).
+_PG_BUSY_STATES = frozenset({"55P03", "57014"})
+
+
+def database_busy(error: BaseException) -> DatabaseBusy | None:
+    """The DatabaseBusy that a database error stands for, when it is a lock wait that ran out
+    (SQLite's busy timeout, PostgreSQL's lock_timeout); None for any other error."""
+    if not isinstance(error, OperationalError):
+        return None
+    if getattr(error.__cause__, "sqlstate", None) in _PG_BUSY_STATES:
+        return DatabaseBusy()
+    if "database is locked" in str(error) or "database table is locked" in str(error):
+        return DatabaseBusy()
+    return None

@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the session, auth and messages: its page is the client area's.
+    "postdesk.web.errors.BusyDatabaseMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes requires: it answers a locked-out login with the lockout page.
@@ -140,7 +142,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE: a writer takes the lock when its transaction starts, so two concurrent
         # writers queue up instead of one failing with "database is locked" on upgrade.
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        # A write waits this long for the lock, then the request answers 503 with
+        # Retry-After (web.errors.BusyDatabaseMiddleware, the API's handler), never a 500.
+        "timeout": _env_int("POSTDESK_DB_BUSY_SECONDS", 10),
         # WAL lets the mail daemons read the views while the panel writes.
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
         "PRAGMA foreign_keys=ON;",
@@ -148,6 +152,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's shared-cache memory database: tests run real concurrent writers,
     # and shared-cache locks fail at once instead of waiting like a real database does.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-postdesk.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same bound on PostgreSQL: a statement that waits longer for a lock fails, and the
+    # request answers 503 with Retry-After.
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c lock_timeout={_env_int('POSTDESK_DB_BUSY_SECONDS', 10)}s"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
-from postdesk.errors import PostdeskError
+from postdesk.errors import DatabaseBusy, PostdeskError, database_busy
 
 from .auth import token_auth
 from .errors import Unauthenticated
@@ -53,7 +54,7 @@ def error_response(request: HttpRequest, error: PostdeskError) -> HttpResponse:
         # RFC 6750: tell the client which scheme, and whether its token was the problem.
         detail = "" if error.code == "token_missing" else ', error="invalid_token"'
         response["WWW-Authenticate"] = f'Bearer realm="postdesk"{detail}'
-    if isinstance(error, TooManyFailures):
+    if isinstance(error, TooManyFailures | DatabaseBusy):
         response["Retry-After"] = str(error.retry_after)
     return response
 
@@ -61,6 +62,15 @@ def error_response(request: HttpRequest, error: PostdeskError) -> HttpResponse:
 @api.exception_handler(PostdeskError)
 def _postdesk_error(request: HttpRequest, error: PostdeskError) -> HttpResponse:
     return error_response(request, error)
+
+
+@api.exception_handler(OperationalError)
+def _database_error(request: HttpRequest, error: OperationalError) -> HttpResponse:
+    """A write that waited its bounded time for a lock: 503 with Retry-After, not a 500."""
+    busy = database_busy(error)
+    if busy is None:
+        raise error
+    return error_response(request, busy)
 
 
 # Pydantic's error types, as messages the customer can act on, in their language.

@@ -17,7 +17,7 @@ from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from postdesk.errors import NotFound, PermissionDenied, PostdeskError
+from postdesk.errors import NotFound, PermissionDenied, PostdeskError, database_busy
 from postdesk.tenancy.access import Actor, Source
 
 
@@ -65,3 +65,22 @@ def show_on_messages(request: HttpRequest, error: PostdeskError) -> None:
         raise error
     for inner in error.errors:
         messages.error(request, str(inner.message))
+
+
+class BusyDatabaseMiddleware:
+    """A write that waited its bounded time for a database lock is a 503 page with
+    Retry-After, in the user's language: nothing was changed, and trying again will do."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        busy = database_busy(exception)
+        if busy is None:
+            return None
+        response = render(request, "web/error.html", {"error": busy}, status=busy.status)
+        response["Retry-After"] = str(busy.retry_after)
+        return response
