@@ -220,6 +220,9 @@ if not DEBUG:
 POSTDESK_ALIAS_REUSE_DELAY = timedelta(minutes=_env_int("POSTDESK_ALIAS_REUSE_DELAY_MINUTES", 15))
 # The most destinations one forwarding list may hold.
 POSTDESK_MAX_DESTINATIONS = _env_int("POSTDESK_MAX_DESTINATIONS", 50)
+# The most aliases one mailbox may have: a business needs a few dozen at most (roles, old
+# names, spellings); the bound keeps any change of a mailbox short for the database.
+POSTDESK_MAX_ALIASES = _env_int("POSTDESK_MAX_ALIASES", 100)
 # The largest per-mailbox disk space limit accepted, in MB (default 10 TB).
 POSTDESK_MAX_QUOTA_MB = _env_int("POSTDESK_MAX_QUOTA_MB", 10 * 1024 * 1024)
 # Argon2id cost for mailbox password hashes. Dovecot verifies these with libsodium, which

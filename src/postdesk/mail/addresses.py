@@ -107,6 +107,8 @@ def normalize_destinations(
     `own_addresses` are the addresses that deliver to the same place (a mailbox's address and
     its aliases, or the forward's own address): forwarding to one of them would loop.
     """
+    # Counted first: a list of 10,000 is refused without reading each one.
+    _destinations_count_check(len(values), max_count, field)
     result: list[str] = []
     for value in values:
         result.append(
@@ -114,7 +116,6 @@ def normalize_destinations(
                 value, listed=result, own_addresses=own_addresses, max_count=None, field=field
             )
         )
-    _destinations_count_check(len(result), max_count, field)
     return result
 
 

@@ -210,6 +210,28 @@ def _claim(domain: Domain, local_part: str, kind: str, field: str) -> Address:
         raise _taken_error(existing, f"{local_part}@{domain.name}", field) from None
 
 
+def _claim_many(domain: Domain, local_parts: Sequence[str], kind: str, field: str) -> list:
+    """Take several local parts of the domain at once (a mailbox's aliases): one statement
+    for the expired reservations, one insert for all. When one of them is taken meanwhile
+    (a race the earlier availability check could not see), each is claimed alone, so the
+    error names it."""
+    if not local_parts:
+        return []
+    Address.objects.filter(
+        domain=domain,
+        local_part__in=local_parts,
+        kind=AddressKind.RELEASED,
+        available_at__lte=timezone.now(),
+    ).delete()
+    try:
+        with transaction.atomic():
+            return Address.objects.bulk_create(
+                [Address(domain=domain, local_part=name, kind=kind) for name in local_parts]
+            )
+    except IntegrityError:
+        return [_claim(domain, name, kind, field) for name in local_parts]
+
+
 def _release(addresses: Iterable[Address]) -> None:
     """Turn removed aliases into reservations that expire after the reuse delay."""
     ids = [a.pk for a in addresses]
@@ -229,8 +251,15 @@ def _normalize_aliases(
     listed: Sequence[str] = (),
 ) -> list[str]:
     """The names as local parts, each once; an error for the mailbox's own name and for a
-    name given twice or already `listed`."""
+    name given twice or already `listed`. More names than a mailbox may have are refused
+    before any is read (linear either way)."""
+    names = list(names)
+    maximum = settings.POSTDESK_MAX_ALIASES
+    if len(names) > maximum:
+        errors.add(_alias_limit_error(maximum))
+        return []
     result: list[str] = []
+    seen = set(listed)
     for name in names:
         local_part = errors.check(normalize_local_part, name, field="aliases")
         if local_part is None:
@@ -243,18 +272,33 @@ def _normalize_aliases(
                     "aliases",
                 )
             )
-        elif local_part in result or local_part in listed:
-            errors.add(
-                InvalidInput(
-                    "alias_duplicate",
-                    _("%(address)s is already in the list.")
-                    % {"address": f"{local_part}@{domain.name}"},
-                    "aliases",
-                )
-            )
+        elif local_part in seen:
+            errors.add(_alias_duplicate_error(local_part, domain))
         else:
             result.append(local_part)
+            seen.add(local_part)
     return result
+
+
+def _alias_duplicate_error(local_part: str, domain: Domain) -> InvalidInput:
+    return InvalidInput(
+        "alias_duplicate",
+        _("%(address)s is already in the list.") % {"address": f"{local_part}@{domain.name}"},
+        "aliases",
+    )
+
+
+def _alias_limit_error(maximum: int) -> InvalidInput:
+    return InvalidInput(
+        "alias_limit",
+        _("A mailbox can have at most %(max)d aliases.") % {"max": maximum},
+        "aliases",
+    )
+
+
+def _check_alias_count(count: int, errors: ErrorCollector) -> None:
+    if count > settings.POSTDESK_MAX_ALIASES:
+        errors.add(_alias_limit_error(settings.POSTDESK_MAX_ALIASES))
 
 
 def _validate_quota(quota_mb: int, errors: ErrorCollector) -> None:
@@ -369,10 +413,10 @@ def mailbox_create(
             eas_enabled=eas_enabled,
             mapi_enabled=mapi_enabled,
         )
-        for name in alias_names:
-            Alias.objects.create(
-                address=_claim(domain, name, AddressKind.ALIAS, "aliases"), mailbox=mailbox
-            )
+        Alias.objects.bulk_create(
+            Alias(address=claimed, mailbox=mailbox)
+            for claimed in _claim_many(domain, alias_names, AddressKind.ALIAS, "aliases")
+        )
         _set_destinations(address, clean_destinations)
         if clean_destinations:
             mailbox_forwarding_apply.enqueue(mailbox.pk)
@@ -426,6 +470,18 @@ def mailbox_update(
     domain = mailbox.address.domain
     require_client_access(actor, domain.client_id, write=True)
     at = resolve_at(at)
+    # What the request says is read before the lock, once and linearly (a list of 10,000
+    # aliases is refused before any is read); under the lock, only what depends on the
+    # mailbox's current state. Every error is reported together, after both.
+    errors = ErrorCollector()
+    own_name = mailbox.address.local_part
+    given = None
+    if aliases is not None:
+        given = _normalize_aliases(aliases, exclude=own_name, domain=domain, errors=errors)
+    adding = _normalize_aliases(add_aliases, exclude=own_name, domain=domain, errors=errors)
+    removing = _normalize_aliases(remove_aliases, exclude="", domain=domain, errors=errors)
+    if quota_mb is not None:
+        _validate_quota(quota_mb, errors)
 
     with transaction.atomic():
         mailbox = _lock(Mailbox, mailbox.pk)
@@ -434,36 +490,27 @@ def mailbox_update(
             a.address.local_part: a
             for a in mailbox.aliases.select_related("address").order_by("address__local_part")
         }
-        errors = ErrorCollector()
-        wanted_aliases = list(current)
-        if aliases is not None:
-            wanted_aliases = _normalize_aliases(
-                aliases, exclude=address.local_part, domain=domain, errors=errors
-            )
-        wanted_aliases += _normalize_aliases(
-            add_aliases,
-            exclude=address.local_part,
-            domain=domain,
-            errors=errors,
-            listed=wanted_aliases,
-        )
-        for name in remove_aliases:
-            local = errors.check(normalize_local_part, name, field="aliases")
-            if local is None:
-                continue
-            if local not in wanted_aliases:
+        wanted_aliases = list(current) if given is None else list(given)
+        listed = set(wanted_aliases)
+        for name in adding:
+            if name in listed:
+                errors.add(_alias_duplicate_error(name, domain))
+            else:
+                wanted_aliases.append(name)
+                listed.add(name)
+        for name in removing:
+            if name not in listed:
                 errors.add(
                     InvalidInput(
                         "alias_not_found",
                         _("%(address)s is not an alias of this mailbox.")
-                        % {"address": f"{local}@{domain.name}"},
+                        % {"address": f"{name}@{domain.name}"},
                         "aliases",
                     )
                 )
             else:
-                wanted_aliases.remove(local)
-        if quota_mb is not None:
-            _validate_quota(quota_mb, errors)
+                wanted_aliases.remove(name)
+                listed.discard(name)
         current_destinations = list(address.destinations.values_list("email", flat=True))
         own = {address.email, *(f"{n}@{domain.name}" for n in wanted_aliases)}
         new_destinations = errors.check(
@@ -472,6 +519,7 @@ def mailbox_update(
             own_addresses=own,
             max_count=settings.POSTDESK_MAX_DESTINATIONS,
         )
+        _check_alias_count(len(wanted_aliases), errors)
         added = [n for n in wanted_aliases if n not in current]
         removed = [n for n in current if n not in wanted_aliases]
         _check_available(domain, dict.fromkeys(added, "aliases"), errors)
@@ -492,10 +540,10 @@ def mailbox_update(
             _release(current[n].address for n in removed)
             Alias.objects.filter(pk__in=[current[n].pk for n in removed]).delete()
             changes["aliases_removed"] = removed
-        for name in added:
-            Alias.objects.create(
-                address=_claim(domain, name, AddressKind.ALIAS, "aliases"), mailbox=mailbox
-            )
+        Alias.objects.bulk_create(
+            Alias(address=claimed, mailbox=mailbox)
+            for claimed in _claim_many(domain, added, AddressKind.ALIAS, "aliases")
+        )
         if added:
             changes["aliases_added"] = added
         if new_destinations != current_destinations:
