@@ -96,6 +96,17 @@ def normalize_destination(value: str, *, field: str = "destinations") -> str:
             _("“%(address)s” is not a valid email address.") % {"address": text},
             field,
         ) from None
+    if len(checked.local_part.encode()) > LOCAL_PART_MAX_LENGTH:
+        # RFC 5321's limit: other servers refuse a longer one (email-validator does not).
+        raise InvalidInput(
+            "destination_invalid",
+            _(
+                "“%(address)s” is not a valid email address: at most %(max)d characters "
+                "before the @."
+            )
+            % {"address": text, "max": LOCAL_PART_MAX_LENGTH},
+            field,
+        )
     return (checked.ascii_email or checked.normalized).lower()
 
 

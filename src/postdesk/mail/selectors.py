@@ -590,6 +590,31 @@ def forward_detail_of(*, actor: Actor, forward: Forward) -> ForwardDetail:
     return ForwardDetail(forward, _rows_of_values(address.domain, [values])[0])
 
 
+def destinations_missing(*, actor: Actor, domain: Domain, destinations: list[str]) -> list[str]:
+    """The destinations in the client's own domains that no address answers yet: worth a
+    warning, not an error (the customer may be about to create it). At most two queries."""
+    require_client_access(actor, domain.client_id, write=False)
+    parts = {d: d.rpartition("@") for d in destinations}
+    own = set(
+        Domain.objects.filter(
+            client_id=domain.client_id, name__in={name for _l, _a, name in parts.values()}
+        ).values_list("name", flat=True)
+    )
+    ours = {d: (local, name) for d, (local, _at, name) in parts.items() if name in own}
+    if not ours:
+        return []
+    existing = set(
+        Address.objects.filter(
+            domain__client_id=domain.client_id,
+            domain__name__in={name for _local, name in ours.values()},
+            local_part__in={local for local, _name in ours.values()},
+        )
+        .exclude(kind=AddressKind.RELEASED)
+        .values_list("local_part", "domain__name")
+    )
+    return [d for d, pair in ours.items() if pair not in existing]
+
+
 # --- What the mail servers have not applied yet --------------------------------------------------
 
 _PENDING = [TaskResultStatus.READY, TaskResultStatus.RUNNING]

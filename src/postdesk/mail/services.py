@@ -388,6 +388,7 @@ def mailbox_create(
         own_addresses=own,
         max_count=settings.POSTDESK_MAX_DESTINATIONS,
     )
+    _check_loop(domain, own, clean_destinations, errors)
     # A name already taken is reported with the other fields' errors, not after them: every
     # valid name is looked up in the same pass (_claim still decides when two requests race).
     wanted = {n: "aliases" for n in alias_names}
@@ -519,6 +520,8 @@ def mailbox_update(
             own_addresses=own,
             max_count=settings.POSTDESK_MAX_DESTINATIONS,
         )
+        if new_destinations != current_destinations:
+            _check_loop(domain, own, new_destinations, errors)
         _check_alias_count(len(wanted_aliases), errors)
         added = [n for n in wanted_aliases if n not in current]
         removed = [n for n in current if n not in wanted_aliases]
@@ -901,6 +904,72 @@ def alias_remove(*, actor: Actor, mailbox: Mailbox, name: str) -> Mailbox:
 # --- Forwards ----------------------------------------------------------------------------------
 
 
+# How many forwarding hops a loop is looked for through (Postfix's own hop limit is far
+# higher; a chain of our own addresses this long is already a mistake).
+LOOP_DEPTH = 10
+
+
+def _forwarding_loop(domain: Domain, sources: set[str], destinations: Sequence[str]) -> str | None:
+    """The destination through which mail sent to `sources` (an address, with a mailbox's
+    aliases) would come back to them, following the forwards, the mailboxes' forwarding and
+    the aliases of the client's own domains; None without a loop. Two queries a hop."""
+    came_from = {email: email for email in destinations}  # reached address → its first hop
+    frontier = set(destinations)
+    for _hop in range(LOOP_DEPTH):
+        looped = sorted(frontier & sources)
+        if looped:
+            return came_from[looped[0]]
+        if not frontier:
+            return None
+        parts = [email.rpartition("@") for email in frontier]
+        hosted = Address.objects.filter(
+            domain__client_id=domain.client_id,
+            local_part__in={local for local, _at, _name in parts},
+            domain__name__in={name for _local, _at, name in parts},
+        ).exclude(kind=AddressKind.RELEASED)
+        following: dict[str, str] = {}  # next address → its first hop
+        forwarding: dict[int, str] = {}  # address id → its email, for its destinations
+        for pk, local, name, kind, mailbox_local in hosted.values_list(
+            "pk", "local_part", "domain__name", "kind", "alias__mailbox__address__local_part"
+        ):
+            email = f"{local}@{name}"
+            if email not in frontier:  # a local part of one domain, the name of another
+                continue
+            if kind == AddressKind.ALIAS:  # delivers to its mailbox
+                following.setdefault(f"{mailbox_local}@{name}", came_from[email])
+            else:
+                forwarding[pk] = email
+        for address_id, email in Destination.objects.filter(address_id__in=forwarding).values_list(
+            "address_id", "email"
+        ):
+            following.setdefault(email, came_from[forwarding[address_id]])
+        following = {e: hop for e, hop in following.items() if e not in came_from or e in sources}
+        came_from.update({e: hop for e, hop in following.items() if e not in came_from})
+        frontier = set(following)
+    return None
+
+
+def _check_loop(
+    domain: Domain, sources: set[str], destinations: Sequence[str] | None, errors: ErrorCollector
+) -> None:
+    if destinations:
+        hop = _forwarding_loop(domain, sources, destinations)
+        if hop is not None:
+            errors.add(_loop_error(hop))
+
+
+def _loop_error(destination: str) -> InvalidInput:
+    return InvalidInput(
+        "destination_loop",
+        _(
+            "%(address)s forwards back here, directly or through other addresses: mail would "
+            "go round in a loop."
+        )
+        % {"address": destination},
+        "destinations",
+    )
+
+
 def _validate_forward_destinations(
     destinations: Sequence[str], own: str, errors: ErrorCollector
 ) -> list[str] | None:
@@ -930,6 +999,8 @@ def forward_create(
     clean = _validate_forward_destinations(
         destinations, f"{local_part}@{domain.name}" if local_part else "", errors
     )
+    if local_part is not None:
+        _check_loop(domain, {f"{local_part}@{domain.name}"}, clean, errors)
     # A taken name is reported with the destinations' errors, in one round (as mailbox_create).
     if local_part is not None:
         _check_available(domain, {local_part: "name"}, errors)
@@ -957,6 +1028,7 @@ def forward_update(*, actor: Actor, forward: Forward, destinations: Sequence[str
         address = forward.address
         errors = ErrorCollector()
         clean = _validate_forward_destinations(destinations, address.email, errors)
+        _check_loop(domain, {address.email}, clean, errors)
         errors.raise_if_any()
         current = list(address.destinations.values_list("email", flat=True))
         if clean != current:

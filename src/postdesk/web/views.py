@@ -39,6 +39,7 @@ from postdesk.mail.selectors import (
     MailboxDetail,
     address_detail,
     address_list,
+    destinations_missing,
     domain_get,
     domain_list,
     domain_summary,
@@ -61,6 +62,24 @@ BILLING_CARD_TARGET = "billing-card"
 def _can_write(actor: Actor, domain: Domain) -> bool:
     # The role was read (and cached on the actor) by the selector that found the domain.
     return may_write(actor, domain.client_id)
+
+
+def _warn_missing_destinations(
+    request: HttpRequest, actor: Actor, domain: Domain, destinations: list[str] | None
+) -> None:
+    """A destination in the customer's own domains that does not exist yet is saved (they may
+    be about to create it), with a warning: mail to it bounces until then."""
+    for address in destinations_missing(
+        actor=actor, domain=domain, destinations=destinations or []
+    ):
+        messages.warning(
+            request,
+            _(
+                "%(address)s does not exist in your domains yet: mail forwarded to it will "
+                "bounce until you create it."
+            )
+            % {"address": address},
+        )
 
 
 def _password_context(domain: Domain) -> dict:
@@ -409,6 +428,7 @@ def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpRespo
             messages.success(
                 request, _("Mailbox %(address)s created.") % {"address": mailbox.address.email}
             )
+            _warn_missing_destinations(request, actor, found, form.settings()["destinations"])
             return redirect("web:dashboard", found.name)
     return _mailbox_page(request, found, form, status=400)
 
@@ -490,6 +510,9 @@ def mailbox_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
         else:
             messages.success(request, _("Changes saved."))
             _note_reserved_aliases(request, detail.row, data["aliases"])
+            _warn_missing_destinations(
+                request, actor, detail.domain, form.settings().get("destinations")
+            )
             return redirect("web:mailbox_edit", detail.domain.name, detail.row.local_part)
     return _mailbox_edit_page(request, actor, detail, form=form, status=400)
 
@@ -578,6 +601,7 @@ def forward_create(request: HttpRequest, actor: Actor, domain: str) -> HttpRespo
             messages.success(
                 request, _("Forward %(address)s created.") % {"address": forward.address.email}
             )
+            _warn_missing_destinations(request, actor, found, form.cleaned_data["destinations"])
             return redirect("web:dashboard", found.name)
     return _forward_page(request, found, form, status=400)
 
@@ -604,6 +628,7 @@ def forward_edit(request: HttpRequest, actor: Actor, domain: str, local_part: st
             show_on_form(form, error)
         else:
             messages.success(request, _("Changes saved."))
+            _warn_missing_destinations(request, actor, found, form.cleaned_data["destinations"])
             return redirect("web:forward_edit", found.name, row.local_part)
     return _forward_page(request, found, form, row=row, can_write=can_write, status=400)
 
