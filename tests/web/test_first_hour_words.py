@@ -9,6 +9,8 @@ import pytest
 from django.test import Client as Browser
 from django.urls import reverse
 
+from postdesk.mail.services import domain_add
+
 pytestmark = pytest.mark.django_db
 
 LANGUAGES = [
@@ -28,6 +30,44 @@ def _in_client_area(response, language: str) -> str:
     assert 'class="site-header"' in text and '<main id="main"' in text
     assert "Traceback" not in text and "Django" not in text
     return text
+
+
+# --- Where a user lands ----------------------------------------------------------------------
+
+
+def test_a_user_with_one_domain_lands_on_its_dashboard(client, owner, domain):
+    owner.user.set_password("A-good-passw0rd!")
+    owner.user.save()
+    response = client.post(
+        reverse("web:login"),
+        {"username": "owner@example.org", "password": "A-good-passw0rd!"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == reverse("web:dashboard", args=["example.com"])
+    assert "<h1>example.com</h1>" in _text(response)
+    again = client.get(reverse("web:domains"))
+    assert again.status_code == 302
+    assert again["Location"] == reverse("web:dashboard", args=["example.com"])
+
+
+def test_a_user_with_several_domains_lands_on_the_list(client, owner, operator, client_a, domain):
+    domain_add(actor=operator, client=client_a, name="second.example")
+    client.force_login(owner.user)
+    response = client.get(reverse("web:domains"))
+    assert response.status_code == 200
+    text = _text(response)
+    assert "example.com" in text and "second.example" in text
+
+
+@pytest.mark.parametrize("language,label", [("en", "Audit log"), ("fr", "Journal d\u2019audit")])
+def test_the_dashboard_links_its_audit_log_once(owner_browser, domain, language, label):
+    response = owner_browser.get(
+        reverse("web:dashboard", args=["example.com"]), HTTP_ACCEPT_LANGUAGE=language
+    )
+    text = _text(response)
+    assert text.count(f">{label}</a>") == 1
+    # The one link shows this domain's changes.
+    assert f'href="{reverse("web:audit")}?domain=example.com">{label}</a>' in text
 
 
 # --- Error pages and favicon -----------------------------------------------------------------

@@ -80,7 +80,12 @@ def _password_context(domain: Domain) -> dict:
 @require_GET
 @client_area_view
 def domains(request: HttpRequest, actor: Actor) -> HttpResponse:
-    return render(request, "web/domains.html", {"domains": list(domain_list(actor=actor))})
+    found = list(domain_list(actor=actor))
+    if len(found) == 1:
+        # One domain: the list would be one link. Land on its dashboard, as the guide says
+        # (login sends everyone here first).
+        return redirect("web:dashboard", found[0].name)
+    return render(request, "web/domains.html", {"domains": found})
 
 
 @dataclass(frozen=True)
