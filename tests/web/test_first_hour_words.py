@@ -122,3 +122,156 @@ def test_a_favicon_is_linked_and_served(client):
     assert icon.status_code == 200
     assert icon["Content-Type"] == "image/svg+xml"
     assert b"<svg" in icon.content
+
+
+# --- The audit log in words ------------------------------------------------------------------
+
+
+def _every_service_that_records_changes(operator, owner, client_a, client_b, domain, mailbox):
+    """Run each service that records `changes`, with every optional field it may record."""
+    from postdesk.api.models import TokenScope
+    from postdesk.api.services import token_create, token_revoke
+    from postdesk.billing.services import client_set_plan, plan_create
+    from postdesk.mail.services import (
+        forward_create,
+        forward_delete,
+        forward_update,
+        mailbox_delete,
+        mailbox_update,
+    )
+    from postdesk.tenancy.services import client_owner_add, user_create
+    from postdesk.workflows.clients import client_suspend, client_terminate, client_unsuspend
+    from tests.conftest import GOOD_PASSWORD
+
+    mailbox_update(
+        actor=operator,
+        mailbox=mailbox,
+        quota_mb=10240,
+        add_aliases=["sales"],
+        remove_aliases=["m.dupont"],
+        destinations=["other@example.org"],
+        delete_after_forwarding=True,
+        keep_original_sender=True,
+        eas_enabled=False,
+        mapi_enabled=True,
+    )
+    forward = forward_create(actor=operator, domain=domain, name="info", destinations=["a@b.org"])
+    forward_update(actor=operator, forward=forward, destinations=["c@d.org"])
+    forward_delete(actor=operator, forward=forward)
+    mailbox_delete(actor=operator, mailbox=mailbox)
+    plan = plan_create(
+        actor=operator,
+        name="Basic",
+        currency="EUR",
+        storage_gb_price="0.50",
+        eas_price="4",
+        mapi_price="6",
+        eas_mapi_price="8.50",
+        cycle_months=1,
+        storage_limit_mb=51200,
+    )
+    client_set_plan(actor=operator, client=client_a, plan=plan)
+    user = user_create(
+        actor=operator,
+        email="new@example.org",
+        password=GOOD_PASSWORD,
+        client=client_a,
+        role="admin",
+    )
+    client_owner_add(actor=operator, client=client_b, user=user, password=None)
+    client_suspend(actor=operator, client=client_a)
+    client_unsuspend(actor=operator, client=client_a)
+    created = token_create(actor=operator, user=owner.user, scope=TokenScope.WRITE, expires_days=30)
+    token_revoke(actor=operator, prefix=created.token.prefix)
+    client_terminate(actor=operator, client=client_b, confirm=client_b.name)
+
+
+def test_every_field_a_service_records_has_a_label(
+    operator, owner, client_a, client_b, domain, mailbox
+):
+    from postdesk.audit.choices import FIELD_LABELS
+    from postdesk.audit.models import AuditEvent
+
+    _every_service_that_records_changes(operator, owner, client_a, client_b, domain, mailbox)
+    recorded = {key for event in AuditEvent.objects.all() for key in event.changes or {}}
+    assert recorded >= {"aliases_added", "aliases_removed", "plan", "starts_at", "role", "scope"}
+    assert recorded - set(FIELD_LABELS) == set()
+
+
+def test_the_value_words_agree_with_the_choices():
+    from postdesk.api.models import TokenScope
+    from postdesk.audit.choices import VALUE_LABELS
+    from postdesk.tenancy.choices import Role
+
+    assert {k: str(v) for k, v in VALUE_LABELS["role"].items()} == {
+        r.value: str(r.label) for r in Role
+    }
+    assert {k: str(v) for k, v in VALUE_LABELS["scope"].items()} == {
+        s.value: str(s.label) for s in TokenScope
+    }
+
+
+AUDIT_WORDS = {
+    "en": [
+        "Aliases added</span>: sales",
+        "Aliases removed</span>: m.dupont",
+        "Plan</span>: Basic",
+        "Role</span>: Administrator",
+        "Access</span>: Read and write",
+        "Disk space price</span>: 0.50",
+        '<time datetime="2026-12-01T00:00:00+00:00">12/01/2026 midnight</time>',
+    ],
+    "fr": [
+        "Alias ajoutés</span> : sales",
+        "Alias retirés</span> : m.dupont",
+        "Forfait</span> : Basic",
+        "Rôle</span> : Administrateur",
+        "Accès</span> : Lecture et écriture",
+        "Prix de l\u2019espace disque</span> : 0,50",
+        '<time datetime="2026-12-01T00:00:00+00:00">01/12/2026 00:00</time>',
+    ],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_the_audit_log_shows_words_and_formatted_values(owner_browser, client_a, language):
+    from postdesk.audit.choices import FIELD_LABELS
+    from postdesk.audit.models import AuditEvent
+
+    common = {"actor_label": "operator:x", "source": "cli", "client": client_a}
+    AuditEvent.objects.create(
+        **common,
+        action="mailbox.update",
+        target="marie@example.com",
+        changes={"aliases_added": ["sales"], "aliases_removed": ["m.dupont"]},
+    )
+    AuditEvent.objects.create(
+        **common,
+        action="client.set_plan",
+        target="Acme",
+        changes={"plan": "Basic", "starts_at": "2026-12-01T00:00:00+00:00"},
+    )
+    AuditEvent.objects.create(
+        **common, action="user.create", target="new@example.org", changes={"role": "admin"}
+    )
+    AuditEvent.objects.create(
+        **common,
+        action="token.create",
+        target="pd_abc",
+        changes={"owner": "owner@example.org", "scope": "write", "expires_at": None},
+    )
+    AuditEvent.objects.create(
+        **common, action="plan.create", target="Basic", changes={"storage_gb_price": "0.50"}
+    )
+    response = owner_browser.get(reverse("web:audit"), HTTP_ACCEPT_LANGUAGE=language)
+    table = _text(response).split("<tbody>")[1].split("</tbody>")[0]
+    for words in AUDIT_WORDS[language]:
+        assert words in table, words
+    if language == "fr":  # a label's colon, after a non-breaking space
+        assert "Forfait</span>\u00a0: Basic" in response.content.decode()
+    # No internal key and no ISO string where a person reads.
+    for key in ["aliases_added", "aliases_removed", "starts_at", "admin", "write"]:
+        assert f">{key}<" not in table and f"{key}</span>" not in table
+    assert ">2026-12-01T00:00:00+00:00<" not in table
+    for key in FIELD_LABELS:
+        assert f'changes__field">{key}<' not in table
