@@ -275,3 +275,102 @@ def test_the_audit_log_shows_words_and_formatted_values(owner_browser, client_a,
     assert ">2026-12-01T00:00:00+00:00<" not in table
     for key in FIELD_LABELS:
         assert f'changes__field">{key}<' not in table
+
+
+# --- DNS cards: help that matches the screen -------------------------------------------------
+
+DNS_WORDS = {
+    "en": {
+        "view_record": "View record",
+        "view_dns_record": "View DNS record",
+        "spf_states": [
+            "Not checked yet",
+            "Configured",
+            "Not configured",
+            "Needs update",
+            "Invalid",
+            "Unknown",
+        ],
+        "dkim_states": ["Not checked yet", "Pending", "Active", "Mismatch", "Disabled", "Unknown"],
+        "dkim_points_at_dialog": "The host and the value to publish are under “View DNS record”.",
+        "dkim_unchecked": "Click “View DNS record” and publish that TXT record",
+    },
+    "fr": {
+        "view_record": "Voir l\u2019enregistrement",
+        "view_dns_record": "Voir l\u2019enregistrement DNS",
+        "spf_states": [
+            "Pas encore vérifié",
+            "Configuré",
+            "Non configuré",
+            "À mettre à jour",
+            "Invalide",
+            "Inconnu",
+        ],
+        "dkim_states": [
+            "Pas encore vérifié",
+            "En attente",
+            "Active",
+            "Non concordante",
+            "Désactivée",
+            "Inconnu",
+        ],
+        "dkim_points_at_dialog": (
+            "L\u2019hôte et la valeur à publier se trouvent sous "
+            "« Voir l\u2019enregistrement DNS »."
+        ),
+        "dkim_unchecked": "Cliquez sur « Voir l\u2019enregistrement DNS » et publiez",
+    },
+}
+
+
+def _card(text: str, card_id: str) -> str:
+    return text.split(f'id="{card_id}"')[1].split("</article>")[0]
+
+
+def _dashboard(browser, language: str) -> str:
+    url = reverse("web:dashboard", args=["example.com"])
+    return _text(browser.get(url, HTTP_ACCEPT_LANGUAGE=language))
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_spf_record_to_publish_before_the_first_check(owner_browser, domain, language):
+    words = DNS_WORDS[language]
+    text = _dashboard(owner_browser, language)
+    spf = _card(text, "spf")
+    assert f'data-dialog-open="spf-record-dialog">{words["view_record"]}</button>' in spf
+    dialog = text.split('<dialog id="spf-record-dialog"')[1].split("</dialog>")[0]
+    assert 'value="v=spf1 include:spf.postdesk.example ~all"' in dialog
+    assert 'value="include:spf.postdesk.example"' in dialog  # for a domain that has SPF
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_every_state_a_card_can_show_is_explained(owner_browser, domain, language):
+    words = DNS_WORDS[language]
+    text = _dashboard(owner_browser, language)
+    for card, states in [("spf", words["spf_states"]), ("dkim", words["dkim_states"])]:
+        explained = _card(text, card).split("<details")[1]
+        for state in states:
+            assert f"<dt>{state}</dt>" in explained, (card, state)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_dkim_text_points_at_the_dialog_with_the_record(
+    owner_browser, operator, domain, dns_server, language
+):
+    from postdesk.dns.services import dkim_enable
+    from postdesk.dns.status import dns_check_domain
+
+    words = DNS_WORDS[language]
+    dkim_enable(actor=operator, domain=domain)
+    unchecked = _card(_dashboard(owner_browser, language), "dkim")
+    assert words["dkim_unchecked"] in unchecked
+    assert f'data-dialog-open="dkim-record-dialog">{words["view_dns_record"]}<' in unchecked
+
+    dns_check_domain(domain)  # no DKIM record published: pending
+    text = _dashboard(owner_browser, language)
+    pending = _card(text, "dkim")
+    assert words["dkim_points_at_dialog"] in pending
+    assert "below" not in pending and "ci-dessous" not in pending
+    assert f'data-dialog-open="dkim-record-dialog">{words["view_dns_record"]}<' in pending
+    dialog = text.split('<dialog id="dkim-record-dialog"')[1].split("</dialog>")[0]
+    assert 'value="mail._domainkey.example.com"' in dialog

@@ -13,6 +13,7 @@ from postdesk.tenancy.access import Actor, require_client_access
 from .checks import DnsExpectations, DnsReport, Replay, evaluate
 from .dkim import record_host, record_value
 from .models import DkimKey, DkimKeyStatus, DnsStatus
+from .spf import new_record
 
 
 def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
@@ -35,16 +36,22 @@ def signing_key(domain: Domain) -> DkimKey | None:
 class StoredReport:
     report: DnsReport | None  # None: never checked yet
     checked_at: datetime | None
+    # What SPF needs whatever the DNS says, for before the first check (or when it could not
+    # answer): our mechanism, and the whole record for a domain that has none.
+    spf_mechanism: str = ""
+    spf_new_record: str = ""
 
 
 def dns_report(*, actor: Actor, domain: Domain) -> StoredReport:
     """The last check, in the reader's language and against today's settings and keys."""
     require_client_access(actor, domain.client_id, write=False)
+    mechanism = settings.POSTDESK_SPF_MECHANISM
+    spf = {"spf_mechanism": mechanism, "spf_new_record": new_record(mechanism)}
     status = DnsStatus.objects.filter(domain=domain).first()
     if status is None:
-        return StoredReport(None, None)
+        return StoredReport(None, None, **spf)
     report = evaluate(expectations(domain, signing_key(domain)), Replay(status.answers))
-    return StoredReport(report, status.checked_at)
+    return StoredReport(report, status.checked_at, **spf)
 
 
 @dataclass(frozen=True)

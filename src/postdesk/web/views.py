@@ -209,6 +209,8 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
         context.update(
             summary=domain_summary(actor=actor, domain=found),
             spf=stored.report.spf if stored.report else None,
+            spf_mechanism=stored.spf_mechanism,
+            spf_new_record=stored.spf_new_record,
             dkim=_dkim_card(stored.report, records),
             dmarc=stored.report.dmarc if stored.report else None,
             mx=stored.report.mx if stored.report else None,
