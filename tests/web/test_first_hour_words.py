@@ -292,6 +292,9 @@ DNS_WORDS = {
             "Unknown",
         ],
         "dkim_states": ["Not checked yet", "Pending", "Active", "Mismatch", "Disabled", "Unknown"],
+        "dmarc_states": ["Not checked yet", "Configured", "Not configured", "Invalid", "Unknown"],
+        "mx_states": ["Not checked yet", "Configured", "Not configured", "Needs update", "Unknown"],
+        "view_records": "View records",
         "dkim_points_at_dialog": "The host and the value to publish are under “View DNS record”.",
         "dkim_unchecked": "Click “View DNS record” and publish that TXT record",
     },
@@ -314,6 +317,15 @@ DNS_WORDS = {
             "Désactivée",
             "Inconnu",
         ],
+        "dmarc_states": ["Pas encore vérifié", "Configuré", "Non configuré", "Invalide", "Inconnu"],
+        "mx_states": [
+            "Pas encore vérifié",
+            "Configuré",
+            "Non configuré",
+            "À mettre à jour",
+            "Inconnu",
+        ],
+        "view_records": "Voir les enregistrements",
         "dkim_points_at_dialog": (
             "L\u2019hôte et la valeur à publier se trouvent sous "
             "« Voir l\u2019enregistrement DNS »."
@@ -341,13 +353,22 @@ def test_spf_record_to_publish_before_the_first_check(owner_browser, domain, lan
     dialog = text.split('<dialog id="spf-record-dialog"')[1].split("</dialog>")[0]
     assert 'value="v=spf1 include:spf.postdesk.example ~all"' in dialog
     assert 'value="include:spf.postdesk.example"' in dialog  # for a domain that has SPF
+    # DMARC and MX likewise: what to publish is known before any check.
+    assert f'data-dialog-open="dmarc-record-dialog">{words["view_record"]}<' in text
+    dmarc = text.split('<dialog id="dmarc-record-dialog"')[1].split("</dialog>")[0]
+    assert "_dmarc.example.com" in dmarc
+    assert 'value="v=DMARC1; p=none; rua=mailto:postmaster@example.com"' in dmarc
+    assert f'data-dialog-open="mx-record-dialog">{words["view_records"]}<' in text
+    mx = text.split('<dialog id="mx-record-dialog"')[1].split("</dialog>")[0]
+    assert re.search(r"<td>10</td><td[^>]*>[a-z0-9.-]+</td>", mx)
 
 
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_every_state_a_card_can_show_is_explained(owner_browser, domain, language):
     words = DNS_WORDS[language]
     text = _dashboard(owner_browser, language)
-    for card, states in [("spf", words["spf_states"]), ("dkim", words["dkim_states"])]:
+    for card in ["spf", "dkim", "dmarc", "mx"]:
+        states = words[f"{card}_states"]
         explained = _card(text, card).split("<details")[1]
         for state in states:
             assert f"<dt>{state}</dt>" in explained, (card, state)
