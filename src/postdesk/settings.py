@@ -187,6 +187,8 @@ STATIC_URL = "static/"
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:domains"
 LOGOUT_REDIRECT_URL = "web:login"
+# A form sent with a stale or missing CSRF token: a page in the client-area layout, not Django's.
+CSRF_FAILURE_VIEW = "postdesk.web.errors.csrf_failure"
 STATIC_ROOT = DATA_DIR / "static"
 # Without DEBUG, static files are served by WhiteNoise from STATIC_ROOT under hashed names, with
 # far-future cache headers: `postdesk serve` collects them there first. Under DEBUG they come

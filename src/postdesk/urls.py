@@ -24,6 +24,12 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("web:login") + (f"?{query}" if query else ""))
 
 
+# Every error page in the client-area layout and the user's language (CSRF failures: settings).
+handler400 = "postdesk.web.errors.bad_request"
+handler403 = "postdesk.web.errors.permission_denied"
+handler404 = "postdesk.web.errors.page_not_found"
+handler500 = "postdesk.web.errors.server_error"
+
 urlpatterns = [
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),

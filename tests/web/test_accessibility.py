@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from postdesk.mail.services import domain_add
 from tests.web.test_browser import LOGIN_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -71,8 +72,10 @@ def _scan(page, label: str, found: dict) -> None:
 
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_no_page_has_a_serious_or_critical_violation(
-    axe_page, language, owner, domain, mailbox, forward, plan
+    axe_page, language, owner, operator, domain, mailbox, forward, plan
 ):
+    # A second domain: with one, the domains list is its dashboard.
+    domain_add(actor=operator, client=domain.client, name="second.example")
     page = axe_page
     found: dict[str, list] = {}
     page.goto("/login/")
@@ -98,6 +101,7 @@ def test_no_page_has_a_serious_or_critical_violation(
         "account": "/account/",
         "audit": "/audit/",
         "billing": "/domains/example.com/billing/",
+        "page not found": "/no/such/page/",
     }
     for label, path in pages.items():
         page.goto(path)

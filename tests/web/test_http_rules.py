@@ -9,11 +9,18 @@ from django.urls import reverse
 
 from postdesk.api.models import TokenScope
 from postdesk.api.services import token_create
+from postdesk.mail.services import domain_add
 from postdesk.tenancy.models import User
 
 pytestmark = pytest.mark.django_db
 
 NEVER_CACHED = {"no-store", "no-cache", "private", "max-age=0", "must-revalidate"}
+
+
+@pytest.fixture
+def second_domain(operator, domain):
+    # With one domain, the domains list is a redirect to its dashboard: two make it a page.
+    return domain_add(actor=operator, client=domain.client, name="second.example")
 
 
 def _pages(mailbox) -> list[str]:
@@ -27,7 +34,7 @@ def _pages(mailbox) -> list[str]:
     ]
 
 
-def test_head_is_answered_as_get_without_a_body(owner_browser, mailbox):
+def test_head_is_answered_as_get_without_a_body(owner_browser, mailbox, second_domain):
     anonymous = Browser()
     for path in ("/", reverse("web:login")):
         got, head = anonymous.get(path), anonymous.head(path)
@@ -39,7 +46,7 @@ def test_head_is_answered_as_get_without_a_body(owner_browser, mailbox):
         assert head.content == b"" and int(head["Content-Length"]) == len(got.content)
 
 
-def test_no_page_with_customer_data_may_be_stored(owner_browser, mailbox):
+def test_no_page_with_customer_data_may_be_stored(owner_browser, mailbox, second_domain):
     for path in [*_pages(mailbox), reverse("web:login")]:
         directives = {d.strip() for d in owner_browser.get(path)["Cache-Control"].split(",")}
         assert {"no-store", "private"} <= directives, path

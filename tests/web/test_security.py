@@ -72,7 +72,11 @@ def _wait_out_throttling(device: TotpDevice) -> None:
 
 
 def _logged_in(browser: Browser) -> bool:
-    return browser.get(reverse("web:domains")).status_code == 200
+    # A user with one domain is sent on to its dashboard; anyone else to the login page.
+    response = browser.get(reverse("web:domains"))
+    return response.status_code == 200 or (
+        response.status_code == 302 and not response["Location"].startswith(reverse("web:login"))
+    )
 
 
 # --- Lockout ------------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def test_every_page_renders_for_each_role(request, role, domain, mailbox, forwar
     browser = request.getfixturevalue(f"{role}_browser")
     for name in ["domains", "dashboard", "mailbox_edit", "forward_edit"]:
         params = dict(_web_routes())[name]
-        response = browser.get(_url(name, params))
+        # With one domain, the domains list is its dashboard (a redirect).
+        response = browser.get(_url(name, params), follow=True)
         assert response.status_code == 200, name
         assert b'<main id="main"' in response.content
 
@@ -263,7 +264,7 @@ def test_sort_by_storage_and_pages(owner_browser, domain, settings):
     base = reverse("web:dashboard", args=["example.com"])
     page = _text(owner_browser.get(base + "?sort=storage"))
     largest = Mailbox.objects.order_by("-used_bytes").first().address.local_part
-    table = page.split("<tbody>")[1]
+    table = page.split('id="address-list"')[1].split("<tbody>")[1]
     assert table.index(largest) < 300
     assert 'aria-sort="descending"' in page
     assert "Page 1 of 3" in page

@@ -43,15 +43,55 @@ class Action(models.TextChoices):
 # record the values the object was made with.
 RECORDS_BEFORE_AFTER = frozenset({Action.MAILBOX_UPDATE, Action.FORWARD_UPDATE})
 
-# The fields an event's `changes` name, as the client area shows them.
+# The fields an event's `changes` name, as the client area shows them: every key a service
+# records (tests/web/test_first_hour_words.py runs each service and checks).
 FIELD_LABELS = {
+    # Mailboxes and forwards (mail.services)
     "aliases": _("Aliases"),
+    "aliases_added": _("Aliases added"),
+    "aliases_removed": _("Aliases removed"),
     "destinations": _("Destinations"),
     "quota_mb": _("Disk space limit (MB)"),
     "delete_after_forwarding": _("Delete after forwarding"),
     "keep_original_sender": _("Keep original sender and recipients"),
     "eas_enabled": _("ActiveSync (EAS)"),
     "mapi_enabled": _("MAPI/Exchange"),
+    # Accounts and users (tenancy.services, workflows.clients)
+    "role": _("Role"),
+    "suspended_at": _("Suspended since"),
+    "client_id": _("Account number"),
+    "domains": _("Domains"),
+    "mailboxes": _("Mailboxes"),
+    "deactivated_users": _("Users deactivated"),
+    # Plans (billing.services)
+    "plan": _("Plan"),
+    "starts_at": _("Starts on"),
+    "cycle_months": _("Billing cycle (months)"),
+    "currency": _("Currency"),
+    "prices": _("Prices"),
+    "storage_limit_mb": _("Plan disk space limit (MB)"),
+    "storage_gb_price": _("Disk space price"),
+    "eas_price": _("ActiveSync (EAS) price"),
+    "mapi_price": _("MAPI/Exchange price"),
+    "eas_mapi_price": _("EAS + MAPI price"),
+    # API tokens (api.services)
+    "owner": _("Token of"),
+    "scope": _("Access"),
+    "expires_at": _("Expires on"),
+}
+
+# The fields whose values are moments (ISO 8601 as recorded): shown in the reader's format.
+DATETIME_FIELDS = frozenset({"suspended_at", "starts_at", "expires_at"})
+
+# The fields whose values are amounts of money (decimals recorded as text): shown with the
+# reader's decimal separator.
+MONEY_FIELDS = frozenset({"storage_gb_price", "eas_price", "mapi_price", "eas_mapi_price"})
+
+# The fields whose values are a choice's name, in words: the same words as tenancy's Role and
+# api's TokenScope (audit imports neither; a test checks they agree).
+VALUE_LABELS = {
+    "role": {"owner": _("Owner"), "admin": _("Administrator"), "viewer": _("Viewer")},
+    "scope": {"read": _("Read"), "write": _("Read and write")},
 }
 
 # Where a change came from (tenancy.access.Source's values), in the customer's words.

@@ -114,9 +114,9 @@ def check_dkim(
             host,
             value,
             _(
-                "DKIM is enabled, but its record was not found in your DNS yet. Publish the "
-                "TXT record below at your registrar; after a change, propagation can take up "
-                "to 48 hours."
+                "DKIM is enabled, but its record was not found in your DNS yet. Publish its "
+                "TXT record at your registrar; after a change, propagation can take up to 48 "
+                "hours."
             ),
             found,
         )
@@ -135,7 +135,7 @@ def check_dkim(
         value,
         _(
             "A DKIM record is published at %(host)s, but it does not contain our key, so "
-            "receivers cannot verify your messages. Replace it with the record below."
+            "receivers cannot verify your messages. Replace it with our record."
         )
         % {"host": host},
         found,

@@ -35,6 +35,10 @@ class DmarcResult:
     found: list[str]
 
 
+def record_host(domain: str) -> str:
+    return f"_dmarc.{domain}"
+
+
 def suggested_record(domain: str) -> str:
     return f"v=DMARC1; p=none; rua=mailto:postmaster@{domain}"
 
@@ -44,7 +48,7 @@ def _is_dmarc(text: str) -> bool:
 
 
 def check_dmarc(domain: str, fetch_txt: FetchTxt) -> DmarcResult:
-    host = f"_dmarc.{domain}"
+    host = record_host(domain)
     suggestion = suggested_record(domain)
     try:
         records = [t for t in fetch_txt(host) if _is_dmarc(t)]
@@ -63,8 +67,9 @@ def check_dmarc(domain: str, fetch_txt: FetchTxt) -> DmarcResult:
             host,
             suggestion,
             _(
-                "No DMARC policy is published. Add this TXT record at %(host)s: it only asks "
-                "receivers to send reports to your postmaster, and changes nothing for delivery."
+                "No DMARC policy is published. Add our suggested TXT record at %(host)s: it only "
+                "asks receivers to send reports to your postmaster, and changes nothing for "
+                "delivery."
             )
             % {"host": host},
             None,

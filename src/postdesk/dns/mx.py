@@ -53,7 +53,7 @@ def check_mx(domain: str, our_hosts: list[str], fetch_mx: FetchMx) -> MxResult:
         return MxResult(
             MxState.NOT_CONFIGURED,
             wanted,
-            _("No MX record: mail sent to your domain cannot be delivered. Add the records below."),
+            _("No MX record: mail sent to your domain cannot be delivered. Add our MX records."),
             found,
         )
     if hosts <= ours:
@@ -64,11 +64,11 @@ def check_mx(domain: str, our_hosts: list[str], fetch_mx: FetchMx) -> MxResult:
     if hosts & ours:
         message = _(
             "Some of your MX records point elsewhere (%(others)s): part of your mail may not "
-            "reach your mailboxes. Keep only the records below."
+            "reach your mailboxes. Keep only ours."
         ) % {"others": others}
     else:
         message = _(
             "Your MX records point to other servers (%(others)s): mail does not reach your "
-            "mailboxes here. Replace them with the records below."
+            "mailboxes here. Replace them with ours."
         ) % {"others": others}
     return MxResult(MxState.NEEDS_UPDATE, wanted, message, found)

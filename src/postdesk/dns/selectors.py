@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -12,7 +12,11 @@ from postdesk.tenancy.access import Actor, require_client_access
 
 from .checks import DnsExpectations, DnsReport, Replay, evaluate
 from .dkim import record_host, record_value
+from .dmarc import record_host as dmarc_host
+from .dmarc import suggested_record
 from .models import DkimKey, DkimKeyStatus, DnsStatus
+from .mx import suggested_records
+from .spf import new_record
 
 
 def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
@@ -35,16 +39,32 @@ def signing_key(domain: Domain) -> DkimKey | None:
 class StoredReport:
     report: DnsReport | None  # None: never checked yet
     checked_at: datetime | None
+    # What SPF needs whatever the DNS says, for before the first check (or when it could not
+    # answer): our mechanism, and the whole record for a domain that has none.
+    spf_mechanism: str = ""
+    spf_new_record: str = ""
+    # Likewise for DMARC (a monitoring-only starter) and MX (our servers): what we suggest.
+    dmarc_host: str = ""
+    dmarc_record: str = ""
+    mx_records: list[tuple[int, str]] = field(default_factory=list)
 
 
 def dns_report(*, actor: Actor, domain: Domain) -> StoredReport:
     """The last check, in the reader's language and against today's settings and keys."""
     require_client_access(actor, domain.client_id, write=False)
+    mechanism = settings.POSTDESK_SPF_MECHANISM
+    advice = {
+        "spf_mechanism": mechanism,
+        "spf_new_record": new_record(mechanism),
+        "dmarc_host": dmarc_host(domain.name),
+        "dmarc_record": suggested_record(domain.name),
+        "mx_records": suggested_records(list(settings.POSTDESK_MX_HOSTS)),
+    }
     status = DnsStatus.objects.filter(domain=domain).first()
     if status is None:
-        return StoredReport(None, None)
+        return StoredReport(None, None, **advice)
     report = evaluate(expectations(domain, signing_key(domain)), Replay(status.answers))
-    return StoredReport(report, status.checked_at)
+    return StoredReport(report, status.checked_at, **advice)
 
 
 @dataclass(frozen=True)

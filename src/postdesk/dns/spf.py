@@ -423,6 +423,11 @@ def _pass_all(terms: list[_Term]) -> _Term | None:
     return None
 
 
+def new_record(required: str) -> str:
+    """The record a domain without SPF should publish: our mechanism, then a soft fail."""
+    return _format([_parse_term(required.strip()), _parse_term("~all")])
+
+
 def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
     """The SPF state of `domain` for our mechanism `required` (e.g. "include:spf.example.net").
 
@@ -442,7 +447,7 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
     if not current:
         return SpfResult(
             state=SpfState.NOT_CONFIGURED,
-            record=_format([ours, _parse_term("~all")]),
+            record=new_record(required),
             message=_(
                 "Your domain has no SPF record, so receiving servers cannot tell that our "
                 "servers may send your emails, and your messages may end up in spam. Add a TXT "

@@ -3,6 +3,10 @@
 A PostdeskError about a field goes beside that field; one about the whole request goes at the
 top of the form. NotFound and PermissionDenied become the 404 and 403 pages, so another
 client's objects look exactly like objects that do not exist.
+
+The error pages themselves are here too (postdesk.urls names them as Django's handlers, the
+settings name csrf_failure): every one in the client-area layout and the user's language,
+never a technical page.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template import loader
 
 from postdesk.errors import NotFound, PermissionDenied, PostdeskError, database_busy
 from postdesk.tenancy.access import Actor, Source
@@ -84,3 +89,32 @@ class BusyDatabaseMiddleware:
         response = render(request, "web/error.html", {"error": busy}, status=busy.status)
         response["Retry-After"] = str(busy.retry_after)
         return response
+
+
+# --- The error pages ------------------------------------------------------------------------
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "404.html", status=404)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "400.html", status=400)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent from a page that has expired (or without the cookie): say what to do."""
+    return render(request, "403_csrf.html", status=403)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The layout with the user's menu when it can be drawn; without it when the error came
+    from what draws it (the database reading the user, say)."""
+    try:
+        return render(request, "500.html", status=500)
+    except Exception:  # the page saying "error" must not fail in turn
+        return HttpResponse(loader.get_template("500.html").render(), status=500)

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.i18n import set_language
 
-from . import account_views, views
+from . import account_views, favicon, views
 
 app_name = "web"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("account/sessions/end/", account_views.sessions_end, name="sessions_end"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", set_language, name="set_language"),
+    path("favicon.ico", favicon.favicon, name="favicon"),
     path("audit/", views.audit, name="audit"),
     path(_DOMAIN, views.dashboard, name="dashboard"),
     path(_DOMAIN + "billing/", views.billing, name="billing"),

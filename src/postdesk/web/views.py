@@ -4,12 +4,15 @@ selectors its page shows (a read), and renders; errors are shown through web/err
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -17,7 +20,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from postdesk.audit.choices import FIELD_LABELS, RECORDS_BEFORE_AFTER, SOURCE_LABELS, action_label
+from postdesk.audit.choices import (
+    DATETIME_FIELDS,
+    FIELD_LABELS,
+    MONEY_FIELDS,
+    RECORDS_BEFORE_AFTER,
+    SOURCE_LABELS,
+    VALUE_LABELS,
+    action_label,
+)
 from postdesk.billing.estimate import price_text
 from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
 from postdesk.dns import services as dns_services
@@ -99,7 +110,12 @@ def _password_context(domain: Domain) -> dict:
 @require_GET
 @client_area_view
 def domains(request: HttpRequest, actor: Actor) -> HttpResponse:
-    return render(request, "web/domains.html", {"domains": list(domain_list(actor=actor))})
+    found = list(domain_list(actor=actor))
+    if len(found) == 1:
+        # One domain: the list would be one link. Land on its dashboard, as the guide says
+        # (login sends everyone here first).
+        return redirect("web:dashboard", found[0].name)
+    return render(request, "web/domains.html", {"domains": found})
 
 
 @dataclass(frozen=True)
@@ -212,6 +228,11 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
         context.update(
             summary=domain_summary(actor=actor, domain=found),
             spf=stored.report.spf if stored.report else None,
+            spf_mechanism=stored.spf_mechanism,
+            spf_new_record=stored.spf_new_record,
+            dmarc_suggested=stored.dmarc_record,
+            dmarc_suggested_host=stored.dmarc_host,
+            mx_suggested=stored.mx_records,
             dkim=_dkim_card(stored.report, records),
             dmarc=stored.report.dmarc if stored.report else None,
             mx=stored.report.mx if stored.report else None,
@@ -649,10 +670,19 @@ def forward_delete(
 
 
 @dataclass(frozen=True)
+class AuditValue:
+    text: str
+    moment: str = ""  # ISO 8601 when the value is a date and time, for <time datetime>
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class AuditChange:
     field: str
-    before: object  # None when the event records a value, not a change
-    after: object
+    before: AuditValue | None  # None when the event records a value, not a change
+    after: AuditValue
     is_change: bool
 
 
@@ -668,12 +698,37 @@ class AuditRow:
     changes: list[AuditChange]
 
 
-def _audit_value(value) -> str:
+def _audit_moment(value) -> AuditValue | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    # The page's times are in the reader's format and the site's zone, like its "When" column.
+    local = timezone.localtime(moment)
+    return AuditValue(formats.date_format(local, "SHORT_DATETIME_FORMAT"), local.isoformat())
+
+
+def _audit_value(key: str, value) -> AuditValue:
+    """A recorded value in the reader's words and formats: never a key or an ISO string."""
     if isinstance(value, bool):
-        return _("on") if value else _("off")
+        return AuditValue(_("on") if value else _("off"))
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "—"
-    return "—" if value in (None, "") else str(value)
+        return AuditValue(", ".join(_audit_value(key, v).text for v in value) or "—")
+    if value in (None, ""):
+        return AuditValue("—")
+    if key in DATETIME_FIELDS and (moment := _audit_moment(value)) is not None:
+        return moment
+    if key in MONEY_FIELDS:
+        try:
+            return AuditValue(formats.number_format(Decimal(str(value)), decimal_pos=2))
+        except InvalidOperation:
+            pass
+    if isinstance(value, int | float | Decimal):
+        return AuditValue(formats.number_format(value))
+    label = VALUE_LABELS.get(key, {}).get(value) if isinstance(value, str) else None
+    return AuditValue(str(label if label is not None else value))
 
 
 def _audit_row(event) -> AuditRow:
@@ -682,9 +737,10 @@ def _audit_row(event) -> AuditRow:
     for key, value in (event.changes or {}).items():
         label = str(FIELD_LABELS.get(key, key))
         if before_after and isinstance(value, list) and len(value) == 2:
-            changes.append(AuditChange(label, _audit_value(value[0]), _audit_value(value[1]), True))
+            before, after = _audit_value(key, value[0]), _audit_value(key, value[1])
+            changes.append(AuditChange(label, before, after, True))
         else:
-            changes.append(AuditChange(label, None, _audit_value(value), False))
+            changes.append(AuditChange(label, None, _audit_value(key, value), False))
     return AuditRow(
         at=event.at,
         who=event.actor_label if not event.actor_label.startswith("operator:") else _("Provider"),
