@@ -77,3 +77,16 @@ def test_the_provider_staff_reach_the_admin(operator, client_a):
     browser.force_login(staff)
     assert browser.get("/admin/").status_code == 200
     assert browser.get("/admin/login/", follow=True).redirect_chain[-1][0] == "/admin/"
+
+
+@pytest.mark.parametrize("path", ["/login/", "/language/"])
+def test_a_form_in_an_unknown_charset_is_a_plain_400(path, client_a, domain):
+    # Django refuses the body (a BadRequest raised while the CSRF check reads it); the 400
+    # page must not read it again, or the answer becomes a 500.
+    answer = Browser(raise_request_exception=False).post(
+        path,
+        data="username=a&password=b",
+        content_type="application/x-www-form-urlencoded; charset=latin-1",
+    )
+    assert answer.status_code == 400
+    assert 'class="site-nav' in answer.content.decode() or "<main" in answer.content.decode()
