@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import include, path, reverse
+from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 # django-otp's own TOTP devices (plain-hex secrets) are no longer used: tenancy.TotpDevice
@@ -19,7 +20,7 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         if request.user.is_staff:
             return redirect("admin:index")
-        raise PermissionDenied
+        raise PermissionDenied(_("The administration is for the provider's staff."))
     query = request.META.get("QUERY_STRING", "")
     return redirect(reverse("web:login") + (f"?{query}" if query else ""))
 

@@ -62,6 +62,7 @@ def test_nor_an_api_answer(operator, owner):
 def test_a_client_user_opening_the_admin_gets_one_plain_refusal(owner_browser):
     answer = owner_browser.get("/admin/", follow=True)
     assert answer.status_code == 403
+    assert "The administration is for the provider" in answer.content.decode()
     assert len(answer.redirect_chain) <= 2  # /admin/ → /admin/login/ → 403, no loop
 
 

@@ -77,6 +77,11 @@ def test_the_area_is_read_only_with_a_banner(owner_browser, mailbox, suspended, 
         {"username": "new", "password": GOOD_PASSWORD, "password_confirmation": GOOD_PASSWORD},
     )
     assert refused.status_code == 403
+    refusal = {"en": "This account is suspended: nothing", "fr": "Ce compte est suspendu : rien"}
+    assert refusal[language] in _text(refused)
+    # The role is not the reason: the form does not say so.
+    edit = _text(owner_browser.get(reverse("web:mailbox_edit", args=["example.com", "marie"])))
+    assert "only allows viewing" not in edit and "permet seulement" not in edit
 
 
 def test_an_active_account_shows_no_banner(owner_browser, mailbox):
