@@ -263,6 +263,8 @@ POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 
 # How often the periodic jobs run (postdesk.jobs): `postdesk jobs run-due` runs those due.
 POSTDESK_JOB_DNS_RECHECK = timedelta(minutes=_env_int("POSTDESK_JOB_DNS_RECHECK_MINUTES", 60))
+# GET /healthz fails (503) once a task has waited this many seconds to run: no worker runs.
+POSTDESK_HEALTH_QUEUE_MAX_WAIT = _env_int("POSTDESK_HEALTH_QUEUE_MAX_WAIT", 600)
 POSTDESK_JOB_COLLECT_USAGE = timedelta(minutes=_env_int("POSTDESK_JOB_COLLECT_USAGE_MINUTES", 15))
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")

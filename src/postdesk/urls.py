@@ -6,6 +6,8 @@ from django.urls import include, path, reverse
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from postdesk.jobs.views import healthz
+
 # django-otp's own TOTP devices (plain-hex secrets) are no longer used: tenancy.TotpDevice
 # holds them encrypted. Its admin page would only invite adding devices the login ignores.
 # Unregistered here because admin autodiscovery has run by the time the URLs load.
@@ -32,6 +34,7 @@ handler404 = "postdesk.web.errors.page_not_found"
 handler500 = "postdesk.web.errors.server_error"
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/v1/", include("postdesk.api.urls")),
