@@ -225,7 +225,7 @@ POSTDESK_MAX_DESTINATIONS = _env_int("POSTDESK_MAX_DESTINATIONS", 50)
 # The most aliases one mailbox may have: a business needs a few dozen at most (roles, old
 # names, spellings); the bound keeps any change of a mailbox short for the database.
 POSTDESK_MAX_ALIASES = _env_int("POSTDESK_MAX_ALIASES", 100)
-# The largest per-mailbox disk space limit accepted, in MB (default 10 TB).
+# The largest per-mailbox disk space limit accepted, in MiB (default 10 TiB).
 POSTDESK_MAX_QUOTA_MB = _env_int("POSTDESK_MAX_QUOTA_MB", 10 * 1024 * 1024)
 # Argon2id cost for mailbox password hashes. Dovecot verifies these with libsodium, which
 # only accepts parallelism 1; memory in KiB.

@@ -137,7 +137,7 @@ def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
     page.locator("#id_destinations_new").fill("marie@gmail.com")
     page.get_by_role("button", name="Add a destination address").click()
     page.get_by_label("ActiveSync (EAS)").check()
-    page.get_by_label("Disk space limit (MB)").fill("5120")
+    page.get_by_label("Disk space limit (MiB)").fill("5120")
     _shot(page, "mailbox-form-en")
     page.get_by_role("button", name="Create email address").click()
     page.locator(".message").get_by_text("Mailbox marie.dupont@example.com created.").wait_for()

@@ -218,7 +218,7 @@ AUDIT_WORDS = {
         "Plan</span>: Basic",
         "Role</span>: Administrator",
         "Access</span>: Read and write",
-        "Disk space price</span>: 0.50",
+        "Disk space price (per GiB)</span>: 0.50",
         '<time datetime="2026-12-01T00:00:00+00:00">12/01/2026 midnight</time>',
     ],
     "fr": [

@@ -55,7 +55,9 @@ class MailboxCreateIn(StrictIn):
         None, description="Omit it to have one generated: it is then returned once, here only."
     )
     aliases: list[str] = Field(default_factory=list, description="Local parts.")
-    quota_mb: int = Field(0, description="Disk space limit in MB; 0 = the plan's limit only.")
+    quota_mb: int = Field(
+        0, description="Disk space limit in MiB (1024² bytes); 0 = the plan's limit only."
+    )
     destinations: list[str] = Field(default_factory=list, description="Forward copies here.")
     delete_after_forwarding: bool = False
     keep_original_sender: bool = False

@@ -18,7 +18,7 @@ The rules (docs/billing.md says why):
   combined rate instead of the two. What that saves (the two prices minus the combined one,
   never negative) is part of the estimate, so every interface shows the same discount.
 - Storage is billed on actual use: the time-weighted average of the usage over the cycle,
-  in GB of 1024³ bytes, times the price per GB per cycle.
+  in GiB (1024³ bytes), times the price per GiB per cycle.
 - Every line's amount is rounded half up to the currency's minor unit (cents), per line.
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import calendar
 import decimal
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ EAS_LINE = "eas"
 MAPI_LINE = "mapi"
 EAS_MAPI_LINE = "eas_mapi"
 LINE_ITEMS = (STORAGE_LINE, EAS_LINE, MAPI_LINE, EAS_MAPI_LINE)
-# Storage quantities (GB averaged over the cycle) are shown, and priced, to 0.001 GB.
+# Storage quantities (GiB averaged over the cycle) are shown, and priced, to 0.001 GiB.
 STORAGE_QUANTITY_EXPONENT = Decimal("0.001")
 # ISO 4217 currencies whose minor unit is not the cent; every other currency has two decimals.
 _MINOR_UNITS = {
@@ -90,7 +91,7 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 @dataclass(frozen=True)
 class Prices:
-    """A plan's prices, each per cycle: per GB stored (on average), per mailbox per protocol."""
+    """A plan's prices, each per cycle: per GiB stored (on average), per mailbox per protocol."""
 
     currency: str
     storage_gb: Decimal
@@ -182,6 +183,10 @@ class ProtocolPeriod:
     protocol: str
     started_at: datetime
     ended_at: datetime | None = None
+    # What the statement shows of the mailbox (the ledger's snapshot): its address, and
+    # whether it still exists. Money rules ignore both.
+    address: str = field(default="", compare=False)
+    deleted: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,35 @@ class ProtocolCounts:
     eas: int = 0
     mapi: int = 0
     eas_mapi: int = 0
+
+
+def _billed_periods(
+    periods: Iterable[ProtocolPeriod], cycle: Cycle, at: datetime
+) -> dict[int, list[ProtocolPeriod]]:
+    """Each billed mailbox's periods that count in the cycle as of `at` (see
+    `protocol_counts`), in the order given."""
+    at = _utc(at)
+    billed: dict[int, list[ProtocolPeriod]] = defaultdict(list)
+    for period in periods:
+        if period.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {period.protocol!r}")
+        started = _utc(period.started_at)
+        ended = None if period.ended_at is None else _utc(period.ended_at)
+        if ended is not None and ended <= started:
+            continue
+        if started > at or started >= cycle.end:
+            continue
+        if ended is not None and ended <= cycle.start:
+            continue
+        billed[period.mailbox].append(period)
+    return billed
+
+
+def _line_of(periods: Iterable[ProtocolPeriod]) -> str:
+    protocols = {period.protocol for period in periods}
+    if len(protocols) == 2:
+        return EAS_MAPI_LINE
+    return EAS_LINE if protocols == {EAS} else MAPI_LINE
 
 
 def protocol_counts(
@@ -202,24 +236,54 @@ def protocol_counts(
     counts. A mailbox with both protocols in the cycle counts only under `eas_mapi`, even when
     the two were never on at the same time.
     """
-    at = _utc(at)
-    seen: dict[int, set[str]] = defaultdict(set)
-    for period in periods:
-        if period.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {period.protocol!r}")
-        started = _utc(period.started_at)
-        ended = None if period.ended_at is None else _utc(period.ended_at)
-        if ended is not None and ended <= started:
-            continue
-        if started > at or started >= cycle.end:
-            continue
-        if ended is not None and ended <= cycle.start:
-            continue
-        seen[period.mailbox].add(period.protocol)
+    billed = _billed_periods(periods, cycle, at)
+    seen = {key: {period.protocol for period in found} for key, found in billed.items()}
     both = sum(1 for protocols in seen.values() if len(protocols) == 2)
     eas = sum(1 for protocols in seen.values() if protocols == {EAS})
     mapi = sum(1 for protocols in seen.values() if protocols == {MAPI})
     return ProtocolCounts(eas=eas, mapi=mapi, eas_mapi=both)
+
+
+@dataclass(frozen=True)
+class ChargedMailbox:
+    """A mailbox a protocol line charges for: its address as the ledger kept it, whether it
+    was deleted since, and its periods that count in the cycle (oldest first)."""
+
+    key: int
+    address: str
+    deleted: bool
+    periods: tuple[ProtocolPeriod, ...]
+
+
+@dataclass(frozen=True)
+class ChargedMailboxes:
+    """The first mailboxes of a protocol line (by address) and how many more it charges for:
+    `len(shown) + more` is the line's quantity."""
+
+    shown: tuple[ChargedMailbox, ...] = ()
+    more: int = 0
+
+
+def charged_mailboxes(
+    periods: Iterable[ProtocolPeriod], cycle: Cycle, at: datetime, *, shown: int
+) -> dict[str, ChargedMailboxes]:
+    """For each protocol line (eas, mapi, eas_mapi), the mailboxes it charges for as of `at`,
+    by the rule of `protocol_counts` (so each line's count is its quantity): the first
+    `shown` by address, and how many more."""
+    lines: dict[str, list[ChargedMailbox]] = {EAS_LINE: [], MAPI_LINE: [], EAS_MAPI_LINE: []}
+    for key, found in _billed_periods(periods, cycle, at).items():
+        found.sort(key=lambda p: (_utc(p.started_at), p.protocol))
+        # A deleted mailbox's rows all lost their link; any row says so.
+        lines[_line_of(found)].append(
+            ChargedMailbox(key, found[0].address, found[0].deleted, tuple(found))
+        )
+    return {
+        item: ChargedMailboxes(
+            tuple(heapq.nsmallest(shown, charged, key=lambda c: (c.address, c.key))),
+            max(0, len(charged) - shown),
+        )
+        for item, charged in lines.items()
+    }
 
 
 # --- Storage -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ every money rule to the pure `estimate` module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
@@ -91,18 +92,23 @@ def _plan_terms(client_id: int) -> list[rules.PlanTerm]:
 
 
 def _protocol_periods(
-    domain_ids: list[int], cycle: rules.Cycle, at: datetime
+    domain_ids: list[int], cycle: rules.Cycle, at: datetime, *, mailboxes: bool = False
 ) -> dict[int, list[rules.ProtocolPeriod]]:
-    """Each domain's protocol periods that touch the cycle up to `at`: one query."""
+    """Each domain's protocol periods that touch the cycle up to `at`: one query. With
+    `mailboxes`, each period also says its mailbox's address and whether it was deleted."""
     periods: dict[int, list[rules.ProtocolPeriod]] = {domain_id: [] for domain_id in domain_ids}
+    fields = ["domain_id", "mailbox_key", "protocol", "started_at", "ended_at"]
     rows = (
         ProtocolActivation.objects.filter(
             domain_id__in=domain_ids, started_at__lte=at, started_at__lt=cycle.end
         )
         .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=cycle.start))
-        .values_list("domain_id", "mailbox_key", "protocol", "started_at", "ended_at")
+        .values_list(*fields, *(["address", "mailbox_id"] if mailboxes else []))
     )
     for domain_id, *period in rows:
+        if mailboxes:
+            *period, address, mailbox_id = period
+            period += [address, mailbox_id is None]
         periods[domain_id].append(rules.ProtocolPeriod(*period))
     return periods
 
@@ -207,6 +213,40 @@ def billing_estimate(*, actor: Actor, domain: Domain, at: datetime | None = None
     return rules.estimate(term.prices, cycle, at, periods, storage)
 
 
+# The mailboxes the billing page names under each protocol line; the others are counted.
+STATEMENT_MAILBOXES = 20
+
+
+@dataclass(frozen=True)
+class Statement:
+    """The estimate of the current cycle, and for each protocol line the mailboxes it charges
+    for (`estimate.charged_mailboxes`): the same periods make both, so they always agree."""
+
+    estimate: rules.Estimate
+    charged: dict[str, rules.ChargedMailboxes]
+
+
+def billing_statement(
+    *,
+    actor: Actor,
+    domain: Domain,
+    at: datetime | None = None,
+    shown: int = STATEMENT_MAILBOXES,
+) -> Statement:
+    """`billing_estimate`, and which mailboxes each protocol line charges for, deleted and
+    switched-off ones included: the first `shown` of each line by address, and how many more.
+    The same three queries as `billing_estimate`, whatever the number of mailboxes."""
+    require_client_access(actor, domain.client_id, write=False)
+    at = resolve_at(at, allow_future=True)
+    term, cycle = _cycle(domain.client_id, at)
+    periods = _protocol_periods([domain.pk], cycle, at, mailboxes=True)[domain.pk]
+    storage = domain_storage_use(domain.pk, cycle.start, at)
+    return Statement(
+        estimate=rules.estimate(term.prices, cycle, at, periods, storage),
+        charged=rules.charged_mailboxes(periods, cycle, at, shown=shown),
+    )
+
+
 def domains_storage_use(
     domain_ids: list[int], start: datetime, at: datetime
 ) -> dict[int, rules.StorageUse]:
@@ -270,6 +310,55 @@ def billing_has_plan(*, actor: Actor, domain: Domain, at: datetime | None = None
     require_client_access(actor, domain.client_id, write=False)
     at = resolve_at(at, allow_future=True)
     return ClientPlan.objects.filter(client_id=domain.client_id, starts_at__lte=at).exists()
+
+
+@dataclass(frozen=True)
+class ProtocolPrices:
+    """What switching a protocol on costs under the plan in force: unit prices as shown
+    (`estimate.price_text`), per mailbox and per cycle of `cycle_months`."""
+
+    currency: str
+    cycle_months: int
+    eas: Decimal
+    mapi: Decimal
+    eas_mapi: Decimal
+    # What the combined rate saves per mailbox against the two apart (0: no discount).
+    combined_saving_each: Decimal
+
+
+def billing_protocol_prices(
+    *, actor: Actor, domain: Domain, at: datetime | None = None
+) -> ProtocolPrices | None:
+    """The EAS, MAPI and combined prices of the plan in force at `at` (default now) for the
+    domain's client, or None when no plan applies: one query."""
+    require_client_access(actor, domain.client_id, write=False)
+    at = resolve_at(at, allow_future=True)
+    row = (
+        ClientPlan.objects.filter(client_id=domain.client_id, starts_at__lte=at)
+        .select_related("plan")
+        .order_by("-starts_at")
+        .first()
+    )
+    if row is None:
+        return None
+    plan = row.plan
+    prices = rules.Prices(
+        currency=plan.currency,
+        storage_gb=plan.storage_gb_price,
+        eas=plan.eas_price,
+        mapi=plan.mapi_price,
+        eas_mapi=plan.eas_mapi_price,
+    )
+    return ProtocolPrices(
+        currency=plan.currency,
+        cycle_months=plan.cycle_months,
+        eas=rules.price_text(prices.eas, plan.currency),
+        mapi=rules.price_text(prices.mapi, plan.currency),
+        eas_mapi=rules.price_text(prices.eas_mapi, plan.currency),
+        combined_saving_each=rules.price_text(
+            rules.combined_rate_saving(prices, 1).each, plan.currency
+        ),
+    )
 
 
 def billing_history(

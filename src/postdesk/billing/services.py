@@ -86,7 +86,7 @@ def plan_create(
     cycle_months: int = 1,
     storage_limit_mb: int | None = None,
 ) -> Plan:
-    """A plan. Every price is per cycle; storage is priced per GB (1024³ bytes) on average."""
+    """A plan. Every price is per cycle; storage is priced per GiB (1024³ bytes) on average."""
     _require_operator(actor, _("Only the provider can manage plans."))
     errors = ErrorCollector()
     clean_name = " ".join((name or "").split())
@@ -135,7 +135,7 @@ def plan_create(
         errors.add(
             InvalidInput(
                 "storage_limit_invalid",
-                _("Enter the plan's storage limit as a whole number of megabytes, or none."),
+                _("Enter the plan's storage limit as a whole number of MiB, or none."),
                 "storage_limit_mb",
             )
         )

@@ -30,7 +30,13 @@ from postdesk.audit.choices import (
     action_label,
 )
 from postdesk.billing.estimate import price_text
-from postdesk.billing.selectors import billing_estimate, billing_has_plan, billing_history
+from postdesk.billing.selectors import (
+    billing_estimate,
+    billing_has_plan,
+    billing_history,
+    billing_protocol_prices,
+    billing_statement,
+)
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
 from postdesk.dns.selectors import dkim_records, dns_report
@@ -190,6 +196,24 @@ class BillingView:
         )
 
 
+@dataclass(frozen=True)
+class ChargedLine:
+    """A protocol line of the billing page and the mailboxes it charges for."""
+
+    item: str
+    title: str
+    mailboxes: object  # billing.estimate.ChargedMailboxes
+
+
+def _charged_lines() -> list[tuple[str, str]]:
+    # The line items' names, as the table of line items says them.
+    return [
+        ("eas", _("ActiveSync (EAS)")),
+        ("mapi", _("MAPI/Exchange")),
+        ("eas_mapi", _("EAS + MAPI (combined rate)")),
+    ]
+
+
 def _list_params(query) -> dict:
     """The address list's parameters from the URL; anything unknown falls back to the default."""
     type_ = query.get("type", AddressListType.ALL)
@@ -253,18 +277,28 @@ def billing(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
     """The estimate of the current period and the closed ones; the dashboard's billing card
     when htmx asks for that card alone."""
     found = domain_get(actor=actor, name=domain)
+    htmx = getattr(request, "htmx", None)
+    card = bool(htmx and htmx.target == BILLING_CARD_TARGET)
+    charged = None
     try:
-        estimate = billing_estimate(actor=actor, domain=found)
+        if card:
+            estimate = billing_estimate(actor=actor, domain=found)
+        else:
+            # The page also names the mailboxes each protocol line charges for.
+            statement = billing_statement(actor=actor, domain=found)
+            estimate, charged = statement.estimate, statement.charged
     except InvalidInput as error:
         if error.code != "no_plan":
             raise
         estimate = None
     context = {"domain": found, "estimate": estimate and BillingView.of(estimate)}
-    htmx = getattr(request, "htmx", None)
-    if htmx and htmx.target == BILLING_CARD_TARGET:
+    if card:
         # No plan: the card goes away rather than show nothing useful.
         response = render(request, "web/_billing_card.html", context)
     else:
+        context["charged"] = charged and [
+            ChargedLine(item, title, charged[item]) for item, title in _charged_lines()
+        ]
         context["history"] = [
             BillingView.of(past) for past in billing_history(actor=actor, domain=found)
         ]
@@ -385,6 +419,7 @@ def _dialog_to_open(request: HttpRequest, can_write: bool) -> str:
 
 def _mailbox_page(
     request,
+    actor,
     domain,
     form,
     *,
@@ -414,6 +449,8 @@ def _mailbox_page(
         or (row is not None and _dialog_to_open(request, can_write) == "password"),
         "delete_dialog_open": row is not None and _dialog_to_open(request, can_write) == "delete",
         "keep_password": kept_password,
+        # What the EAS and MAPI switches cost, shown before they are turned on (no plan: None).
+        "protocol_prices": billing_protocol_prices(actor=actor, domain=domain),
         **_password_context(domain),
     }
     response = render(request, "web/mailbox_form.html", context, status=status)
@@ -430,7 +467,7 @@ def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpRespo
     found = domain_get(actor=actor, name=domain)
     require_client_access(actor, found.client_id, write=True)
     if request.method == "GET":
-        return _mailbox_page(request, found, MailboxCreateForm(initial={"quota_mb": 0}))
+        return _mailbox_page(request, actor, found, MailboxCreateForm(initial={"quota_mb": 0}))
     form = MailboxCreateForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -451,7 +488,7 @@ def mailbox_create(request: HttpRequest, actor: Actor, domain: str) -> HttpRespo
             )
             _warn_missing_destinations(request, actor, found, form.settings()["destinations"])
             return redirect("web:dashboard", found.name)
-    return _mailbox_page(request, found, form, status=400)
+    return _mailbox_page(request, actor, found, form, status=400)
 
 
 def _mailbox_initial(detail: MailboxDetail) -> dict:
@@ -501,6 +538,7 @@ def _mailbox_edit_page(
     form (settings as typed, or the password dialog open on its errors)."""
     return _mailbox_page(
         request,
+        actor,
         detail.domain,
         form if form is not None else MailboxSettingsForm(initial=_mailbox_initial(detail)),
         row=detail.row,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import template
-from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils import formats
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy, ngettext
 
 from postdesk.mail.choices import AddressListSort
 
@@ -31,10 +32,32 @@ def list_url(domain, page_data, **overrides) -> str:
     return f"{url}?{urlencode(query)}" if query else url
 
 
+# Binary units throughout, as storage is billed (per GiB, 1024³ bytes) and as Dovecot
+# enforces quotas (quota_mb is in MiB): never Django's filesizeformat, which computes in
+# binary but says "GB" in English ("Go" elsewhere).
+_BINARY_UNITS = (
+    (1024**5, gettext_lazy("%s PiB")),
+    (1024**4, gettext_lazy("%s TiB")),
+    (1024**3, gettext_lazy("%s GiB")),
+    (1024**2, gettext_lazy("%s MiB")),
+    (1024, gettext_lazy("%s KiB")),
+)
+
+
+@register.filter
+def size(value) -> str:
+    """Bytes as a readable size in binary units, one decimal: "6.7 GiB" ("6,7 Gio")."""
+    value = int(value or 0)
+    for unit, text in _BINARY_UNITS:
+        if abs(value) >= unit:
+            return text % formats.number_format(round(value / unit, 1), 1)
+    return ngettext("%(size)d byte", "%(size)d bytes", value) % {"size": value}
+
+
 @register.filter
 def megabytes(value) -> str:
-    """A quota in MB as a readable size ("5.0 GB")."""
-    return filesizeformat(int(value or 0) * 1024 * 1024)
+    """A quota in MiB (what quota_mb holds) as a readable size ("5.0 GiB")."""
+    return size(int(value or 0) * 1024 * 1024)
 
 
 @register.filter
@@ -55,13 +78,13 @@ def minutes(value) -> int:
 
 @register.filter
 def signed_size(value) -> str:
-    """A change in bytes as a readable size with its sign ("+1.2 MB", "\u2212300 bytes")."""
+    """A change in bytes as a readable size with its sign ("+1.2 MiB", "\u2212300 bytes")."""
     value = int(value or 0)
     if value > 0:
-        return f"+{filesizeformat(value)}"
+        return f"+{size(value)}"
     if value < 0:
-        return "\u2212" + filesizeformat(-value)
-    return filesizeformat(0)
+        return "\u2212" + size(-value)
+    return size(0)
 
 
 @register.simple_tag
