@@ -21,6 +21,7 @@ from postdesk.billing.estimate import (
     UsageSample,
     add_months,
     billing_cycle,
+    charged_mailboxes,
     combined_rate_saving,
     cycle_at,
     estimate,
@@ -245,6 +246,57 @@ def test_a_deleted_mailbox_still_counts_for_its_cycle():
     assert _counts(periods, cycle=Cycle(t("2024-03-01"), t("2024-04-01")), at="2024-03-02") == (
         ProtocolCounts()
     )
+
+
+_PERIOD = st.builds(
+    lambda key, protocol, start, length, deleted: ProtocolPeriod(
+        key,
+        protocol,
+        t("2024-01-20") + timedelta(days=start),
+        None if length is None else t("2024-01-20") + timedelta(days=start + length),
+        address=f"m{key}@example.com",
+        deleted=deleted,
+    ),
+    st.integers(1, 12),
+    st.sampled_from(["eas", "mapi"]),
+    st.integers(0, 45),
+    st.none() | st.integers(0, 20),
+    st.booleans(),
+)
+
+
+@given(st.lists(_PERIOD, max_size=30), st.integers(0, 5))
+def test_each_line_names_exactly_the_mailboxes_it_counts(periods, shown):
+    """The billing page's lists and the lines' quantities come from one rule."""
+    at = t("2024-02-20")
+    counts = _counts(periods, at="2024-02-20")
+    charged = charged_mailboxes(periods, FEB_2024, at, shown=shown)
+    for item in ("eas", "mapi", "eas_mapi"):
+        line = charged[item]
+        assert len(line.shown) + line.more == getattr(counts, item)
+        assert len(line.shown) == min(shown, getattr(counts, item))
+        addresses = [mailbox.address for mailbox in line.shown]
+        assert addresses == sorted(addresses)
+        for mailbox in line.shown:
+            protocols = {period.protocol for period in mailbox.periods}
+            assert (protocols == {"eas", "mapi"}) == (item == "eas_mapi")
+            assert all(period.mailbox == mailbox.key for period in mailbox.periods)
+
+
+def test_a_deleted_mailbox_is_named_on_its_line_with_its_periods():
+    periods = [
+        ProtocolPeriod(3, "eas", t("2024-02-10T10:00"), t("2024-02-10T10:02"), "temp@x.ca", True),
+        ProtocolPeriod(3, "mapi", t("2024-02-10T10:00"), t("2024-02-10T10:02"), "temp@x.ca", True),
+        ProtocolPeriod(4, "eas", t("2024-01-01"), None, "marie@x.ca"),
+        # Switched off before the cycle: not billed, not named.
+        ProtocolPeriod(5, "mapi", t("2024-01-01"), t("2024-01-20"), "old@x.ca"),
+    ]
+    charged = charged_mailboxes(periods, FEB_2024, t("2024-02-20"), shown=10)
+    (temp,) = charged["eas_mapi"].shown
+    assert (temp.address, temp.deleted, len(temp.periods)) == ("temp@x.ca", True, 2)
+    (marie,) = charged["eas"].shown
+    assert (marie.address, marie.deleted) == ("marie@x.ca", False)
+    assert charged["mapi"].shown == () and charged["mapi"].more == 0
 
 
 def test_an_unknown_protocol_is_a_programming_error():
