@@ -288,7 +288,7 @@ def billing_estimates(
 
 
 def plan_storage_limit_mb(client_id: int, at: datetime | None = None) -> Subquery:
-    """The storage limit in MB of the client's plan in force at `at` (default now), as a
+    """The storage limit in MiB of the client's plan in force at `at` (default now), as a
     scalar subquery to annotate a read with: NULL without a plan or with an unlimited one.
     It refers to no outer row, so the database runs it once per query, whatever the number
     of rows (the limit a mailbox quota of 0 falls back to, as the dataplane's view reads it).

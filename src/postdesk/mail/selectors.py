@@ -122,7 +122,7 @@ class AddressRow:
     keep_original_sender: bool = False
     # Bytes gained over the last 7 days (negative: shrank), from the usage samples.
     growth_7d_bytes: int | None = None
-    # The limit the mail servers enforce, in MB: the mailbox's quota, or with 0 its plan's
+    # The limit the mail servers enforce, in MiB: the mailbox's quota, or with 0 its plan's
     # storage limit (the plan in force now); None without one (unlimited). Rows read from a
     # mailbox in hand (`mailbox_detail_of`) do not read the plan: there, only the quota.
     limit_mb: int | None = None
