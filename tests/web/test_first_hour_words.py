@@ -227,7 +227,7 @@ AUDIT_WORDS = {
         "Forfait</span> : Basic",
         "Rôle</span> : Administrateur",
         "Accès</span> : Lecture et écriture",
-        "Prix de l\u2019espace disque</span> : 0,50",
+        "Prix de l\u2019espace disque (par Gio)</span> : 0,50",
         '<time datetime="2026-12-01T00:00:00+00:00">01/12/2026 00:00</time>',
     ],
 }
