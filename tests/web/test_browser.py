@@ -134,12 +134,19 @@ def test_a_customer_sets_up_their_domain(page, owner, operator, domain):
     page.get_by_role("button", name="Remove marie@example.com").click()
     alias_input.fill("mdupont")
     alias_input.press("Enter")
+    # Each tag is checked by the server as it is added: the user sees it appear.
+    expect(page.get_by_role("button", name="Remove mdupont@example.com")).to_be_visible()
     page.locator("#id_destinations_new").fill("marie@gmail.com")
     page.get_by_role("button", name="Add a destination address").click()
+    expect(page.get_by_role("button", name="Remove marie@gmail.com")).to_be_visible()
     page.get_by_label("ActiveSync (EAS)").check()
-    page.get_by_label("Disk space limit (MiB)").fill("5120")
+    page.get_by_label("Disk space limit (MB)").fill("5120")
     _shot(page, "mailbox-form-en")
     page.get_by_role("button", name="Create email address").click()
+    try:
+        page.wait_for_url(re.compile(r"/domains/example\.com/(\?.*)?$"))
+    except Exception:  # say what the form said (a rare refusal was seen under load)
+        raise AssertionError(f"refused: {page.locator('main').inner_text()[:2000]}") from None
     page.locator(".message").get_by_text("Mailbox marie.dupont@example.com created.").wait_for()
 
     # Search as you type: by alias, then by destination; the URL follows.
