@@ -19,7 +19,7 @@ GOOD_PASSWORD = "Vq7!rTz#Lp2wXk"
 
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):
-    # Argon2's production cost (64 MiB) is needless in tests; the format stays the same, and
+    # Argon2's production cost (64 MB) is needless in tests; the format stays the same, and
     # test_passwords checks the production parameters against doveadm separately.
     settings.POSTDESK_ARGON2_MEMORY_KIB = 1024
     settings.POSTDESK_ARGON2_TIME_COST = 1

@@ -397,7 +397,7 @@ def test_mailbox_create_says_every_error_at_once(pd, data_dir):
     )
     line = assert_fails(result)
     assert "base@example.com is already used by a mailbox." in line
-    assert "Enter a whole number of MiB" in line
+    assert "Enter a whole number of megabytes" in line
     assert address_kinds(data_dir) == before
 
 

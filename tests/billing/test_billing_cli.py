@@ -69,7 +69,7 @@ def test_a_replayed_history_yields_a_known_estimate(pd):
     result = pd("billing", "estimate", "acme.example", "--at", "2024-02-25T00:00:00Z", "--json")
     assert_ok(result)
     data = json.loads(result.stdout)
-    # Storage: paul 29 GiB x 10 days + marie 2 GiB x 1 day accrued, marie 2 GiB x 4 days
+    # Storage: paul 29 GB x 10 days + marie 2 GB x 1 day accrued, marie 2 GB x 4 days
     # projected; over 29 days: (290 + 2) / 29 = 10.069 GB-cycles accrued, +8/29 = 10.345.
     assert data == {
         "period_start": "2024-01-31T00:00:00+00:00",
@@ -231,7 +231,7 @@ def test_address_list_sorted_by_growth_over_7_days(pd):
     assert_ok(text)
     first = text.stdout.splitlines()[0]
     assert first.startswith("fast@acme.example\tmailbox")
-    assert "4.0 GiB; +3.0 GiB in 7 days" in first
+    assert "4.0 GB; +3.0 GB in 7 days" in first
 
 
 def test_plan_list_with_the_clients_on_each_plan_now(pd):
@@ -280,7 +280,7 @@ def test_plan_list_with_the_clients_on_each_plan_now(pd):
     ]
     text = pd("plan", "list")
     assert_ok(text)
-    assert text.stdout.splitlines()[1].startswith("Basic\t1 month(s)\tCAD\tstorage/GiB 0.50")
+    assert text.stdout.splitlines()[1].startswith("Basic\t1 month(s)\tCAD\tstorage/GB 0.50")
     assert text.stdout.splitlines()[1].endswith("limit none\t1 client(s)")
     # Names are unique whatever their case.
     duplicate = pd(

@@ -360,7 +360,7 @@ def test_an_estimate_with_every_line():
         ProtocolPeriod(4, "eas", t("2024-02-02")),
         ProtocolPeriod(4, "mapi", t("2024-02-02")),
     ]
-    # 2 GiB held from the start to the 15th (14 days), then still 2 GiB: 2 GB for the cycle.
+    # 2 GB held from the start to the 15th (14 days), then still 2 GB: 2 GB for the cycle.
     storage = StorageUse(byte_seconds=D(2 * GIB * 14 * DAY), current_bytes=2 * GIB)
     result = estimate(PRICES, FEB_2024, t("2024-02-15"), periods, storage)
     rows = {line.item: line for line in result.lines}
@@ -437,8 +437,8 @@ def test_storage_quantity_rounds_to_a_thousandth_of_a_gb_then_prices():
 
 
 def test_projected_storage_holds_the_current_usage_until_the_cycles_end():
-    # Nothing stored so far; 29 GiB from the 16th on, 14 of February 2024's 29 days are
-    # left: 29 GiB x 14/29 = 14 GB for the cycle, all of it projected.
+    # Nothing stored so far; 29 GB from the 16th on, 14 of February 2024's 29 days are
+    # left: 29 GB x 14/29 = 14 GB for the cycle, all of it projected.
     storage = StorageUse(byte_seconds=D(0), current_bytes=29 * GIB)
     prices = Prices("CAD", D(1), D(0), D(0), D(0))
     result = estimate(prices, FEB_2024, t("2024-02-16"), [], storage)

@@ -52,14 +52,14 @@ def history(operator, domain):
     record(operator, grower, 1 * GIB, days_ago=30)
     record(operator, grower, 1 * GIB, days_ago=7.6)  # in force 7 days before the latest
     record(operator, grower, 2 * GIB, days_ago=3)
-    record(operator, grower, 3 * GIB, days_ago=0.5)  # the latest: +2 GiB
+    record(operator, grower, 3 * GIB, days_ago=0.5)  # the latest: +2 GB
 
     newcomer = make_mailbox(operator, domain, "newcomer")
     record(operator, newcomer, 500 * MIB, days_ago=6.95)  # no sample before: it grew from 0
 
     shrinker = make_mailbox(operator, domain, "shrinker")
     record(operator, shrinker, 5 * GIB, days_ago=10)
-    record(operator, shrinker, 4 * GIB, days_ago=0.5)  # -1 GiB
+    record(operator, shrinker, 4 * GIB, days_ago=0.5)  # -1 GB
 
     steady = make_mailbox(operator, domain, "steady")
     record(operator, steady, 700 * MIB, days_ago=20)
@@ -163,7 +163,7 @@ def test_query_count_is_fixed_whatever_the_size(owner, operator, domain, django_
         owner._roles.clear()
         with django_assert_num_queries(budget) as captured:
             page = address_list(actor=owner, domain=domain, sort=AddressListSort.GROWTH)
-        # The mailbox with the most samples' growth leads: i x 2 MiB for the last one.
+        # The mailbox with the most samples' growth leads: i x 2 MB for the last one.
         assert page.rows[0].growth_7d_bytes == (extra - 1) * 2 * MIB
         counts.append(len(captured))
     assert counts[0] == counts[1]

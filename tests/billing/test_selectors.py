@@ -75,8 +75,8 @@ def test_the_estimate_of_a_replayed_month(operator, owner, domain, other_domain,
 
     result = billing_estimate(actor=owner, domain=domain, at=t("2024-02-24"))
     assert (result.period_start, result.period_end) == (t("2024-01-31"), t("2024-02-29"))
-    # Storage: paul 29 GiB x 9 days + jean 29 GiB x 5 days so far = 14 GB-cycles (of 29
-    # days) accrued; jean's 29 GiB for the 5 days left: 5 more.
+    # Storage: paul 29 GB x 9 days + jean 29 GB x 5 days so far = 14 GB-cycles (of 29
+    # days) accrued; jean's 29 GB for the 5 days left: 5 more.
     assert amounts(result) == {
         "storage": ("19.000", "9.50"),
         "eas": ("1", "4.00"),  # paul
@@ -93,7 +93,7 @@ def test_the_estimate_of_a_replayed_month(operator, owner, domain, other_domain,
     assert (result.period_start, result.period_end) == (t("2024-02-29"), t("2024-03-31"))
     assert amounts(result)["mapi"] == ("2", "12.00")
     assert amounts(result)["eas"] == ("0", "0.00")
-    assert amounts(result)["storage"] == ("29.000", "14.50")  # jean's 29 GiB all month
+    assert amounts(result)["storage"] == ("29.000", "14.50")  # jean's 29 GB all month
 
 
 def test_the_estimate_follows_a_plan_change(operator, client_a, domain, plan):

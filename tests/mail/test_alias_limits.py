@@ -99,7 +99,7 @@ def test_a_mailbox_at_the_limits_keeps_its_pages_small(owner, domain):
     ):
         page = browser.get(url)
         assert page.status_code == 200
-        # (A 10,000-alias mailbox made the dashboard 988 KiB.)
+        # (A 10,000-alias mailbox made the dashboard 988 KB.)
         assert len(page.content) < 200 * 1024, (url, len(page.content))
 
 

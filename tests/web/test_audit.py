@@ -43,7 +43,7 @@ def test_changes_made_in_the_client_area_are_listed(owner_browser, viewer_browse
     assert "Mailbox changed" in changed and "marie@example.com" in changed
     assert "owner@example.org" in changed
     assert "Client area" in changed and "203.0.113.9" in changed
-    assert "Disk space limit (MiB)</span>: 5120 → 10240" in changed
+    assert "Disk space limit (MB)</span>: 5120 → 10240" in changed
     assert "ActiveSync" not in changed  # only what changed
     assert "Mailbox created" in created and "Provider" in created
     assert "ActiveSync (EAS)</span>: on" in created
@@ -123,4 +123,4 @@ def test_an_action_we_do_not_know_shows_as_recorded(owner_browser, client_a):
     rows = _table(owner_browser.get(reverse("web:audit")))
     assert "<strong>mailbox.archive</strong>" in rows
     # Not an update we know: its changes show as recorded values, not as before → after.
-    assert "Disk space limit (MiB)</span>: 5120, 10240" in rows
+    assert "Disk space limit (MB)</span>: 5120, 10240" in rows

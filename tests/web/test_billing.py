@@ -93,7 +93,7 @@ def test_the_dashboard_loads_the_card_which_shows_the_estimate(owner_browser, bi
     assert "Billing overview" in card
     assert "Accrued so far" in card and "Projected to the end of the period" in card
     # Line items with their counts and unit prices.
-    assert "2.000 GiB" in card and "0.50 CAD / GiB" in card and "1.00 CAD" in card
+    assert "2.000 GB" in card and "0.50 CAD / GB" in card and "1.00 CAD" in card
     eas = card.split("ActiveSync (EAS)</th>")[1].split("</tr>")[0]
     assert "1 mailbox" in eas and "4.00 CAD / mailbox" in eas and "4.00 CAD" in eas
     mapi = card.split("MAPI/Exchange</th>")[1].split("</tr>")[0]

@@ -1,4 +1,4 @@
-"""Words and numbers that agree (#14, 15 and 16): storage in binary units everywhere it shows
+"""Words and numbers that agree (#14, 15 and 16): storage in one unit system everywhere it shows
 and is priced; the billing page names the mailboxes each protocol line charges for, deleted
 and switched-off ones included, in a fixed number of queries; the EAS and MAPI switches say
 what they cost before they are turned on."""
@@ -67,7 +67,7 @@ def plan(operator, client_a, domain, plan_start):
 
 @pytest.fixture
 def marie(operator, domain, plan, plan_start):
-    """6.7 GiB stored, under a 10 GiB limit (10240 MiB), with EAS since the plan's start."""
+    """6.7 GB stored, under a 10 GB limit (10240 MB), with EAS since the plan's start."""
     mailbox = mailbox_create(
         actor=operator,
         domain=domain,
@@ -88,26 +88,29 @@ def marie(operator, domain, plan, plan_start):
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_storage_reads_in_binary_units_everywhere(owner_browser, marie, language):
     _speak(owner_browser, language)
-    gib, mib = ("Gio", "Mio") if FRENCH[language] else ("GiB", "MiB")
+    gib, mib = ("Go", "Mo") if FRENCH[language] else ("GB", "MB")
     comma = "," if FRENCH[language] else "."
     dashboard = _text(owner_browser.get(reverse("web:dashboard", args=["example.com"])))
-    # The stat and the address list: used, and the limit (quota_mb is MiB: 10240 = 10 GiB).
+    # The stat and the address list: used, and the limit (quota_mb is MB: 10240 = 10 GB).
     assert f"6{comma}7 {gib}</dd>" in dashboard
     of = "sur" if FRENCH[language] else "of"
     assert f"6{comma}7 {gib} {of} 10{comma}0 {gib}" in dashboard
-    assert not re.search(r"\d (GB|MB|KB|Go|Mo|Ko)\b", dashboard)
+    # One system: never the IEC names, nor Django's filesizeformat's "Gio" beside a "Go".
+    assert not re.search(r"\d (GiB|MiB|KiB|Gio|Mio|Kio)\b", dashboard)
     form = _text(owner_browser.get(reverse("web:mailbox_edit", args=["example.com", "marie"])))
     assert f"6{comma}7 {gib}" in form
     limit = "Limite d\u2019espace disque" if FRENCH[language] else "Disk space limit"
     assert f'<label for="id_quota_mb">{limit} ({mib})</label>' in form
-    assert f"1 {gib} = 1024 {mib}" in form and "10240 " in form
-    assert not re.search(r"\d (GB|MB|Go|Mo)\b", form)
+    # The guide's own hint: "Examples: 10240 for 10 GB".
+    example = "10240 pour 10 Go" if FRENCH[language] else "10240 for 10 GB"
+    assert example in form
+    assert not re.search(r"\d (GiB|MiB|Gio|Mio)\b", form)
     billing = _text(owner_browser.get(reverse("web:billing", args=["example.com"])))
-    # Storage quantities and the storage price read in GiB, and the page says so once.
+    # Storage quantities and the storage price read in GB, and the page says so once.
     assert f"6{comma}700 {gib}" in billing
     assert f"0{comma}50 CAD / {gib}" in billing
     assert billing.count(f"1 {gib} = 1024 {mib}") == 1
-    assert not re.search(r"\d (GB|Go)\b|/ (GB|Go)\b", billing)
+    assert not re.search(r"\d (GiB|Gio)\b|/ (GiB|Gio)\b", billing)
 
 
 def test_the_size_filter_speaks_binary_units():
@@ -117,11 +120,11 @@ def test_the_size_filter_speaks_binary_units():
 
     translation.activate("en")
     assert size(0) == "0 bytes" and size(1) == "1 byte" and size(1023) == "1023 bytes"
-    assert size(1024) == "1.0 KiB" and size(int(1.5 * MIB)) == "1.5 MiB"
-    assert megabytes(5120) == "5.0 GiB" and size(3 * 1024**4) == "3.0 TiB"
-    assert signed_size(-2 * MIB) == "\u22122.0 MiB" and signed_size(GIB) == "+1.0 GiB"
+    assert size(1024) == "1.0 KB" and size(int(1.5 * MIB)) == "1.5 MB"
+    assert megabytes(5120) == "5.0 GB" and size(3 * 1024**4) == "3.0 TB"
+    assert signed_size(-2 * MIB) == "\u22122.0 MB" and signed_size(GIB) == "+1.0 GB"
     with translation.override("fr"):
-        assert size(int(6.7 * GIB)) == "6,7 Gio" and size(2) == "2 octets"
+        assert size(int(6.7 * GIB)) == "6,7 Go" and size(2) == "2 octets"
 
 
 # --- 16. The protocol lines name the mailboxes they charge for -----------------------------------

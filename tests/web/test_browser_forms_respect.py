@@ -26,7 +26,7 @@ TEXT = {
         "create": "Create email address",
         "password_set": "Password set: it passes every requirement.",
         "taken": "marie@example.com is already used by a mailbox.",
-        "quota": "Enter a whole number of MiB",
+        "quota": "Enter a whole number of megabytes",
         "created": "Mailbox jean@example.com created.",
         "space": (
             "A space is not allowed: use only letters, numbers, dots, hyphens and underscores."
@@ -42,7 +42,7 @@ TEXT = {
         "create": "Créer l\u2019adresse courriel",
         "password_set": "Mot de passe défini : il respecte toutes les exigences.",
         "taken": "marie@example.com",
-        "quota": "Saisissez un nombre entier de Mio",
+        "quota": "Saisissez un nombre entier de mégaoctets",
         "created": "jean@example.com",
         "space": (
             "Les espaces ne sont pas autorisés : utilisez uniquement des lettres, des chiffres, "

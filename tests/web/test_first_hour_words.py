@@ -218,7 +218,7 @@ AUDIT_WORDS = {
         "Plan</span>: Basic",
         "Role</span>: Administrator",
         "Access</span>: Read and write",
-        "Disk space price (per GiB)</span>: 0.50",
+        "Disk space price (per GB)</span>: 0.50",
         '<time datetime="2026-12-01T00:00:00+00:00">12/01/2026 midnight</time>',
     ],
     "fr": [
@@ -227,7 +227,7 @@ AUDIT_WORDS = {
         "Forfait</span> : Basic",
         "Rôle</span> : Administrateur",
         "Accès</span> : Lecture et écriture",
-        "Prix de l\u2019espace disque (par Gio)</span> : 0,50",
+        "Prix de l\u2019espace disque (par Go)</span> : 0,50",
         '<time datetime="2026-12-01T00:00:00+00:00">01/12/2026 00:00</time>',
     ],
 }

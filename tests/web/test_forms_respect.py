@@ -54,7 +54,7 @@ def _mailbox_data(**overrides):
     ("lang", "taken", "quota"),
     [
         ("en", "marie@example.com is already used by a mailbox.", "Enter a whole number"),
-        ("fr", "marie@example.com", "Saisissez un nombre entier de Mio"),
+        ("fr", "marie@example.com", "Saisissez un nombre entier de mégaoctets"),
     ],
 )
 def test_a_taken_username_and_a_bad_limit_are_reported_on_the_first_submit(

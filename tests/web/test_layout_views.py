@@ -77,7 +77,7 @@ def test_storage_bar_and_warning_by_threshold(
     assert (row.limit_mb, row.usage_level) == (1024, level)
 
     html = _row_html(owner_browser.get(DASHBOARD), "marie@example.com")
-    assert "of 1.0 GiB" in html
+    assert "of 1.0 GB" in html
     assert english in html  # in words, not only a colour
     assert re.search(r'<meter class="usage__bar"[^>]* low="90" high="100"', html)
     if level == "ok":
@@ -97,9 +97,9 @@ def test_a_mailbox_without_quota_is_measured_against_its_plan(
     assert (rows["marie"].limit_mb, rows["marie"].usage_level) == (10240, "near")
     assert (rows["jean"].limit_mb, rows["jean"].usage_level) == (2048, "ok")
     response = owner_browser.get(DASHBOARD)
-    assert "of 10.0 GiB" in _row_html(response, "marie@example.com")
+    assert "of 10.0 GB" in _row_html(response, "marie@example.com")
     assert "Almost full (92%)" in _row_html(response, "marie@example.com")
-    assert "of 2.0 GiB" in _row_html(response, "jean@example.com")
+    assert "of 2.0 GB" in _row_html(response, "jean@example.com")
 
 
 def test_no_quota_and_no_plan_limit_says_no_limit(owner, owner_browser, operator, domain):
@@ -107,7 +107,7 @@ def test_no_quota_and_no_plan_limit_says_no_limit(owner, owner_browser, operator
     row = address_list(actor=owner, domain=domain).rows[0]
     assert (row.limit_mb, row.usage_percent, row.usage_level) == (None, None, None)
     html = _row_html(owner_browser.get(DASHBOARD), "marie@example.com")
-    assert "500.0 MiB" in html and "No limit" in html
+    assert "500.0 MB" in html and "No limit" in html
     assert "<meter" not in html
     french = _row_html(owner_browser.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="fr"), "marie@")
     assert "Sans limite" in french

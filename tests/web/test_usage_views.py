@@ -143,7 +143,7 @@ def test_the_address_list_sorts_by_growth_over_7_days(
     # Largest growth first; a forward has no storage and comes last.
     assert order == ["marie", "slow", "shrinking", "info"]
     growth = re.findall(r'class="growth">([^<]*)', by_growth)
-    assert growth[:3] == ["+2.0 MiB", "+300.0 KiB", "\u22121.0 MiB"]
+    assert growth[:3] == ["+2.0 MB", "+300.0 KB", "\u22121.0 MB"]
     header = re.search(r'<th scope="col" aria-sort="descending">\s*<a[^>]*>([^<]*)', by_growth)
     assert header and header.group(1) == "Growth (7 days)"
 

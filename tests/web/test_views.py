@@ -174,7 +174,7 @@ def test_viewer_cannot_change_anything(viewer_browser, name, mailbox, forward):
 def test_dashboard_shows_usage_and_the_address_list(owner_browser, domain, mailbox, forward):
     Mailbox.objects.filter(pk=mailbox.pk).update(used_bytes=3 * 1024 * 1024)
     text = _text(owner_browser.get(reverse("web:dashboard", args=["example.com"])))
-    assert "3.0 MiB" in text
+    assert "3.0 MB" in text
     assert "marie@example.com" in text
     assert "m.dupont@example.com" in text
     assert "marie@gmail.com" in text
@@ -347,7 +347,7 @@ def test_errors_beside_their_fields_and_the_form_keeps_what_was_typed(owner_brow
     username_part = text.split('id="id_username"')[1]
     assert "“!” is not allowed" in username_part.split('id="id_username-errors"')[1][:300]
     assert 'value="jean!"' in text
-    assert "Enter a whole number of MiB" in text.split('id="id_quota_mb-errors"')[1][:300]
+    assert "Enter a whole number of megabytes" in text.split('id="id_quota_mb-errors"')[1][:300]
     assert 'value="ok.alias"' in text  # the tags typed are kept
     assert 'value="jean@gmail.com"' in text
 
@@ -383,7 +383,7 @@ def test_errors_in_french(owner_browser, domain):
     username_errors = text.split('id="id_username-errors"')[1][:300]
     assert "Un nom ne peut pas commencer ni se terminer par un point." in username_errors
     quota_errors = text.split('id="id_quota_mb-errors"')[1][:300]
-    assert "Saisissez un nombre entier de Mio" in quota_errors
+    assert "Saisissez un nombre entier de mégaoctets" in quota_errors
     assert 'value="x"' in text
 
 

@@ -56,7 +56,7 @@ class MailboxCreateIn(StrictIn):
     )
     aliases: list[str] = Field(default_factory=list, description="Local parts.")
     quota_mb: int = Field(
-        0, description="Disk space limit in MiB (1024² bytes); 0 = the plan's limit only."
+        0, description="Disk space limit in MB (1 MB = 1024² bytes); 0 = the plan's limit only."
     )
     destinations: list[str] = Field(default_factory=list, description="Forward copies here.")
     delete_after_forwarding: bool = False

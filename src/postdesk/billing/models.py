@@ -21,7 +21,7 @@ class Plan(models.Model):
     cycle_months = models.PositiveSmallIntegerField(_("billing cycle (months)"), default=1)
     currency = models.CharField(_("currency"), max_length=3)
     storage_gb_price = models.DecimalField(
-        _("price per GiB stored"), max_digits=12, decimal_places=4
+        _("price per GB stored"), max_digits=12, decimal_places=4
     )
     eas_price = models.DecimalField(
         _("ActiveSync price per mailbox"), max_digits=12, decimal_places=4
@@ -32,7 +32,7 @@ class Plan(models.Model):
     )
     # The "plan's overall limit" that a mailbox quota of 0 falls back to; None: unlimited.
     storage_limit_mb = models.PositiveBigIntegerField(
-        _("storage limit (MiB)"), null=True, blank=True
+        _("storage limit (MB)"), null=True, blank=True
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 

@@ -135,7 +135,7 @@ def plan_create(
         errors.add(
             InvalidInput(
                 "storage_limit_invalid",
-                _("Enter the plan's storage limit as a whole number of MiB, or none."),
+                _("Enter the plan's storage limit as a whole number of megabytes, or none."),
                 "storage_limit_mb",
             )
         )

@@ -107,7 +107,7 @@ class Mailbox(models.Model):
     storage_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     password_hash = models.CharField(max_length=255)
     password_changed_at = models.DateTimeField(_("password changed"))
-    quota_mb = models.PositiveIntegerField(_("disk space limit (MiB)"), default=0)
+    quota_mb = models.PositiveIntegerField(_("disk space limit (MB)"), default=0)
     delete_after_forwarding = models.BooleanField(_("delete after forwarding"), default=False)
     keep_original_sender = models.BooleanField(
         _("keep original sender and recipients"), default=False

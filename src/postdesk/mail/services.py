@@ -307,7 +307,7 @@ def _validate_quota(quota_mb: int, errors: ErrorCollector) -> None:
         errors.add(
             InvalidInput(
                 "quota_invalid",
-                _("Enter a whole number of MiB between 0 and %(max)d (0 = plan limit only).")
+                _("Enter a whole number of megabytes between 0 and %(max)d (0 = plan limit only).")
                 % {"max": maximum},
                 "quota_mb",
             )

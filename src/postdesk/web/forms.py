@@ -31,7 +31,7 @@ class MailboxSettingsForm(forms.Form):
     keep_original_sender = forms.BooleanField(
         label=_("Keep original sender and recipients"), required=False
     )
-    quota_mb = forms.CharField(label=_("Disk space limit (MiB)"), initial=0, required=False)
+    quota_mb = forms.CharField(label=_("Disk space limit (MB)"), initial=0, required=False)
     eas_enabled = forms.BooleanField(label=_("ActiveSync (EAS)"), required=False)
     mapi_enabled = forms.BooleanField(label=_("MAPI/Exchange"), required=False)
 

@@ -32,21 +32,22 @@ def list_url(domain, page_data, **overrides) -> str:
     return f"{url}?{urlencode(query)}" if query else url
 
 
-# Binary units throughout, as storage is billed (per GiB, 1024³ bytes) and as Dovecot
-# enforces quotas (quota_mb is in MiB): never Django's filesizeformat, which computes in
-# binary but says "GB" in English ("Go" elsewhere).
+# One unit system everywhere: binary values (1 GB = 1024 MB, 1 MB = 1024 KB) under the
+# names the guide uses ("10240 for 10 GB"), as quotas are set (quota_mb) and storage is
+# billed (per 1024³ bytes). Not Django's filesizeformat, whose French says "Gio" where the
+# English says "GB".
 _BINARY_UNITS = (
-    (1024**5, gettext_lazy("%s PiB")),
-    (1024**4, gettext_lazy("%s TiB")),
-    (1024**3, gettext_lazy("%s GiB")),
-    (1024**2, gettext_lazy("%s MiB")),
-    (1024, gettext_lazy("%s KiB")),
+    (1024**5, gettext_lazy("%s PB")),
+    (1024**4, gettext_lazy("%s TB")),
+    (1024**3, gettext_lazy("%s GB")),
+    (1024**2, gettext_lazy("%s MB")),
+    (1024, gettext_lazy("%s KB")),
 )
 
 
 @register.filter
 def size(value) -> str:
-    """Bytes as a readable size in binary units, one decimal: "6.7 GiB" ("6,7 Gio")."""
+    """Bytes as a readable size in binary units, one decimal: "6.7 GB" ("6,7 Go")."""
     value = int(value or 0)
     for unit, text in _BINARY_UNITS:
         if abs(value) >= unit:
@@ -56,7 +57,7 @@ def size(value) -> str:
 
 @register.filter
 def megabytes(value) -> str:
-    """A quota in MiB (what quota_mb holds) as a readable size ("5.0 GiB")."""
+    """A quota in MB (what quota_mb holds) as a readable size ("5.0 GB")."""
     return size(int(value or 0) * 1024 * 1024)
 
 
@@ -78,7 +79,7 @@ def minutes(value) -> int:
 
 @register.filter
 def signed_size(value) -> str:
-    """A change in bytes as a readable size with its sign ("+1.2 MiB", "\u2212300 bytes")."""
+    """A change in bytes as a readable size with its sign ("+1.2 MB", "\u2212300 bytes")."""
     value = int(value or 0)
     if value > 0:
         return f"+{size(value)}"

@@ -10,9 +10,9 @@ def _size(used_bytes: int | None) -> str:
     if used_bytes is None:
         return "-"
     value = float(used_bytes)
-    # Binary units, as storage is billed (per GiB) and quotas are set (in MiB).
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+    # Binary values under the guide's names (1 GB = 1024 MB), as quotas are set and storage billed.
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"

@@ -32,7 +32,7 @@ CLIENT = "Demo Company"
 DOMAIN = "example.com"
 OWNER = "owner@example.com"
 OPERATOR = "operator@example.com"
-# The demo client's plan: monthly, every price per month (storage per GiB on average).
+# The demo client's plan: monthly, every price per month (storage per GB on average).
 PLAN = {
     "name": "Business",
     "currency": "CAD",

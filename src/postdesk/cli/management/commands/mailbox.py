@@ -35,8 +35,8 @@ class Command(OperatorCommand):
             "--quota",
             type=int,
             default=0,
-            metavar="MiB",
-            help="disk space limit in MiB (1024² bytes); 0 = the plan's limit only",
+            metavar="MB",
+            help="disk space limit in MB (1 MB = 1024² bytes); 0 = the plan's limit only",
         )
         create.add_argument("--eas", action="store_true", help="enable ActiveSync")
         create.add_argument("--mapi", action="store_true", help="enable MAPI/Exchange")
@@ -53,7 +53,7 @@ class Command(OperatorCommand):
 
         edit = actions.add_parser("edit", help="Change a mailbox's settings.")
         edit.add_argument("address", metavar="ADDRESS")
-        edit.add_argument("--quota", type=int, metavar="MiB")
+        edit.add_argument("--quota", type=int, metavar="MB")
         edit.add_argument("--add-alias", action="append", default=[], metavar="NAME")
         edit.add_argument("--remove-alias", action="append", default=[], metavar="NAME")
         forwarding = edit.add_mutually_exclusive_group()

@@ -40,7 +40,7 @@ class Command(OperatorCommand):
         )
         create.add_argument("--currency", required=True, metavar="CODE", help="ISO 4217, e.g. CAD")
         for option, what in (
-            ("--storage-gb", "per GiB stored (1024³ bytes, averaged over the cycle)"),
+            ("--storage-gb", "per GB stored (1 GB = 1024³ bytes, averaged over the cycle)"),
             ("--eas", "per mailbox with ActiveSync"),
             ("--mapi", "per mailbox with MAPI/Exchange"),
             ("--eas-mapi", "per mailbox with both (replaces the two prices)"),
@@ -51,7 +51,7 @@ class Command(OperatorCommand):
             type=int,
             default=None,
             metavar="N",
-            help="the plan's overall limit in MiB, for mailboxes without their own (quota 0)",
+            help="the plan's overall limit in MB, for mailboxes without their own (quota 0)",
         )
         listing = actions.add_parser(
             "list", help="List the plans, with how many clients each is the current plan of."
@@ -97,7 +97,7 @@ class Command(OperatorCommand):
             limit = plan["storage_limit_mb"]
             self.stdout.write(
                 f"{plan['name']}\t{plan['cycle_months']} month(s)\t{plan['currency']}\t"
-                f"storage/GiB {plan['storage_gb_price']}, EAS {plan['eas_price']}, "
+                f"storage/GB {plan['storage_gb_price']}, EAS {plan['eas_price']}, "
                 f"MAPI {plan['mapi_price']}, EAS+MAPI {plan['eas_mapi_price']}\t"
-                f"limit {f'{limit} MiB' if limit else 'none'}\t{plan['clients']} client(s)"
+                f"limit {f'{limit} MB' if limit else 'none'}\t{plan['clients']} client(s)"
             )
