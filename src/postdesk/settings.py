@@ -309,6 +309,15 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SECURE_HSTS_SECONDS = _env_int("POSTDESK_HSTS_SECONDS", 365 * 24 * 3600)
+# Operators' choices for a public host (README, "Production settings"): every subdomain on
+# HTTPS too, the browsers' preload list, and HTTP answered by a redirect to HTTPS. Off by
+# default: the demo and the tests serve plain HTTP on loopback.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("POSTDESK_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _env_bool("POSTDESK_HSTS_PRELOAD")
+SECURE_SSL_REDIRECT = _env_bool("POSTDESK_SSL_REDIRECT")
+# Asked over loopback HTTP whatever the public scheme: nginx's auth_request (the gate) and
+# monitors (/healthz).
+SECURE_REDIRECT_EXEMPT = [r"^dataplane/gate/", r"^healthz$"]
 POSTDESK_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
