@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files before anything else touches the request (WhiteNoise's documented place).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "postdesk.web.security.RequestIdMiddleware",
     "postdesk.web.security.HeadAsGetMiddleware",
     "postdesk.web.security.NoStoreMiddleware",
     "postdesk.web.security.ContentSecurityPolicyMiddleware",
@@ -204,10 +205,26 @@ STORAGES = {
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# POSTDESK_LOG_FORMAT=json: one JSON object a line (python-json-logger), with the request's id.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "postdesk.request_id.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "json" if os.environ.get("POSTDESK_LOG_FORMAT") == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("POSTDESK_LOG_LEVEL", "WARNING")},
 }
 

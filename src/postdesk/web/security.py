@@ -9,6 +9,8 @@
   after logout. Static files are served before this (WhiteNoise), with long cache headers.
 - HEAD is answered as GET without the body, as HTTP says (uptime monitors use it), by every
   view that answers GET.
+- Every request has an id (the proxy's X-Request-ID, or a new one), on each log line it
+  causes and in the answer's X-Request-ID header.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
+
+from postdesk import request_id
 
 HEADER = "Content-Security-Policy"
 
@@ -66,3 +71,24 @@ class HeadAsGetMiddleware:
             response["Content-Length"] = str(len(response.content))
             response.content = b""
         return response
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        value = request_id.request_id_for(request.headers.get("X-Request-ID"))
+        # Kept until the request is finished, not reset on the way out: Django logs a 4xx or
+        # 5xx answer after the middleware has returned it.
+        request_id.current.set(value)
+        response = self.get_response(request)
+        response["X-Request-ID"] = value
+        return response
+
+
+def _request_done(**_kwargs: object) -> None:
+    request_id.current.set("")
+
+
+request_finished.connect(_request_done, dispatch_uid="postdesk.request_id")
