@@ -190,18 +190,23 @@ def _check_available(domain: Domain, wanted: dict[str, str], errors: ErrorCollec
         errors.add(_taken_error(existing, email, wanted[existing.local_part]))
 
 
+def _expired_reservations_drop(domain: Domain, local_parts: Sequence[str]) -> None:
+    """Removed aliases whose reuse delay has passed free their names (one statement)."""
+    Address.objects.filter(
+        domain=domain,
+        local_part__in=local_parts,
+        kind=AddressKind.RELEASED,
+        available_at__lte=timezone.now(),
+    ).delete()
+
+
 def _claim(domain: Domain, local_part: str, kind: str, field: str) -> Address:
     """Take a local part of the domain, or raise AddressTaken.
 
     The unique constraint decides: when two requests race for one name, the second insert
     fails inside its savepoint and becomes a clean "taken" error.
     """
-    Address.objects.filter(
-        domain=domain,
-        local_part=local_part,
-        kind=AddressKind.RELEASED,
-        available_at__lte=timezone.now(),
-    ).delete()
+    _expired_reservations_drop(domain, [local_part])
     try:
         with transaction.atomic():
             return Address.objects.create(domain=domain, local_part=local_part, kind=kind)
@@ -217,12 +222,7 @@ def _claim_many(domain: Domain, local_parts: Sequence[str], kind: str, field: st
     error names it."""
     if not local_parts:
         return []
-    Address.objects.filter(
-        domain=domain,
-        local_part__in=local_parts,
-        kind=AddressKind.RELEASED,
-        available_at__lte=timezone.now(),
-    ).delete()
+    _expired_reservations_drop(domain, local_parts)
     try:
         with transaction.atomic():
             return Address.objects.bulk_create(
