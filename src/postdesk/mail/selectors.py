@@ -6,6 +6,7 @@ queries whatever the number of rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -590,29 +591,37 @@ def forward_detail_of(*, actor: Actor, forward: Forward) -> ForwardDetail:
     return ForwardDetail(forward, _rows_of_values(address.domain, [values])[0])
 
 
+def client_addresses_among(client_id: int, emails: Iterable[str]) -> QuerySet[Address]:
+    """The client's live addresses (mailboxes, aliases, forwards) among `emails`, in one
+    query: matched by local part and domain name apart, so the caller keeps those whose
+    whole address is one of `emails` (a system read: the caller checked access)."""
+    parts = [email.rpartition("@") for email in emails]
+    return Address.objects.filter(
+        domain__client_id=client_id,
+        local_part__in={local for local, _at, _name in parts},
+        domain__name__in={name for _local, _at, name in parts},
+    ).exclude(kind=AddressKind.RELEASED)
+
+
 def destinations_missing(*, actor: Actor, domain: Domain, destinations: list[str]) -> list[str]:
     """The destinations in the client's own domains that no address answers yet: worth a
     warning, not an error (the customer may be about to create it). At most two queries."""
     require_client_access(actor, domain.client_id, write=False)
-    parts = {d: d.rpartition("@") for d in destinations}
     own = set(
         Domain.objects.filter(
-            client_id=domain.client_id, name__in={name for _l, _a, name in parts.values()}
+            client_id=domain.client_id, name__in={d.rpartition("@")[2] for d in destinations}
         ).values_list("name", flat=True)
     )
-    ours = {d: (local, name) for d, (local, _at, name) in parts.items() if name in own}
+    ours = [d for d in destinations if d.rpartition("@")[2] in own]
     if not ours:
         return []
-    existing = set(
-        Address.objects.filter(
-            domain__client_id=domain.client_id,
-            domain__name__in={name for _local, name in ours.values()},
-            local_part__in={local for local, _name in ours.values()},
+    existing = {
+        f"{local}@{name}"
+        for local, name in client_addresses_among(domain.client_id, ours).values_list(
+            "local_part", "domain__name"
         )
-        .exclude(kind=AddressKind.RELEASED)
-        .values_list("local_part", "domain__name")
-    )
-    return [d for d, pair in ours.items() if pair not in existing]
+    }
+    return [d for d in ours if d not in existing]
 
 
 # --- What the mail servers have not applied yet --------------------------------------------------

@@ -62,6 +62,7 @@ from .addresses import (
 from .choices import AddressKind
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 from .passwords import validate_password
+from .selectors import client_addresses_among
 from .tasks import mailbox_forwarding_apply, mailbox_sessions_kick, mailbox_storage_remove
 
 # --- Domains -----------------------------------------------------------------------------------
@@ -921,12 +922,7 @@ def _forwarding_loop(domain: Domain, sources: set[str], destinations: Sequence[s
             return came_from[looped[0]]
         if not frontier:
             return None
-        parts = [email.rpartition("@") for email in frontier]
-        hosted = Address.objects.filter(
-            domain__client_id=domain.client_id,
-            local_part__in={local for local, _at, _name in parts},
-            domain__name__in={name for _local, _at, name in parts},
-        ).exclude(kind=AddressKind.RELEASED)
+        hosted = client_addresses_among(domain.client_id, frontier)
         following: dict[str, str] = {}  # next address → its first hop
         forwarding: dict[int, str] = {}  # address id → its email, for its destinations
         for pk, local, name, kind, mailbox_local in hosted.values_list(
