@@ -151,7 +151,9 @@ def main() -> int:
         dir=data_dir / "stack",
         smtp_port=free_port(),
         submission_port=free_port(),
+        submissions_port=free_port(),
         imap_port=free_port(),
+        imaps_port=free_port(),
         gate_port=free_port(),
         relay=f"127.0.0.1:{sink_port}",
     )

@@ -8,6 +8,7 @@ import imaplib
 import os
 import shutil
 import smtplib
+import ssl
 import tempfile
 import threading
 import time
@@ -15,6 +16,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 
 from postdesk.dataplane import stack
@@ -67,8 +69,36 @@ def sink():
     controller.stop()
 
 
+STACK_HOSTNAME = "mail.postdesk.test"
+
+
+@pytest.fixture(scope="session")
+def test_ca() -> trustme.CA:
+    """A certificate authority made for this run: the stack's certificate is issued by it, and
+    the tests' clients trust it alone, so each TLS connection verifies a real chain."""
+    return trustme.CA()
+
+
+def issue(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
+    """A certificate for the stack's host name (and 127.0.0.1, where the tests connect), with
+    the chain after it as certbot's fullchain.pem has it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert = ca.issue_cert(STACK_HOSTNAME, "127.0.0.1")
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    key_path.write_bytes(cert.private_key_pem.bytes())
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
 @pytest.fixture(scope="module")
-def mail_stack(django_db_setup, django_db_blocker, sink, live_server):
+def mail_stack(django_db_setup, django_db_blocker, sink, live_server, test_ca):
     """Start the stack once per module, on the test database; stop exactly it afterwards."""
     if os.geteuid() != 0:
         pytest.fail("the mail-flow tests start Postfix and Dovecot and need root")
@@ -78,6 +108,7 @@ def mail_stack(django_db_setup, django_db_blocker, sink, live_server):
     # another pytest starts), and the daemons' users must reach this directory. Not under /tmp
     # at all: OpenDKIM refuses a key below a world-writable directory.
     directory = Path(tempfile.mkdtemp(prefix="postdesk-mailstack-", dir="/var/lib"))
+    tls_cert, tls_key = issue(test_ca, directory / "operator-tls")
     with django_db_blocker.unblock():
         # Make sure the database file exists with the views before the daemons open it.
         connection.ensure_connection()
@@ -85,8 +116,13 @@ def mail_stack(django_db_setup, django_db_blocker, sink, live_server):
             dir=directory,
             smtp_port=free_port(),
             submission_port=free_port(),
+            submissions_port=free_port(),
             imap_port=free_port(),
+            imaps_port=free_port(),
             gate_port=free_port(),
+            hostname=STACK_HOSTNAME,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             relay=f"127.0.0.1:{sink_port(sink)}",
             panel_url=live_server.url,  # nginx's EAS/MAPI gate asks this panel
         )
@@ -103,8 +139,9 @@ def sink_port(sink: Sink) -> int:
 class Mail:
     """SMTP in, IMAP out, against the running stack."""
 
-    def __init__(self, state: dict) -> None:
+    def __init__(self, state: dict, tls: ssl.SSLContext) -> None:
         self.ports = state["ports"]
+        self.tls = tls  # trusts the test CA only
 
     def send(
         self,
@@ -126,11 +163,14 @@ class Mail:
         port = self.ports["submission" if submission_login else "smtp"]
         with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
             if submission_login:
+                # As a mail client does: STARTTLS first (the port refuses AUTH before it).
+                smtp.starttls(context=self.tls)
                 smtp.login(*submission_login)
             return smtp.send_message(message)
 
     def imap(self, address: str, password: str) -> imaplib.IMAP4:
         client = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=20)
+        client.starttls(ssl_context=self.tls)
         client.login(address, password)
         return client
 
@@ -158,7 +198,7 @@ class Mail:
 
 
 @pytest.fixture
-def mail(mail_stack, sink, transactional_db, settings):
+def mail(mail_stack, sink, transactional_db, settings, test_ca):
     sink.clear()
     # The panel's provisioner talks to this stack.
     settings.POSTDESK_DOVEADM_URL = mail_stack["doveadm_url"]
@@ -167,7 +207,7 @@ def mail(mail_stack, sink, transactional_db, settings):
     settings.POSTDESK_GATE_KEY = mail_stack["gate_key"]
     settings.POSTDESK_OPENDKIM_DIR = mail_stack["opendkim_dir"]
     settings.POSTDESK_OPENDKIM_PIDFILE = mail_stack["opendkim_pidfile"]
-    return Mail(mail_stack)
+    return Mail(mail_stack, client_context(test_ca))
 
 
 def run_worker() -> None:

@@ -21,31 +21,36 @@ EAS = "/Microsoft-Server-ActiveSync?Cmd=Sync"
 MAPI = "/mapi/emsmdb/"
 
 
-def status(mail_stack, path: str, user: str | None = None, password: str | None = None) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{mail_stack['ports']['gate']}{path}")
+def answer(mail, path: str, user: str | None = None, password: str | None = None):
+    """The gate's status and Retry-After for a request over HTTPS (the test CA verified)."""
+    request = urllib.request.Request(f"https://127.0.0.1:{mail.ports['gate']}{path}")
     if user is not None:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - loopback
-            return response.status
+        with urllib.request.urlopen(request, timeout=20, context=mail.tls) as response:  # noqa: S310
+            return response.status, response.headers.get("Retry-After")
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, error.headers.get("Retry-After")
 
 
-def test_each_protocol_passes_only_when_its_option_is_on(mail, mail_stack, operator, domain):
+def status(mail, path: str, user: str | None = None, password: str | None = None) -> int:
+    return answer(mail, path, user, password)[0]
+
+
+def test_each_protocol_passes_only_when_its_option_is_on(mail, operator, domain):
     mailbox = mailbox_create(
         actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
     )
     me = ("marie@example.com", GOOD_PASSWORD)
-    assert status(mail_stack, EAS, *me) == 200
-    assert status(mail_stack, MAPI, *me) == 403
+    assert status(mail, EAS, *me) == 200
+    assert status(mail, MAPI, *me) == 403
     mailbox_update(actor=operator, mailbox=mailbox, eas_enabled=False, mapi_enabled=True)
-    assert status(mail_stack, EAS, *me) == 403
-    assert status(mail_stack, MAPI, *me) == 200
+    assert status(mail, EAS, *me) == 403
+    assert status(mail, MAPI, *me) == 200
 
 
-def test_wrong_or_missing_credentials_are_refused(mail, mail_stack, operator, domain):
+def test_wrong_or_missing_credentials_are_refused(mail, operator, domain):
     mailbox_create(
         actor=operator,
         domain=domain,
@@ -54,19 +59,19 @@ def test_wrong_or_missing_credentials_are_refused(mail, mail_stack, operator, do
         eas_enabled=True,
         mapi_enabled=True,
     )
-    assert status(mail_stack, EAS) == 401
-    assert status(mail_stack, EAS, "marie@example.com", "Wrong-Password-9!") == 401
-    assert status(mail_stack, MAPI, "nobody@example.com", GOOD_PASSWORD) == 401
+    assert status(mail, EAS) == 401
+    assert status(mail, EAS, "marie@example.com", "Wrong-Password-9!") == 401
+    assert status(mail, MAPI, "nobody@example.com", GOOD_PASSWORD) == 401
 
 
-def test_the_old_password_is_refused_after_a_change(mail, mail_stack, operator, domain):
+def test_the_old_password_is_refused_after_a_change(mail, operator, domain):
     mailbox = mailbox_create(
         actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
     )
-    assert status(mail_stack, EAS, "marie@example.com", GOOD_PASSWORD) == 200
+    assert status(mail, EAS, "marie@example.com", GOOD_PASSWORD) == 200
     mailbox_set_password(actor=operator, mailbox=mailbox, password="Other-Secret-42xy")
-    assert status(mail_stack, EAS, "marie@example.com", GOOD_PASSWORD) == 401
-    assert status(mail_stack, EAS, "marie@example.com", "Other-Secret-42xy") == 200
+    assert status(mail, EAS, "marie@example.com", GOOD_PASSWORD) == 401
+    assert status(mail, EAS, "marie@example.com", "Other-Secret-42xy") == 200
 
 
 def test_only_our_nginx_may_ask_the_gate(mail, live_server):
@@ -81,36 +86,23 @@ def status_direct(url: str) -> int:
         return error.code
 
 
-def answer(mail_stack, path: str, user: str, password: str) -> tuple[int, str | None]:
-    request = urllib.request.Request(f"http://127.0.0.1:{mail_stack['ports']['gate']}{path}")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - loopback
-            return response.status, response.headers.get("Retry-After")
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Retry-After")
-
-
-def test_too_many_wrong_passwords_get_429_with_retry_after(
-    mail, mail_stack, operator, domain, settings
-):
+def test_too_many_wrong_passwords_get_429_with_retry_after(mail, operator, domain, settings):
     settings.POSTDESK_GATE_FAILURE_LIMIT = 3
     cache.clear()
     mailbox_create(
         actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
     )
     for _ in range(3):
-        assert answer(mail_stack, EAS, "marie@example.com", "Wrong-Passw0rd!")[0] == 401
-    code, retry_after = answer(mail_stack, EAS, "marie@example.com", "Wrong-Passw0rd!")
+        assert answer(mail, EAS, "marie@example.com", "Wrong-Passw0rd!")[0] == 401
+    code, retry_after = answer(mail, EAS, "marie@example.com", "Wrong-Passw0rd!")
     assert code == 429 and 0 < int(retry_after) <= 600
     # A protocol that is off is still a plain 403, without Retry-After.
-    assert answer(mail_stack, MAPI, "other@example.com", "x")[0] == 401
+    assert answer(mail, MAPI, "other@example.com", "x")[0] == 401
     cache.clear()
 
 
-def test_nginx_limits_the_request_rate_before_the_gate(mail, mail_stack):
+def test_nginx_limits_the_request_rate_before_the_gate(mail):
     # 10 a second with a burst of 40: a client firing 80 at once gets 429s from nginx itself.
     with ThreadPoolExecutor(max_workers=20) as pool:
-        codes = list(pool.map(lambda _: status(mail_stack, EAS), range(80)))
+        codes = list(pool.map(lambda _: status(mail, EAS), range(80)))
     assert codes.count(429) >= 20 and set(codes) <= {401, 429}

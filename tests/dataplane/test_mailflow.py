@@ -95,11 +95,10 @@ def test_submission_needs_the_mailboxs_own_password_and_nobody_relays_without_it
     assert code == 554
     assert b"Relay access denied" in text
     # The submission port refuses a client that did not log in.
-    with (
-        smtplib.SMTP("127.0.0.1", mail.ports["submission"], timeout=20) as smtp,
-        pytest.raises(smtplib.SMTPRecipientsRefused),
-    ):
-        smtp.sendmail("marie@example.com", ["friend@example.net"], "Subject: x\n\nx")
+    with smtplib.SMTP("127.0.0.1", mail.ports["submission"], timeout=20) as smtp:
+        smtp.starttls(context=mail.tls)
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            smtp.sendmail("marie@example.com", ["friend@example.net"], "Subject: x\n\nx")
 
 
 def test_a_standalone_forward_delivers_to_every_destination_and_stores_nothing(

@@ -1,8 +1,9 @@
 """Render the mail stack's configuration from the settings and the panel's database.
 
 `render_stack(config)` writes, under one directory: Postfix's main.cf/master.cf and its SQL
-lookup files, Dovecot's configuration and SQL queries. Every lookup reads the `dataplane_*`
-views (views_sql.py), so a saved change is live for mail at once.
+lookup files, Dovecot's configuration and SQL queries, OpenDKIM's and the gate's nginx
+configuration. Every lookup reads the `dataplane_*` views (views_sql.py), so a saved change is
+live for mail at once. Every port a client reaches speaks TLS (tls.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from django.db import connection
 from django.template import Context, Engine
+
+from . import tls
 
 TEMPLATES = Path(__file__).parent / "templates" / "dataplane"
 
@@ -89,8 +92,14 @@ class StackConfig:
     dir: Path
     smtp_port: int = 2525
     submission_port: int = 2587
+    submissions_port: int = 2465  # submission over implicit TLS (RFC 8314)
     imap_port: int = 2143
+    imaps_port: int = 2993
     gate_port: int = 8443
+    # The certificate every port presents (PEM, the chain in the cert file) and its key;
+    # without them, a self-signed one for `hostname` is made under DIR/tls.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     relay: str | None = None  # "host:port": where mail to other domains goes
     hostname: str = "mail.postdesk.test"
     lmtp_port: int = field(default_factory=free_port)
@@ -110,6 +119,14 @@ class StackConfig:
     @property
     def vmail(self) -> Path:
         return self.dir / "vmail"
+
+    def certificate(self) -> tls.Certificate:
+        """The operator's certificate once checked, or the stack's own self-signed one."""
+        if self.tls_cert is None and self.tls_key is None:
+            return tls.self_signed(self.hostname, self.dir / "tls")
+        if self.tls_cert is None or self.tls_key is None:
+            raise tls.CertificateError("give --tls-cert and --tls-key together")
+        return tls.checked(self.tls_cert, self.tls_key)
 
 
 def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -141,6 +158,7 @@ def _engine() -> Engine:
 def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[Path]:
     """Write every configuration file; return their paths."""
     db = db or database_settings()
+    certificate = config.certificate()
     context = {
         **vars(config),
         "dir": str(config.dir),
@@ -151,6 +169,11 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
         "mail_uid": pwd.getpwnam("mail").pw_uid,
         "relay_host": config.relay.rsplit(":", 1)[0] if config.relay else "",
         "relay_port": config.relay.rsplit(":", 1)[1] if config.relay else "",
+        "tls_cert": str(certificate.cert),
+        "tls_key": str(certificate.key),
+        "tls_ciphers": tls.MOZILLA_INTERMEDIATE_CIPHERS,
+        "tls_minimum": tls.MINIMUM_PROTOCOL,
+        "tls_dh": str(tls.FFDHE_GROUP) if tls.FFDHE_GROUP.exists() else "",
     }
     engine = _engine()
     written: list[Path] = []

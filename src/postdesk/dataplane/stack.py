@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import tls
 from .render import StackConfig, database_settings, instance_name, render_stack
 
 STATE_FILE = "stack.json"
@@ -126,6 +127,7 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             raise StackError(f"no database at {db['path']}: run `postdesk migrate` first")
         _share_sqlite(Path(db["path"]))
 
+    certificate = config.certificate()  # a certificate that cannot be used stops us here
     render_stack(config, db)
     for path in (config.dir / "postfix").glob("*.cf"):
         shutil.chown(path, group="postfix")
@@ -211,7 +213,9 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         "ports": {
             "smtp": config.smtp_port,
             "submission": config.submission_port,
+            "submissions": config.submissions_port,
             "imap": config.imap_port,
+            "imaps": config.imaps_port,
             "lmtp": config.lmtp_port,
             "auth": config.auth_port,
             "doveadm": config.doveadm_port,
@@ -223,6 +227,8 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "upstream": config.upstream_port,
             "opendkim": config.opendkim_port,
         },
+        "tls_cert": str(certificate.cert),
+        "tls_key": str(certificate.key),
         "opendkim_dir": str(dkim_dir),
         "opendkim_pidfile": str(opendkim_pidfile),
         "gate_key": config.gate_key,
@@ -243,6 +249,23 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         down(config.dir)
         raise
     return state
+
+
+def reload(directory: Path) -> None:
+    """Have Postfix, Dovecot and nginx read their configuration and certificate again.
+
+    For a renewed certificate (certbot's deploy hook): each daemon keeps its listening sockets
+    and its open sessions, so no connection is refused meanwhile. The pair is checked first:
+    a renewal whose key does not match leaves the running certificate in place.
+    """
+    state = read_state(directory)
+    tls.checked(Path(state["tls_cert"]), Path(state["tls_key"]))
+    log = Path(state["dir"]) / "log" / "startup.log"
+    if _start_detached(log, "postfix", "-c", state["postfix_config"], "reload") != 0:
+        raise StackError(f"postfix did not reload: {log.read_text()[-500:]}")
+    if _start_detached(log, "dovecot", "-c", state["dovecot_config"], "reload") != 0:
+        raise StackError(f"dovecot did not reload: {log.read_text()[-500:]}")
+    _signal_pidfile(Path(state["nginx_pidfile"]), signal.SIGHUP)
 
 
 def read_state(directory: Path) -> dict[str, Any]:
@@ -298,11 +321,17 @@ def _end_leftovers(instance: str) -> None:
         time.sleep(0.5)
 
 
+def _pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
 def _stop_pidfile(pidfile: Path) -> None:
     """End the process a pidfile names (postsrsd has no stop command)."""
-    try:
-        pid = int(pidfile.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+    pid = _pid(pidfile)
+    if pid is None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -312,10 +341,19 @@ def _stop_pidfile(pidfile: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
-def _alive(pidfile: Path) -> bool:
+def _signal_pidfile(pidfile: Path, signal_number: int) -> None:
+    pid = _pid(pidfile)
+    if pid is None:
+        raise StackError(f"no process recorded in {pidfile}")
     try:
-        pid = int(pidfile.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+        os.kill(pid, signal_number)
+    except ProcessLookupError:
+        raise StackError(f"the process recorded in {pidfile} is gone") from None
+
+
+def _alive(pidfile: Path) -> bool:
+    pid = _pid(pidfile)
+    if pid is None:
         return False
     try:
         os.kill(pid, 0)

@@ -4,7 +4,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from postdesk.cli.base import OperatorCommand, add_subcommands
-from postdesk.dataplane import stack
+from postdesk.dataplane import stack, tls
 from postdesk.dataplane.provisioner import ProvisionerUnavailable
 from postdesk.dataplane.render import StackConfig, render_stack
 from postdesk.errors import InvalidInput
@@ -14,8 +14,18 @@ from postdesk.workflows.usage import collect_usage
 def _ports(parser: Any) -> None:
     parser.add_argument("--smtp-port", type=int, default=2525)
     parser.add_argument("--submission-port", type=int, default=2587)
+    parser.add_argument(
+        "--submissions-port", type=int, default=2465, help="submission over implicit TLS"
+    )
     parser.add_argument("--imap-port", type=int, default=2143)
+    parser.add_argument("--imaps-port", type=int, default=2993, help="IMAP over implicit TLS")
     parser.add_argument("--gate-port", type=int, default=8443)
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate, its chain after it (default: a self-signed one in DIR/tls)",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key, unencrypted")
     parser.add_argument(
         "--relay", metavar="HOST:PORT", help="where mail to other domains goes (never direct)"
     )
@@ -35,8 +45,12 @@ def _config(directory: str, options: dict[str, Any]) -> StackConfig:
         dir=Path(directory).resolve(),
         smtp_port=options["smtp_port"],
         submission_port=options["submission_port"],
+        submissions_port=options["submissions_port"],
         imap_port=options["imap_port"],
+        imaps_port=options["imaps_port"],
         gate_port=options["gate_port"],
+        tls_cert=Path(options["tls_cert"]) if options.get("tls_cert") else None,
+        tls_key=Path(options["tls_key"]) if options.get("tls_key") else None,
         relay=relay,
         hostname=options["hostname"],
         panel_url=options["panel_url"].rstrip("/"),
@@ -56,6 +70,12 @@ class Command(OperatorCommand):
         _ports(start)
         stop = actions.add_parser("down", help="Stop what `up` started in DIR.")
         stop.add_argument("--dir", required=True, metavar="DIR")
+        reload = actions.add_parser(
+            "reload",
+            help="Have the daemons in DIR read their configuration and certificate again "
+            "(after a renewal), refusing no connection.",
+        )
+        reload.add_argument("--dir", required=True, metavar="DIR")
         actions.add_parser(
             "collect-usage",
             help="Measure every mailbox's disk use through Dovecot into usage samples (cron).",
@@ -83,8 +103,11 @@ class Command(OperatorCommand):
                         f"not reported by Dovecot: {summary.unreported} mailbox(es), "
                         "their usage and growth kept as last measured"
                     )
+            elif action == "reload":
+                stack.reload(Path(options["dir"]).resolve())
+                self.stdout.write(f"reloaded the mail stack in {options['dir']}")
             else:
                 stack.down(Path(options["dir"]).resolve())
                 self.stdout.write(f"stopped the mail stack in {options['dir']}")
-        except stack.StackError as error:
+        except (stack.StackError, tls.CertificateError) as error:
             raise InvalidInput("dataplane_failed", str(error)) from None
