@@ -357,6 +357,6 @@ POSTDESK_GATE_CACHE_SECONDS = _env_int("POSTDESK_GATE_CACHE_SECONDS", 300)
 # configure a shared cache (CACHES) or each process counts on its own.
 POSTDESK_API_AUTH_FAILURE_LIMIT = _env_int("POSTDESK_API_AUTH_FAILURE_LIMIT", 20)
 POSTDESK_API_AUTH_FAILURE_WINDOW = _env_int("POSTDESK_API_AUTH_FAILURE_WINDOW", 600)
-# OpenDKIM's table directory and pidfile: the worker writes the signing keys there and reloads it.
+# OpenDKIM's directory: the worker writes the private keys under keys/ (OpenDKIM reads which
+# domain signs with which key from the dataplane_dkim view).
 POSTDESK_OPENDKIM_DIR = os.environ.get("POSTDESK_OPENDKIM_DIR", "")
-POSTDESK_OPENDKIM_PIDFILE = os.environ.get("POSTDESK_OPENDKIM_PIDFILE", "")

@@ -206,7 +206,6 @@ def mail(mail_stack, sink, transactional_db, settings, test_ca):
     settings.POSTDESK_VMAIL_DIR = mail_stack["vmail"]
     settings.POSTDESK_GATE_KEY = mail_stack["gate_key"]
     settings.POSTDESK_OPENDKIM_DIR = mail_stack["opendkim_dir"]
-    settings.POSTDESK_OPENDKIM_PIDFILE = mail_stack["opendkim_pidfile"]
     return Mail(mail_stack, client_context(test_ca))
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -138,44 +137,37 @@ def write_forwarding(domain: str, storage: str, script: str | None) -> None:
         raise ProvisionerUnavailable(f"cannot write {target}: {error}") from None
 
 
-def deploy_dkim_keys(keys: list[tuple[str, str, int, bytes]]) -> None:
-    """Give OpenDKIM exactly the signing keys: (domain, selector, key id, private PEM).
+def deploy_dkim_keys(keys: list[tuple[int, bytes]]) -> dict[int, str]:
+    """Write the private keys OpenDKIM may sign with, (key id, PEM) each; return each key's
+    file by its id.
 
-    Writes the key files (readable by opendkim only), then the KeyTable and SigningTable, each
-    replaced atomically, removes keys no longer signing, and tells OpenDKIM to reload (SIGUSR1).
-    A disabled domain is absent from the tables: its next message leaves unsigned.
+    Files only: which domain signs with which key, OpenDKIM reads from the `dataplane_dkim`
+    view for each message, so there is no table to rewrite and no reload to wait for. Files
+    of keys no longer given are removed.
     """
     directory = settings.POSTDESK_OPENDKIM_DIR
     if not directory:
         raise ProvisionerUnavailable("POSTDESK_OPENDKIM_DIR is not set")
-    base = Path(directory)
-    keys_dir = base / "keys"
+    keys_dir = Path(directory) / "keys"
+    written: dict[int, str] = {}
     try:
         gid = grp.getgrnam("opendkim").gr_gid
         # OpenDKIM refuses a key that anyone but its own user may read (RequireSafeKeys).
         uid = pwd.getpwnam("opendkim").pw_uid
         keys_dir.mkdir(mode=0o750, exist_ok=True)
         os.chown(keys_dir, 0, gid)
-        wanted = set()
-        key_lines, signing_lines = [], []
-        for domain, selector, key_id, pem in keys:
+        for key_id, pem in keys:
             path = keys_dir / f"{key_id}.pem"
-            wanted.add(path.name)
-            _atomic_write(path, pem.decode(), 0o600, gid, uid)
-            name = f"{selector}._domainkey.{domain}"
-            key_lines.append(f"{name} {domain}:{selector}:{path}")
-            signing_lines.append(f"*@{domain} {name}")
-        _atomic_write(base / "KeyTable", "".join(f"{line}\n" for line in key_lines), 0o640, gid)
-        _atomic_write(
-            base / "SigningTable", "".join(f"{line}\n" for line in signing_lines), 0o640, gid
-        )
+            # A key never changes once made: only a new one is written.
+            if not (path.exists() and path.read_bytes() == pem):
+                _atomic_write(path, pem.decode(), 0o600, gid, uid)
+            written[key_id] = str(path)
         for stale in keys_dir.glob("*.pem"):
-            if stale.name not in wanted:
+            if str(stale) not in written.values():
                 stale.unlink()
-        pid = int((Path(settings.POSTDESK_OPENDKIM_PIDFILE)).read_text().split()[0])
-        os.kill(pid, signal.SIGUSR1)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, KeyError) as error:
         raise ProvisionerUnavailable(f"cannot deploy DKIM keys: {error}") from None
+    return written
 
 
 def _atomic_write(path: Path, text: str, mode: int, gid: int, uid: int = 0) -> None:

@@ -146,6 +146,43 @@ def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, 
     raise ValueError(f"the mail stack cannot read a {db['ENGINE']} database")
 
 
+class RenderError(Exception):
+    """The configuration cannot be written as asked; the message says why."""
+
+
+# OpenDKIM's data-set DSN, `backend://[user[:pwd]@][port+]host/dbase/...`, has no quoting:
+# these characters end a part wherever they stand.
+_DSN_PUNCTUATION = frozenset(":@+/?")
+
+
+def opendkim_dsn(db: dict[str, Any]) -> tuple[str, str]:
+    """OpenDKIM's DSN for the panel's database, and the directory it must run in ("" if none).
+
+    OpenDBX's SQLite driver opens HOST + DBASE, joined without a separator, and the DSN allows
+    no slash in either: so OpenDKIM runs in the database's directory (BaseDirectory) and the
+    file name is split in two.
+    """
+    if db["engine"] == "sqlite":
+        path = Path(db["path"])
+        name = path.name
+        if len(name) < 2 or _DSN_PUNCTUATION & set(name):
+            raise RenderError(
+                f"OpenDKIM cannot name the database file {name!r}: rename it without any of "
+                f"{''.join(sorted(_DSN_PUNCTUATION))}"
+            )
+        return f"sqlite3://{name[0]}/{name[1:]}", str(path.parent)
+    credentials = db["user"] + (f":{db['password']}" if db["password"] else "")
+    parts = {"user": db["user"], "password": db["password"], "host": db["host"], "name": db["name"]}
+    for part, value in parts.items():
+        if _DSN_PUNCTUATION & set(str(value)):
+            raise RenderError(
+                f"OpenDKIM cannot use a database {part} containing any of "
+                f"{''.join(sorted(_DSN_PUNCTUATION))}: choose one without"
+            )
+    login = f"{credentials}@" if credentials else ""
+    return f"pgsql://{login}{db['port']}+{db['host']}/{db['name']}", ""
+
+
 def instance_name(config: StackConfig) -> str:
     """Dovecot's instance name, in every process title of this stack's Dovecot."""
     return f"postdesk-{config.smtp_port}"
@@ -159,6 +196,7 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
     """Write every configuration file; return their paths."""
     db = db or database_settings()
     certificate = config.certificate()
+    dkim_dsn, dkim_directory = opendkim_dsn(db)
     context = {
         **vars(config),
         "dir": str(config.dir),
@@ -174,6 +212,8 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
         "tls_ciphers": tls.MOZILLA_INTERMEDIATE_CIPHERS,
         "tls_minimum": tls.MINIMUM_PROTOCOL,
         "tls_dh": str(tls.FFDHE_GROUP) if tls.FFDHE_GROUP.exists() else "",
+        "dkim_dsn": dkim_dsn,
+        "dkim_directory": dkim_directory,
     }
     engine = _engine()
     written: list[Path] = []

@@ -71,7 +71,7 @@ def _traversable(path: Path) -> None:
 
 
 def _share_sqlite(db_path: Path) -> None:
-    """Let the daemons read a SQLite database in WAL mode.
+    """Let the daemons (OpenDKIM too) read a SQLite database in WAL mode.
 
     A WAL reader needs write access to the -wal and -shm files (SQLite creates them with the
     database file's owner and mode) and to the directory, to create them when absent. So the
@@ -79,7 +79,7 @@ def _share_sqlite(db_path: Path) -> None:
     """
     if _run("getent", "group", DB_GROUP).returncode != 0:
         _run("groupadd", "--system", DB_GROUP)
-    for user in ("postfix", "dovecot", "mail"):
+    for user in ("postfix", "dovecot", "mail", "opendkim"):
         _run("usermod", "--append", "--groups", DB_GROUP, user)
     directory = db_path.parent
     shutil.chown(directory, group=DB_GROUP)
@@ -174,8 +174,6 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         raise StackError(f"dovecot did not start: {startup_log.read_text()[-500:]}")
 
     dkim_dir = config.dir / "opendkim"
-    for table in ("KeyTable", "SigningTable"):
-        (dkim_dir / table).touch()
     shutil.chown(dkim_dir, group="opendkim")
     dkim_dir.chmod(0o750)
     for path in dkim_dir.iterdir():

@@ -72,13 +72,17 @@ VIEWS = {
         JOIN tenancy_client c ON c.id = d.client_id
         WHERE c.suspended_at IS NULL
     """,
-    # The DKIM keys in use; the private key stays encrypted in the panel's table.
+    # The DKIM keys that sign, read by OpenDKIM for each message (its SigningTable by domain,
+    # its KeyTable by key_id): "Disable DKIM" holds from the next message. A key signs once
+    # the worker has written its file (key_file); the private key stays encrypted in the
+    # panel's table.
     "dataplane_dkim": """
-        SELECT d.name AS domain, k.selector AS selector, k.id AS key_id
+        SELECT d.name AS domain, k.selector AS selector, k.id AS key_id,
+               k.key_file AS key_file
         FROM dns_dkimkey k
         JOIN mail_domain d ON d.id = k.domain_id
         JOIN tenancy_client c ON c.id = d.client_id
-        WHERE k.status = 'signing' AND c.suspended_at IS NULL
+        WHERE k.status = 'signing' AND k.key_file <> '' AND c.suspended_at IS NULL
     """,
 }
 

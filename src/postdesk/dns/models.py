@@ -29,6 +29,9 @@ class DkimKey(models.Model):
     public_key = models.TextField()
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     status_changed_at = models.DateTimeField(_("status changed"))
+    # Where the signer reads the private key, once the worker has written it there (empty
+    # before): the data plane signs with a key only from then on (dataplane_dkim).
+    key_file = models.CharField(_("key file"), max_length=255, blank=True, default="")
 
     class Meta:
         verbose_name = _("DKIM key")

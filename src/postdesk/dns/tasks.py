@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
@@ -43,16 +44,34 @@ def check_domain_dns(domain_id: int, attempt: int = 0) -> str:
 
 @task()
 def dkim_keys_deploy(attempt: int = 0) -> str:
-    """Hand OpenDKIM the current signing keys (after enable, disable or rotation, and when a
-    client is suspended, unsuspended or terminated: a suspended client's mail is not signed)."""
-    keys = [
-        (k.domain.name, k.selector, k.pk, crypto.decrypt(k.private_key_encrypted))
-        for k in DkimKey.objects.filter(
-            status=DkimKeyStatus.SIGNING, domain__client__suspended_at__isnull=True
-        ).select_related("domain")
-    ]
+    """Write the signer's key files and record where each is (after enable, rotation, and a
+    client's suspension or termination).
+
+    Every key that may sign again is deployed, disabled and prepared ones too: enabling DKIM
+    again, or a rotation's switch, then holds from the next message, read by OpenDKIM from
+    `dataplane_dkim`. A key is recorded as deployed only once its file is written, so the
+    signer is never told to use a key it cannot read; a retired key's file is removed.
+    """
+    keys = list(
+        DkimKey.objects.exclude(status=DkimKeyStatus.RETIRED).only(
+            "private_key_encrypted", "key_file"
+        )
+    )
     try:
-        provisioner.deploy_dkim_keys(keys)
+        written = provisioner.deploy_dkim_keys(
+            [(key.pk, crypto.decrypt(key.private_key_encrypted)) for key in keys]
+        )
     except provisioner.ProvisionerUnavailable:
         return retry_later(dkim_keys_deploy, attempt)
-    return f"{len(keys)} signing key(s) deployed"
+    changed = []
+    for key in keys:
+        if key.key_file != written[key.pk]:
+            key.key_file = written[key.pk]
+            changed.append(key)
+    with transaction.atomic():
+        DkimKey.objects.bulk_update(changed, ["key_file"], batch_size=500)
+        # Retired (or, on another host's worker, newly retired) keys no longer have a file.
+        DkimKey.objects.filter(status=DkimKeyStatus.RETIRED).exclude(key_file="").update(
+            key_file=""
+        )
+    return f"{len(written)} key(s) deployed"

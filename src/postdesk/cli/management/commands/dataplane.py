@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 from postdesk.cli.base import OperatorCommand, add_subcommands
 from postdesk.dataplane import stack, tls
 from postdesk.dataplane.provisioner import ProvisionerUnavailable
-from postdesk.dataplane.render import StackConfig, render_stack
+from postdesk.dataplane.render import RenderError, StackConfig, render_stack
 from postdesk.errors import InvalidInput
 from postdesk.workflows.usage import collect_usage
 
@@ -109,5 +109,5 @@ class Command(OperatorCommand):
             else:
                 stack.down(Path(options["dir"]).resolve())
                 self.stdout.write(f"stopped the mail stack in {options['dir']}")
-        except (stack.StackError, tls.CertificateError) as error:
+        except (stack.StackError, tls.CertificateError, RenderError) as error:
             raise InvalidInput("dataplane_failed", str(error)) from None
