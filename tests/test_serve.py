@@ -1,6 +1,6 @@
 """`postdesk serve`: the panel under gunicorn with DEBUG off, static files collected and
 served with long cache headers, a graceful reload on SIGHUP and a clean stop on SIGTERM; a
-port already in use is one clear error."""
+port already in use is one clear error; the workers' metrics add up in one scrape."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli import POSTDESK, _child_env, run_postdesk
 
@@ -36,9 +37,10 @@ def wait_listening(port: int, process: subprocess.Popen, seconds: float = 30) ->
     pytest.fail(f"nothing listens on {port}")
 
 
-def get(url: str) -> tuple[int, dict[str, str], str]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()
@@ -49,6 +51,17 @@ def worker_pids(master: int) -> set[str]:
     return set(found.stdout.split())
 
 
+def start_serve(data_dir, port: int, workers: int, **env: str) -> subprocess.Popen:
+    """`postdesk serve` as production runs it (DEBUG off), its output kept for the test."""
+    return subprocess.Popen(
+        [POSTDESK, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+        env={**_child_env(data_dir), "DJANGO_DEBUG": "0", "POSTDESK_SECURE_COOKIES": "0", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     assert run_postdesk(tmp_path, "migrate", "--noinput").returncode == 0
@@ -57,14 +70,7 @@ def data_dir(tmp_path):
 
 def test_serves_pages_and_static_files_then_reloads_and_stops(data_dir):
     port = free_port()
-    env = {**_child_env(data_dir), "DJANGO_DEBUG": "0", "POSTDESK_SECURE_COOKIES": "0"}
-    server = subprocess.Popen(
-        [POSTDESK, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = start_serve(data_dir, port, workers=1)
     try:
         wait_listening(port, server)
         base = f"http://127.0.0.1:{port}"
@@ -115,3 +121,53 @@ def test_a_bad_bind_is_refused(data_dir):
     result = run_postdesk(data_dir, "serve", "--bind", "localhost")
     assert result.returncode == 1
     assert "--bind wants HOST:PORT" in result.stderr
+
+
+def test_the_workers_counts_add_up_in_one_scrape(data_dir):
+    """Requests served by either of two workers all show in a scrape, whichever worker
+    answers it; and the counts of a previous run's workers are forgotten at start."""
+    metrics_dir = data_dir / "metrics"
+    metrics_dir.mkdir(exist_ok=True)
+    ended = metrics_dir / "histogram_999999999.db"  # no process has this id
+    ended.write_bytes(b"")
+    port = free_port()
+    token = "metrics-token-for-tests-0123456789"
+    server = start_serve(data_dir, port, workers=2, POSTDESK_METRICS_TOKEN=token)
+    try:
+        wait_listening(port, server)
+        assert not ended.exists()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while len(worker_pids(server.pid)) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.1)
+        workers = {int(pid) for pid in worker_pids(server.pid)}
+
+        def served_by() -> set[int]:
+            """The workers that have timed a request (each writes its own file)."""
+            files = metrics_dir.glob("histogram_*.db")
+            return {int(path.stem.rpartition("_")[2]) for path in files} & workers
+
+        # Each request on a new connection: sooner or later both workers take some.
+        sent = 0
+        while served_by() != workers or sent < 20:
+            assert sent < 200, "one worker served every request"  # 200 lines fit the pipe
+            assert get(f"{base}/healthz")[0] == 200
+            sent += 1
+        status, _headers, text = get(f"{base}/metrics", {"Authorization": f"Bearer {token}"})
+        assert status == 200
+        counts = {
+            sample.labels["route"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "postdesk_http_request_duration_seconds_count"
+        }
+        assert counts["healthz"] == sent
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()

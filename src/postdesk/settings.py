@@ -85,6 +85,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the time it measures includes every other middleware's work.
+    "postdesk.metrics.RequestDurationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files before anything else touches the request (WhiteNoise's documented place).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -282,6 +284,14 @@ POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 POSTDESK_JOB_DNS_RECHECK = timedelta(minutes=_env_int("POSTDESK_JOB_DNS_RECHECK_MINUTES", 60))
 # GET /healthz fails (503) once a task has waited this many seconds to run: no worker runs.
 POSTDESK_HEALTH_QUEUE_MAX_WAIT = _env_int("POSTDESK_HEALTH_QUEUE_MAX_WAIT", 600)
+# GET /metrics (Prometheus) answers only `Authorization: Bearer <this>`; unset, it is a 404.
+POSTDESK_METRICS_TOKEN = os.environ.get("POSTDESK_METRICS_TOKEN", "")
+# Each process's counts (postdesk.metrics). prometheus_client reads the variable when it loads,
+# and settings load before any module that counts; always under this data directory, so a
+# command run with another POSTDESK_DATA_DIR never counts into this one's.
+POSTDESK_METRICS_DIR = DATA_DIR / "metrics"
+POSTDESK_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(POSTDESK_METRICS_DIR)
 POSTDESK_JOB_COLLECT_USAGE = timedelta(minutes=_env_int("POSTDESK_JOB_COLLECT_USAGE_MINUTES", 15))
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
@@ -333,8 +343,8 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("POSTDESK_HSTS_INCLUDE_SUBDOMAINS")
 SECURE_HSTS_PRELOAD = _env_bool("POSTDESK_HSTS_PRELOAD")
 SECURE_SSL_REDIRECT = _env_bool("POSTDESK_SSL_REDIRECT")
 # Asked over loopback HTTP whatever the public scheme: nginx's auth_request (the gate) and
-# monitors (/healthz).
-SECURE_REDIRECT_EXEMPT = [r"^dataplane/gate/", r"^healthz$"]
+# monitors (/healthz, Prometheus's /metrics).
+SECURE_REDIRECT_EXEMPT = [r"^dataplane/gate/", r"^healthz$", r"^metrics$"]
 POSTDESK_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "

@@ -6,7 +6,7 @@ from django.urls import include, path, reverse
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from postdesk.jobs.views import healthz
+from postdesk.jobs.views import healthz, metrics
 
 # django-otp's own TOTP devices (plain-hex secrets) are no longer used: tenancy.TotpDevice
 # holds them encrypted. Its admin page would only invite adding devices the login ignores.
@@ -35,6 +35,7 @@ handler500 = "postdesk.web.errors.server_error"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/v1/", include("postdesk.api.urls")),

@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from enum import StrEnum
 from functools import cache
 
 from django.conf import settings
@@ -30,11 +31,20 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from postdesk import metrics
 from postdesk.throttle import FailureLimit
 
 from .passwords import hash_password, verify_password
 
 PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled"}
+
+
+class Decision(StrEnum):
+    """The gate's answers about a client, as Prometheus counts them."""
+
+    ALLOWED = "allowed"
+    REFUSED = "refused"  # no, or wrong, credentials; or the protocol is off for the mailbox
+    THROTTLED = "throttled"  # too many wrong passwords lately
 
 
 def _credentials(request: HttpRequest) -> tuple[str, str] | None:
@@ -113,9 +123,18 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
     column = PROTOCOL_COLUMNS.get(protocol)
     if column is None:
         return HttpResponse(status=404)
+    decision, response = _decide(request, column)
+    # Counted for Prometheus (postdesk.metrics): only answers about a mailbox's client, not
+    # the refusals above, which only a misconfigured nginx or a stranger gets.
+    metrics.GATE_DECISIONS.labels(service=protocol, decision=decision).inc()
+    return response
+
+
+def _decide(request: HttpRequest, column: str) -> tuple[Decision, HttpResponse]:
+    """What the gate decides, with its answer for nginx."""
     credentials = _credentials(request)
     if credentials is None:
-        return _unauthorized()
+        return Decision.REFUSED, _unauthorized()
     address, password = credentials
     # Our nginx says who the client is (only it holds the gate key).
     client = request.headers.get("X-Real-IP") or request.META.get("REMOTE_ADDR") or "unknown"
@@ -132,11 +151,11 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
         per_mailbox, per_client = _limits()
         blocked = max(per_mailbox.blocked_for(address), per_client.blocked_for(client))
         if blocked:
-            return _too_many(blocked)
+            return Decision.THROTTLED, _too_many(blocked)
         if not _verify(stored_hash, password):
             per_mailbox.record_failure(address)
             per_client.record_failure(client)
-            return _unauthorized()
+            return Decision.REFUSED, _unauthorized()
     if not row[1]:
-        return HttpResponse(status=403)  # right password, protocol not enabled
-    return HttpResponse(status=204)
+        return Decision.REFUSED, HttpResponse(status=403)  # right password, protocol not enabled
+    return Decision.ALLOWED, HttpResponse(status=204)

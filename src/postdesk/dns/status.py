@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from postdesk import metrics
 from postdesk.mail.models import Domain
 
 from . import resolver
@@ -47,13 +48,23 @@ _STATUS_FIELDS = ["answers", "spf_state", "dkim_state", "dmarc_state", "mx_state
 
 
 def _store(statuses: list[DnsStatus]) -> None:
-    DnsStatus.objects.bulk_create(
-        statuses,
-        update_conflicts=True,
-        unique_fields=["domain"],
-        update_fields=_STATUS_FIELDS,
-        batch_size=500,
-    )
+    """Keep the answers, then count each check's states for Prometheus (postdesk.metrics)."""
+    with transaction.atomic():
+        DnsStatus.objects.bulk_create(
+            statuses,
+            update_conflicts=True,
+            unique_fields=["domain"],
+            update_fields=_STATUS_FIELDS,
+            batch_size=500,
+        )
+    for status in statuses:
+        for record, state in (
+            ("spf", status.spf_state),
+            ("dkim", status.dkim_state),
+            ("dmarc", status.dmarc_state),
+            ("mx", status.mx_state),
+        ):
+            metrics.DNS_CHECKS.labels(record=record, state=state).inc()
 
 
 def dns_check_domain(domain: Domain, dns_resolver=None) -> tuple[DnsStatus, DnsReport]:
@@ -97,8 +108,7 @@ def dns_recheck_all(*, stale_after_seconds: int = 0, concurrency: int = 32) -> R
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(check, domains))
     statuses = [s for s in results if s is not None]
-    with transaction.atomic():
-        _store(statuses)
+    _store(statuses)
     unknown = sum(
         "unknown" in {s.spf_state, s.dkim_state, s.dmarc_state, s.mx_state} for s in statuses
     )

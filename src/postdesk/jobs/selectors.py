@@ -74,27 +74,40 @@ class Health:
         }
 
 
+@dataclass(frozen=True)
+class ReadyTasks:
+    """The tasks ready to run now, and how long the longest-waiting one has been ready."""
+
+    count: int
+    oldest_wait_seconds: int
+
+
+def ready_tasks() -> ReadyTasks:
+    """One query, whatever the number of tasks. Raises DatabaseError."""
+    # A task queued to run at once waits since it was queued; one queued for later (a retry)
+    # since its time came.
+    waiting = DBTaskResult.objects.ready().aggregate(
+        count=Count("pk"),
+        queued=Min("enqueued_at", filter=Q(run_after=get_date_max())),
+        due=Min("run_after", filter=~Q(run_after=get_date_max())),
+    )
+    since = [moment for moment in (waiting["queued"], waiting["due"]) if moment is not None]
+    oldest = (timezone.now() - min(since)).total_seconds() if since else 0
+    return ReadyTasks(count=waiting["count"], oldest_wait_seconds=max(0, int(oldest)))
+
+
 def health() -> Health:
     """Three queries: the database answers, the ready tasks (how many, since when), the jobs."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        ready = DBTaskResult.objects.ready()
-        # A task queued to run at once waits since it was queued; one queued for later (a
-        # retry) since its time came.
-        waiting = ready.aggregate(
-            count=Count("pk"),
-            queued=Min("enqueued_at", filter=Q(run_after=get_date_max())),
-            due=Min("run_after", filter=~Q(run_after=get_date_max())),
-        )
+        ready = ready_tasks()
         jobs = job_list()
     except DatabaseError:
         return Health(database=False, ready_tasks=0, oldest_wait_seconds=0, jobs=[])
-    since = [moment for moment in (waiting["queued"], waiting["due"]) if moment is not None]
-    oldest = (timezone.now() - min(since)).total_seconds() if since else 0
     return Health(
         database=True,
-        ready_tasks=waiting["count"],
-        oldest_wait_seconds=max(0, int(oldest)),
+        ready_tasks=ready.count,
+        oldest_wait_seconds=ready.oldest_wait_seconds,
         jobs=jobs,
     )

@@ -1,7 +1,8 @@
 """`postdesk serve`: the panel under gunicorn, as production runs it.
 
 Static files are collected (hashed names) and served by WhiteNoise; gunicorn writes an access
-log on stdout, reloads its workers gracefully on SIGHUP and stops cleanly on SIGTERM.
+log on stdout, reloads its workers gracefully on SIGHUP and stops cleanly on SIGTERM. Each
+worker counts its requests for Prometheus in POSTDESK_METRICS_DIR (postdesk.metrics).
 """
 
 import errno
@@ -15,6 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
+from postdesk import metrics
 from postdesk.cli.base import OperatorCommand
 from postdesk.dataplane import provisioner
 
@@ -73,6 +75,8 @@ class Command(OperatorCommand):
             call_command("collectstatic", interactive=False, verbosity=0)
         if not provisioner.connected():
             self.stderr.write(f"note: {provisioner.NOT_CONNECTED}")
+        # The previous workers' counts go; the task worker's, still running, stay.
+        metrics.forget_ended_processes(settings.POSTDESK_METRICS_DIR)
         connections.close_all()
         sys.stdout.flush()
         sys.stderr.flush()
