@@ -261,6 +261,16 @@ POSTDESK_DNS_NAMESERVERS = [
 POSTDESK_DNS_TIMEOUT = float(os.environ.get("POSTDESK_DNS_TIMEOUT", "5"))
 # The SPF mechanism that authorizes our outgoing servers, as the customer must publish it.
 POSTDESK_SPF_MECHANISM = os.environ.get("POSTDESK_SPF_MECHANISM", "include:spf.postdesk.example")
+# Our outgoing servers' IP addresses, comma-separated (IPv4 and IPv6): SPF is "configured" only
+# when receivers' evaluation passes every one. The default is a documentation address (RFC 5737)
+# that no real server sends from, so a demo can never authorize or blame a real host.
+POSTDESK_SENDING_IPS = [
+    ip.strip()
+    for ip in os.environ.get("POSTDESK_SENDING_IPS", "192.0.2.1").split(",")
+    if ip.strip()
+]
+# The name our outgoing servers give in HELO/EHLO: what an SPF record's %{h} macro expands to.
+POSTDESK_SENDING_HELO = os.environ.get("POSTDESK_SENDING_HELO", "mail.postdesk.example")
 # The DKIM selector of new keys: the record lives at SELECTOR._domainkey.DOMAIN.
 POSTDESK_DKIM_SELECTOR = os.environ.get("POSTDESK_DKIM_SELECTOR", "mail")
 # Our inbound mail servers, comma-separated, in order of preference.
