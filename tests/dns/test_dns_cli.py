@@ -38,6 +38,9 @@ def pd(tmp_path, _dns_server_process):
 
 def test_dns_check_json_and_the_dkim_life_cycle(pd):
     pd.server.set_txt("example.com", "v=spf1 include:other.example ~all")
+    # Receivers follow the includes (RFC 7208): both records must exist.
+    pd.server.set_txt("other.example", "v=spf1 ip4:203.0.113.0/24 -all")
+    pd.server.set_txt("spf.host.example", "v=spf1 ip4:192.0.2.0/24 -all")
     pd.server.set_mx("example.com", [(10, "mx1.host.example")])
     result = pd("dns", "check", "example.com", "--json")
     assert_ok(result)
