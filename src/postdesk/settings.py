@@ -6,6 +6,7 @@ DJANGO_SECRET_KEY  when unset, generated once and kept in POSTDESK_DATA_DIR/secr
 POSTDESK_*         product settings, listed below with their defaults
 """
 
+import ipaddress
 import os
 import secrets
 from datetime import timedelta
@@ -264,8 +265,9 @@ POSTDESK_SPF_MECHANISM = os.environ.get("POSTDESK_SPF_MECHANISM", "include:spf.p
 # Our outgoing servers' IP addresses, comma-separated (IPv4 and IPv6): SPF is "configured" only
 # when receivers' evaluation passes every one. The default is a documentation address (RFC 5737)
 # that no real server sends from, so a demo can never authorize or blame a real host.
+# A typo fails at start-up (ValueError naming the entry), not in every later SPF check.
 POSTDESK_SENDING_IPS = [
-    ip.strip()
+    str(ipaddress.ip_address(ip.strip()))
     for ip in os.environ.get("POSTDESK_SENDING_IPS", "192.0.2.1").split(",")
     if ip.strip()
 ]
