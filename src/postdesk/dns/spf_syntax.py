@@ -15,9 +15,6 @@ MAX_LOOKUPS = 10
 VERSION = "v=spf1"
 PASS = "+"  # noqa: S105 - the SPF pass qualifier, not a password
 
-# Terms that make a receiver query the DNS (RFC 7208 §4.6.4); `all`, `ip4`, `ip6` and `exp=`
-# (only read after a fail) do not count.
-LOOKUP_TERMS = frozenset({"include", "a", "mx", "ptr", "exists", "redirect"})
 MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"})
 
 # RFC 7208 §7.1 ABNF. Macro letters c, r and t are only allowed in explanation text (§7.3).
