@@ -5,10 +5,16 @@ each in a daemon thread, answering from an in-memory zone. Tests shape the answe
 
     server.set_txt("example.com", "v=spf1 -all", ("v=DKIM1; k=rsa; ", "p=MIIB..."))
     server.set_mx("example.com", [(10, "mx1.example.net")])
+    server.set_a("mx1.example.net", "192.0.2.1"); server.set_aaaa("mx1.example.net", "2001:db8::1")
+    server.set_ptr("1.2.0.192.in-addr.arpa", "mx1.example.net")
+    server.set_cname("www.example.com", "example.com")
     server.fail("broken.example")   # SERVFAIL
     server.hang("slow.example")     # no reply at all: the client times out
     server.remove("example.com")    # NXDOMAIN again
     server.clear()
+
+A CNAME is answered for every type, followed by the target's records when the zone holds
+them, as an authoritative server does for a target in its own zone.
 
 Like a real server it answers NXDOMAIN for a name it does not hold, NOERROR with an empty answer
 for a name it holds without records of the asked type, splits TXT strings longer than 255 bytes
@@ -24,7 +30,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnslib import CLASS, MX, QTYPE, RCODE, RR, TXT, DNSError, DNSLabel, DNSRecord
+from dnslib import (
+    AAAA,
+    CLASS,
+    CNAME,
+    MX,
+    PTR,
+    QTYPE,
+    RCODE,
+    RR,
+    TXT,
+    A,
+    DNSError,
+    DNSLabel,
+    DNSRecord,
+)
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 # A TXT record as the tests give it: one string, or the strings of one record split by hand.
@@ -60,6 +80,10 @@ def _character_strings(record: TxtRecord) -> list[bytes]:
 class _Node:
     txt: list[list[bytes]] = field(default_factory=list)
     mx: list[tuple[int, str]] = field(default_factory=list)
+    a: list[str] = field(default_factory=list)
+    aaaa: list[str] = field(default_factory=list)
+    ptr: list[str] = field(default_factory=list)
+    cname: str | None = None
     # "answer", "fail" (SERVFAIL) or "hang" (no reply).
     mode: str = "answer"
 
@@ -80,11 +104,11 @@ class _ZoneResolver(BaseResolver):
             self.queries += 1
             node = self.nodes.get(_key(question.qname))
             # Copy under the lock: a test may change the zone while a reply is being built.
-            txt = list(node.txt) if node else []
-            mx = list(node.mx) if node else []
-            mode = node.mode if node else "answer"
+            node = _copy(node)
+            target = _copy(self.nodes.get(_key(node.cname))) if node and node.cname else None
 
         reply = request.reply()
+        mode = node.mode if node else "answer"
         if mode == "hang":
             return None
         if mode == "fail":
@@ -95,13 +119,45 @@ class _ZoneResolver(BaseResolver):
             return reply
         if question.qclass != CLASS.IN:
             return reply
-        if question.qtype == QTYPE.TXT:
-            for strings in txt:
-                reply.add_answer(RR(question.qname, QTYPE.TXT, rdata=TXT(strings), ttl=_TTL))
-        elif question.qtype == QTYPE.MX:
-            for preference, host in mx:
-                reply.add_answer(RR(question.qname, QTYPE.MX, rdata=MX(host, preference), ttl=_TTL))
+        owner = question.qname
+        if node.cname is not None and question.qtype != QTYPE.CNAME:
+            reply.add_answer(RR(owner, QTYPE.CNAME, rdata=CNAME(node.cname), ttl=_TTL))
+            if target is None or target.mode != "answer":
+                return reply
+            owner, node = DNSLabel(node.cname), target
+        for rtype, rdata in _records(node, question.qtype):
+            reply.add_answer(RR(owner, rtype, rdata=rdata, ttl=_TTL))
         return reply
+
+
+def _copy(node: _Node | None) -> _Node | None:
+    if node is None:
+        return None
+    return _Node(
+        list(node.txt),
+        list(node.mx),
+        list(node.a),
+        list(node.aaaa),
+        list(node.ptr),
+        node.cname,
+        node.mode,
+    )
+
+
+def _records(node: _Node, qtype: int) -> list[tuple[int, Any]]:
+    if qtype == QTYPE.TXT:
+        return [(QTYPE.TXT, TXT(strings)) for strings in node.txt]
+    if qtype == QTYPE.MX:
+        return [(QTYPE.MX, MX(host, preference)) for preference, host in node.mx]
+    if qtype == QTYPE.A:
+        return [(QTYPE.A, A(address)) for address in node.a]
+    if qtype == QTYPE.AAAA:
+        return [(QTYPE.AAAA, AAAA(address)) for address in node.aaaa]
+    if qtype == QTYPE.PTR:
+        return [(QTYPE.PTR, PTR(name)) for name in node.ptr]
+    if qtype == QTYPE.CNAME and node.cname is not None:
+        return [(QTYPE.CNAME, CNAME(node.cname))]
+    return []
 
 
 class _Handler(DNSHandler):
@@ -210,6 +266,26 @@ class DnsTestServer:
         mx = [(int(preference), host) for preference, host in records]
         with self._resolver.lock:
             self._node(name).mx = mx
+
+    def set_a(self, name: str, *addresses: str) -> None:
+        """Replace the A records of `name`."""
+        with self._resolver.lock:
+            self._node(name).a = list(addresses)
+
+    def set_aaaa(self, name: str, *addresses: str) -> None:
+        """Replace the AAAA records of `name`."""
+        with self._resolver.lock:
+            self._node(name).aaaa = list(addresses)
+
+    def set_ptr(self, name: str, *targets: str) -> None:
+        """Replace the PTR records of `name` (an in-addr.arpa or ip6.arpa name)."""
+        with self._resolver.lock:
+            self._node(name).ptr = list(targets)
+
+    def set_cname(self, name: str, target: str) -> None:
+        """Make `name` an alias of `target` (its other records are then not answered)."""
+        with self._resolver.lock:
+            self._node(name).cname = target
 
     def fail(self, name: str) -> None:
         """Answer SERVFAIL for `name`, whatever its records."""

@@ -6,6 +6,7 @@ DJANGO_SECRET_KEY  when unset, generated once and kept in POSTDESK_DATA_DIR/secr
 POSTDESK_*         product settings, listed below with their defaults
 """
 
+import ipaddress
 import os
 import secrets
 from datetime import timedelta
@@ -263,6 +264,17 @@ POSTDESK_DNS_NAMESERVERS = [
 POSTDESK_DNS_TIMEOUT = float(os.environ.get("POSTDESK_DNS_TIMEOUT", "5"))
 # The SPF mechanism that authorizes our outgoing servers, as the customer must publish it.
 POSTDESK_SPF_MECHANISM = os.environ.get("POSTDESK_SPF_MECHANISM", "include:spf.postdesk.example")
+# Our outgoing servers' IP addresses, comma-separated (IPv4 and IPv6): SPF is "configured" only
+# when receivers' evaluation passes every one. The default is a documentation address (RFC 5737)
+# that no real server sends from, so a demo can never authorize or blame a real host.
+# A typo fails at start-up (ValueError naming the entry), not in every later SPF check.
+POSTDESK_SENDING_IPS = [
+    str(ipaddress.ip_address(ip.strip()))
+    for ip in os.environ.get("POSTDESK_SENDING_IPS", "192.0.2.1").split(",")
+    if ip.strip()
+]
+# The name our outgoing servers give in HELO/EHLO: what an SPF record's %{h} macro expands to.
+POSTDESK_SENDING_HELO = os.environ.get("POSTDESK_SENDING_HELO", "mail.postdesk.example")
 # The DKIM selector of new keys: the record lives at SELECTOR._domainkey.DOMAIN.
 POSTDESK_DKIM_SELECTOR = os.environ.get("POSTDESK_DKIM_SELECTOR", "mail")
 # Our inbound mail servers, comma-separated, in order of preference.

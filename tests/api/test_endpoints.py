@@ -271,6 +271,8 @@ def test_dns_status_is_the_stored_report_in_the_readers_language(
     assert never == {"checked_at": None, "spf": None, "dkim": None, "dmarc": None, "mx": None}
 
     dns_server.set_txt("example.com", "v=spf1 include:spf.host.example ~all")
+    # Our record, which receivers follow (RFC 7208: an include without one is a permerror).
+    dns_server.set_txt("spf.host.example", "v=spf1 ip4:192.0.2.0/24 -all")
     dns_check_domain(domain)
     queries = dns_server.queries
     english = api.get("domains/example.com/dns", owner_token).body

@@ -38,6 +38,9 @@ def pd(tmp_path, _dns_server_process):
 
 def test_dns_check_json_and_the_dkim_life_cycle(pd):
     pd.server.set_txt("example.com", "v=spf1 include:other.example ~all")
+    # Receivers follow the includes (RFC 7208): both records must exist.
+    pd.server.set_txt("other.example", "v=spf1 ip4:203.0.113.0/24 -all")
+    pd.server.set_txt("spf.host.example", "v=spf1 ip4:192.0.2.0/24 -all")
     pd.server.set_mx("example.com", [(10, "mx1.host.example")])
     result = pd("dns", "check", "example.com", "--json")
     assert_ok(result)
@@ -77,3 +80,20 @@ def test_unknown_domain_and_recheck_all(pd):
     result = pd("dns", "recheck-all")
     assert_ok(result)
     assert "checked 1 domain(s)" in result.stdout
+
+
+def test_dns_check_json_spf_is_judged_for_the_sending_ips_with_a_warning(pd):
+    # The sending IP (POSTDESK_SENDING_IPS' default, 192.0.2.1) passes through our include;
+    # the redirect, never reached for it, is a permerror for other senders: the "warning" key.
+    pd.server.set_txt("spf.host.example", "v=spf1 ip4:192.0.2.1 -all")
+    pd.server.set_txt("example.com", "v=spf1 include:spf.host.example redirect=gone.example")
+    report = json.loads(pd("dns", "check", "example.com", "--json").stdout)
+    assert report["spf"]["state"] == "configured"
+    assert "gone.example, which publishes no SPF record" in report["spf"]["warning"]
+    # Our record no longer covering the sending IP: receivers stop at the final -all.
+    pd.server.set_txt("spf.host.example", "v=spf1 ip4:198.51.100.1 -all")
+    report = json.loads(pd("dns", "check", "example.com", "--json").stdout)
+    assert report["spf"]["state"] == "invalid"  # the redirect is then reached: permerror
+    assert "“redirect=gone.example” leads to gone.example" in report["spf"]["message"]
+    assert report["spf"]["record"] == "v=spf1 include:spf.host.example"
+    assert report["spf"]["warning"] == ""

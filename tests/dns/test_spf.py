@@ -9,11 +9,13 @@ from __future__ import annotations
 import pytest
 from django.utils import translation
 
-from postdesk.dns.answers import FetchTxt, TemporaryDnsFailure
+from postdesk.dns.answers import DnsLookups, TemporaryDnsFailure
 from postdesk.dns.spf import SpfResult, SpfState, check_spf
 
 DOMAIN = "example.com"
 OURS = "include:spf.example.net"
+SENDING_IPS = ["192.0.2.10", "192.0.2.200"]  # inside our record's 192.0.2.0/24
+HELO = "mail.example.net"
 
 # Third-party records the customer's record may point to.
 ZONE: dict[str, list[str] | Exception] = {
@@ -28,28 +30,69 @@ ZONE: dict[str, list[str] | Exception] = {
     "twice.example": ["v=spf1 include:spf.example.net -all", "v=spf1 -all"],
     "pass-all.example": ["v=spf1 +all"],
     "after-all.example": ["v=spf1 -all include:spf.example.net"],
+    "otherdomain.com": ["v=spf1 ip4:203.0.113.0/24 -all"],
+    "_spf.example.com": ["v=spf1 ip4:203.0.113.0/24 -all"],
+    # Other record types, keyed "TYPE:name": the names the records below look up exist, so
+    # that they are not "void lookups" (RFC 7208 §4.6.4), unless a test says otherwise.
+    "A:mx.example.net": ["192.0.2.10", "192.0.2.200"],
+    "A:example.com": ["198.51.100.1"],
+    "MX:example.com": [(10, "mail.example.com")],
+    "A:mail.example.com": ["198.51.100.2"],
+    **{f"A:h{i}.example.com": [f"198.51.100.{10 + i}"] for i in range(13)},
 }
 
 
-def fake_dns(zone: dict[str, list[str] | Exception], calls: list[str] | None = None) -> FetchTxt:
-    """A name's TXT records from the dict; an exception instance is raised; unknown names have
-    no TXT record, like NXDOMAIN."""
+class FakeDns:
+    """A dict-backed DNS: TXT records under the bare name, other types under "TYPE:name"; an
+    exception instance is raised; unknown names have no records, like NXDOMAIN."""
 
-    def fetch_txt(name: str) -> list[str]:
-        if calls is not None:
-            calls.append(name)
-        answer = zone.get(name, [])
+    def __init__(self, zone: dict[str, list | Exception], calls: list[str] | None = None):
+        self.zone = zone
+        self.calls = calls
+
+    def _get(self, kind: str, name: str) -> list:
+        if self.calls is not None and kind == "":
+            self.calls.append(name)
+        answer = self.zone.get(f"{kind}:{name}" if kind else name, [])
         if isinstance(answer, Exception):
             raise answer
         return list(answer)
 
-    return fetch_txt
+    def txt(self, name: str) -> list[str]:
+        return self._get("", name)
+
+    def a(self, name: str) -> list[str]:
+        return self._get("A", name)
+
+    def aaaa(self, name: str) -> list[str]:
+        return self._get("AAAA", name)
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return self._get("MX", name)
+
+    def ptr(self, name: str) -> list[str]:
+        return self._get("PTR", name)
 
 
-def check(*records: str, required: str = OURS, **extra: list[str] | Exception) -> SpfResult:
+def fake_dns(zone: dict[str, list | Exception], calls: list[str] | None = None) -> DnsLookups:
+    """`calls` collects the TXT names asked."""
+    return FakeDns(zone, calls)
+
+
+def spf_of(domain: str, required: str, dns: DnsLookups) -> SpfResult:
+    return check_spf(domain, required, dns, SENDING_IPS, HELO)
+
+
+def check(
+    *records: str,
+    required: str = OURS,
+    sending_ips: list[str] = SENDING_IPS,
+    **extra: list[str] | Exception,
+) -> SpfResult:
     """The check of DOMAIN publishing `records`, with ZONE (and `extra`, dots as "__") around."""
     zone = {**ZONE, **{name.replace("__", "."): v for name, v in extra.items()}}
-    return check_spf(DOMAIN, required, fake_dns({**zone, DOMAIN: list(records)}))
+    dns = fake_dns({**zone, DOMAIN: list(records)})
+    return check_spf(DOMAIN, required, dns, sending_ips, HELO)
 
 
 @pytest.fixture(autouse=True)
@@ -134,11 +177,6 @@ def test_record_including_us_is_configured(published):
             "v=spf1 include:rejects-us.example include:provider.example -all",
             id="after-an-include-that-does-not-match",
         ),
-        pytest.param(
-            # A target without an SPF record authorizes nobody; evaluation goes on (our choice).
-            "v=spf1 include:gone.example include:spf.example.net ~all",
-            id="after-a-missing-include",
-        ),
     ],
 )
 def test_reaching_us_through_include_or_redirect_is_configured(published):
@@ -160,7 +198,8 @@ def test_reaching_us_through_include_or_redirect_is_configured(published):
     ],
 )
 def test_any_required_mechanism_is_compared_case_insensitively(required, published):
-    result = check(published, required=required)
+    sending_ips = ["2001:db8::25"] if required.startswith("ip6") else SENDING_IPS
+    result = check(published, required=required, sending_ips=sending_ips)
     assert result.state == SpfState.CONFIGURED
 
 
@@ -168,10 +207,16 @@ def test_any_required_mechanism_is_compared_case_insensitively(required, publish
 
 
 def test_the_guides_example():
-    result = check_spf(
+    result = spf_of(
         DOMAIN,
         "include:ourserver.com",
-        fake_dns({DOMAIN: ["v=spf1 include:otherdomain.com ~all"]}),
+        fake_dns(
+            {
+                DOMAIN: ["v=spf1 include:otherdomain.com ~all"],
+                "otherdomain.com": ["v=spf1 ip4:203.0.113.0/24 -all"],
+                "ourserver.com": ["v=spf1 ip4:192.0.2.0/24 -all"],
+            }
+        ),
     )
     assert result.state == SpfState.NEEDS_UPDATE
     assert result.record == "v=spf1 include:otherdomain.com include:ourserver.com ~all"
@@ -274,28 +319,6 @@ def test_record_not_reaching_us_gets_ours_inserted(published, advice):
         (
             "v=spf1 include:after-all.example ~all",
             "v=spf1 include:after-all.example include:spf.example.net ~all",
-        ),
-        # Nested records that cannot be followed (a permerror for receivers): no authorization.
-        (
-            "v=spf1 include:gone.example ~all",
-            "v=spf1 include:gone.example include:spf.example.net ~all",
-        ),
-        (
-            "v=spf1 include:broken.example ~all",
-            "v=spf1 include:broken.example include:spf.example.net ~all",
-        ),
-        (
-            "v=spf1 include:twice.example ~all",
-            "v=spf1 include:twice.example include:spf.example.net ~all",
-        ),
-        (
-            "v=spf1 include:%{d}.spf.example.net ~all",  # a macro needs a sender: not followed
-            "v=spf1 include:%{d}.spf.example.net include:spf.example.net ~all",
-        ),
-        # A third party's pass-all lets us through by accident: not a configuration.
-        (
-            "v=spf1 include:pass-all.example ~all",
-            "v=spf1 include:pass-all.example include:spf.example.net ~all",
         ),
     ],
 )
@@ -559,25 +582,41 @@ LIMIT_ZONE: dict[str, list[str] | Exception] = {
     ],
     "n1.example": ["v=spf1 a -all"],
     "n2.example": ["v=spf1 exists:%{i}.n2.example -all"],
+    "A:mail.big.example": ["203.0.113.2"],
+    "MX:big.example": [(10, "mail.big.example")],
+    "A:n1.example": ["203.0.113.3"],
 }
 LIMIT_RECORD = "v=spf1 a mx include:spf.example.net include:big.example ~all"
 
 
 def test_ten_lookups_across_nested_includes_are_allowed():
     zone = {**ZONE, **LIMIT_ZONE, DOMAIN: [LIMIT_RECORD]}
-    result = check_spf(DOMAIN, OURS, fake_dns(zone))
+    result = spf_of(DOMAIN, OURS, fake_dns(zone))
     assert result.state == SpfState.CONFIGURED
     assert result.lookups == 10
 
 
-def test_eleven_lookups_across_nested_includes_are_invalid():
+def test_eleven_lookups_after_ours_pass_us_and_warn_for_the_other_senders():
+    # Receivers stop at the 11th lookup, but our servers pass at the 3rd: configured, with a
+    # warning for the senders that go further (before #16 this was "invalid").
     zone = {**ZONE, **LIMIT_ZONE, DOMAIN: [LIMIT_RECORD]}
     zone["n2.example"] = ["v=spf1 exists:%{i}.n2.example ptr -all"]
-    result = check_spf(DOMAIN, OURS, fake_dns(zone))
-    assert result.state == SpfState.INVALID  # even though the record reaches us
-    assert result.fault == "too_many_lookups"
+    result = spf_of(DOMAIN, OURS, fake_dns(zone))
+    assert result.state == SpfState.CONFIGURED
     assert result.lookups == 11
     assert result.record == LIMIT_RECORD
+    assert "your other senders" in result.warning
+    assert "more than 10 DNS lookups" in result.warning
+    assert "“include:big.example”" in result.warning
+
+
+def test_eleven_lookups_before_ours_are_invalid():
+    zone = {**ZONE, **LIMIT_ZONE, "n2.example": ["v=spf1 exists:%{i}.n2.example ptr -all"]}
+    zone[DOMAIN] = ["v=spf1 a mx include:big.example include:spf.example.net ~all"]
+    result = spf_of(DOMAIN, OURS, fake_dns(zone))
+    assert result.state == SpfState.INVALID
+    assert result.fault == "too_many_lookups"
+    assert result.lookups == 11
     assert "more than 10 DNS lookups" in result.message
     assert "remove the includes of services you no longer use" in result.message
 
@@ -663,7 +702,7 @@ def test_needs_update_does_not_warn_below_the_limit():
 )
 def test_include_loop_terminates_over_the_limit(zone, advice):
     calls: list[str] = []
-    result = check_spf(DOMAIN, OURS, fake_dns({**ZONE, **zone}, calls))
+    result = spf_of(DOMAIN, OURS, fake_dns({**ZONE, **zone}, calls))
     assert result.state == SpfState.INVALID
     assert result.fault == "too_many_lookups"
     assert result.lookups == 11
@@ -693,15 +732,6 @@ def test_include_loop_terminates_over_the_limit(zone, advice):
             id="nested-depth-3",
         ),
         pytest.param(
-            # Ours is reached first, but the lookups cannot be counted: no conclusion.
-            {
-                DOMAIN: ["v=spf1 include:spf.example.net include:flaky.example ~all"],
-                "flaky.example": TemporaryDnsFailure(),
-            },
-            ["v=spf1 include:spf.example.net include:flaky.example ~all"],
-            id="after-ours",
-        ),
-        pytest.param(
             {DOMAIN: ["v=spf1 redirect=flaky.example"], "flaky.example": TemporaryDnsFailure()},
             ["v=spf1 redirect=flaky.example"],
             id="redirect",
@@ -709,7 +739,7 @@ def test_include_loop_terminates_over_the_limit(zone, advice):
     ],
 )
 def test_temporary_failure_is_unknown_never_not_configured(zone, current):
-    result = check_spf(DOMAIN, OURS, fake_dns({**ZONE, **zone}))
+    result = spf_of(DOMAIN, OURS, fake_dns({**ZONE, **zone}))
     assert result.state == SpfState.UNKNOWN
     assert result.fault == "temporary_failure"
     assert result.record == ""  # nothing to publish until we know what is there
@@ -731,7 +761,7 @@ def test_failure_on_our_own_record_only_skips_the_limit_warning():
 def test_domain_is_looked_up_in_lower_case_without_trailing_dot():
     calls: list[str] = []
     zone = {**ZONE, DOMAIN: ["v=spf1 include:spf.example.net ~all"]}
-    result = check_spf("Example.COM.", OURS, fake_dns(zone, calls))
+    result = spf_of("Example.COM.", OURS, fake_dns(zone, calls))
     assert result.state == SpfState.CONFIGURED
     assert calls[0] == DOMAIN
 
@@ -783,3 +813,159 @@ def test_messages_are_translated(published):
     with translation.override("fr"):
         french = check(*published).message
     assert french != english
+
+
+# --- what receivers conclude (RFC 7208 check_host) ----------------------------------------------
+
+
+def test_a_failure_after_ours_does_not_matter_to_receivers():
+    # Receivers pass our servers before they reach the flaky include (before #16: "unknown").
+    result = check(
+        "v=spf1 include:spf.example.net include:flaky.example ~all",
+        flaky__example=TemporaryDnsFailure(),
+    )
+    assert result.state == SpfState.CONFIGURED
+    assert result.warning == ""  # the other senders' evaluation could not conclude: no warning
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("gone.example", "gone.example, which publishes no SPF record"),
+        ("twice.example", "twice.example, which publishes several SPF records"),
+        ("broken.example", "cannot read: foo:bar"),
+    ],
+)
+def test_an_include_without_usable_record_is_invalid_and_left_out(target, reason):
+    # §5.2: an include of a domain without (one valid) SPF record is a permerror for every
+    # receiver, whatever comes after it (before #16 it was skipped and this was "configured").
+    result = check(f"v=spf1 include:{target} include:spf.example.net -all")
+    assert result.state == SpfState.INVALID
+    assert result.fault == "broken_include"
+    assert f"“include:{target}”" in result.message
+    assert reason in result.message
+    assert "permerror" in result.message
+    assert result.record == "v=spf1 include:spf.example.net -all"
+    assert_advice_works(result)
+
+
+def test_an_include_with_a_macro_is_expanded_and_ours_goes_before_it():
+    # %{d} is the domain: example.com.spf.example.net has no record, a permerror. The term
+    # depends on the sender, so it is kept, after ours.
+    result = check("v=spf1 include:%{d}.spf.example.net ~all")
+    assert result.state == SpfState.INVALID
+    assert "example.com.spf.example.net, which publishes no SPF record" in result.message
+    assert result.record == "v=spf1 include:spf.example.net include:%{d}.spf.example.net ~all"
+    assert_advice_works(result)
+
+
+def test_a_macro_include_that_exists_for_the_domain_passes_us():
+    result = check(
+        "v=spf1 include:_spf.%{o} -all", _spf__example__com=["v=spf1 include:spf.example.net"]
+    )
+    assert result.state == SpfState.CONFIGURED
+
+
+def test_a_redirect_to_a_domain_without_spf_after_ours_is_a_warning():
+    result = check("v=spf1 include:spf.example.net redirect=gone.example")
+    assert result.state == SpfState.CONFIGURED
+    assert "your other senders" in result.warning
+    assert "“redirect=gone.example” leads to gone.example" in result.warning
+    assert result.message == "Your SPF record includes our servers. No action needed."
+
+
+def test_a_broken_include_never_reached_for_us_is_a_warning():
+    result = check("v=spf1 include:spf.example.net include:broken.example -all")
+    assert result.state == SpfState.CONFIGURED
+    assert "cannot read: foo:bar" in result.warning
+
+
+def test_a_third_partys_pass_all_is_a_warning():
+    result = check("v=spf1 include:pass-all.example ~all")
+    assert result.state == SpfState.CONFIGURED  # receivers do pass our servers
+    assert "any server in the world" in result.warning
+    assert "“include:pass-all.example”" in result.warning
+
+
+def test_every_sending_ip_must_pass():
+    result = check("v=spf1 ip4:192.0.2.0/25 -all", required="ip4:192.0.2.0/24")
+    assert result.state == SpfState.NEEDS_UPDATE
+    # 192.0.2.10 passes; 192.0.2.200 is outside /25 and meets -all.
+    assert "For our server 192.0.2.200, receiving servers stop at “-all”" in result.message
+    assert "rejects it" in result.message
+
+
+def test_needs_update_says_where_receivers_stop():
+    result = check("v=spf1 mx ~include:provider.example ~all")
+    assert result.state == SpfState.NEEDS_UPDATE
+    assert "stop at “~include:provider.example”, which marks it as suspicious" in result.message
+    assert result.record == "v=spf1 mx include:spf.example.net ~include:provider.example ~all"
+
+
+def test_needs_update_when_nothing_matches():
+    result = check("v=spf1 ip4:198.51.100.7")
+    assert "no term of your record matches" in result.message
+
+
+def test_more_than_two_void_lookups_are_invalid():
+    # §4.6.4: a, mx and exists find nothing three times before ours: permerror for us.
+    result = check(
+        "v=spf1 a:gone1.example mx:gone2.example exists:gone3.example include:spf.example.net ~all"
+    )
+    assert result.state == SpfState.INVALID
+    assert result.fault == "too_many_void_lookups"
+    assert "gone3.example" in result.message
+    assert "“exists:gone3.example”" in result.message
+    assert result.record == (
+        "v=spf1 a:gone1.example mx:gone2.example include:spf.example.net exists:gone3.example ~all"
+    )
+    assert_advice_works(result)
+
+
+def test_two_void_lookups_are_allowed():
+    result = check("v=spf1 a:gone1.example mx:gone2.example include:spf.example.net ~all")
+    assert result.state == SpfState.CONFIGURED
+
+
+def test_an_mx_with_more_than_ten_names_is_invalid():
+    names = [(10, f"mx{i}.example.com") for i in range(11)]
+    addresses = {f"A:mx{i}.example.com": ["198.51.100.9"] for i in range(11)}
+    zone = {**ZONE, **addresses, "MX:example.com": names}
+    zone[DOMAIN] = ["v=spf1 mx include:spf.example.net ~all"]
+    result = spf_of(DOMAIN, OURS, fake_dns(zone))
+    assert result.state == SpfState.INVALID
+    assert result.fault == "too_many_mx"
+    assert "more than 10 MX records" in result.message
+    zone["MX:example.com"] = names[:10]
+    assert spf_of(DOMAIN, OURS, fake_dns(zone)).state == SpfState.CONFIGURED
+
+
+def test_a_temporary_failure_of_an_address_lookup_is_unknown():
+    result = check(
+        "v=spf1 a:flaky.example include:spf.example.net ~all",
+        **{"A:flaky.example": TemporaryDnsFailure()},
+    )
+    assert result.state == SpfState.UNKNOWN
+    assert result.fault == "temporary_failure"
+
+
+@pytest.mark.parametrize(
+    "published",
+    [
+        ["v=spf1 include:gone.example include:spf.example.net -all"],
+        ["v=spf1 a:gone1.example mx:gone2.example exists:gone3.example ~all"],
+        ["v=spf1 mx ~include:provider.example ~all"],
+    ],
+)
+def test_new_messages_are_translated(published):
+    english = check(*published).message
+    with translation.override("fr"):
+        french = check(*published).message
+    assert french != english
+
+
+def test_the_warning_is_translated():
+    english = check("v=spf1 include:spf.example.net redirect=gone.example").warning
+    with translation.override("fr"):
+        french = check("v=spf1 include:spf.example.net redirect=gone.example").warning
+    assert english and french != english

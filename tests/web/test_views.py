@@ -186,6 +186,8 @@ def test_dashboard_shows_usage_and_the_address_list(owner_browser, domain, mailb
 def test_spf_and_dkim_cards_after_a_check(owner_browser, operator, domain, dns_server):
     dkim_enable(actor=operator, domain=domain)
     dns_server.set_txt("example.com", "v=spf1 include:spf.postdesk.example ~all")
+    # Our record, which receivers follow (RFC 7208: an include without one is a permerror).
+    dns_server.set_txt("spf.postdesk.example", "v=spf1 ip4:192.0.2.0/24 -all")
     dns_check_domain(domain)
     text = _text(owner_browser.get(reverse("web:dashboard", args=["example.com"])))
     assert "Configured" in text
@@ -194,6 +196,18 @@ def test_spf_and_dkim_cards_after_a_check(owner_browser, operator, domain, dns_s
     assert "mail._domainkey.example.com" in text
     assert "v=DKIM1; k=rsa; p=" in text
     assert "Disable DKIM" in text
+
+
+def test_spf_warning_for_other_senders_shows_on_the_card(owner_browser, domain, dns_server):
+    dns_server.set_txt("spf.postdesk.example", "v=spf1 ip4:192.0.2.0/24 -all")
+    dns_server.set_txt(
+        "example.com", "v=spf1 include:spf.postdesk.example include:gone.example -all"
+    )
+    dns_check_domain(domain)
+    text = _text(owner_browser.get(reverse("web:dashboard", args=["example.com"])))
+    assert "Configured" in text
+    assert "receiving servers reject it for your other senders" in text
+    assert "gone.example, which publishes no SPF record" in text
 
 
 def test_spf_not_configured_shows_the_record_to_publish(owner_browser, domain, dns_server):

@@ -8,7 +8,7 @@ language and with the current settings. No Django models here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .answers import TemporaryDnsFailure
@@ -16,6 +16,10 @@ from .dkim import DkimResult, check_dkim
 from .dmarc import DmarcResult, check_dmarc
 from .mx import MxResult, check_mx
 from .spf import SpfResult, check_spf
+
+# The settings' defaults (postdesk.settings), for callers that give none.
+DEFAULT_SENDING_IPS = ("192.0.2.1",)
+DEFAULT_HELO = "mail.postdesk.example"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class DnsExpectations:
     mx_hosts: list[str]
     dkim_selector: str | None = None
     dkim_public_key: str | None = None
+    # Our outgoing servers' addresses and HELO name: what receivers evaluate SPF for.
+    sending_ips: list[str] = field(default_factory=lambda: list(DEFAULT_SENDING_IPS))
+    helo: str = DEFAULT_HELO
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class DnsReport:
                 "state": self.spf.state,
                 "record": self.spf.record,
                 "message": self.spf.message,
+                "warning": self.spf.warning,
             },
             "dkim": {
                 "state": self.dkim.state,
@@ -71,23 +79,43 @@ class Recorder:
         self,
         lookup_txt: Callable[[str], list[str]],
         lookup_mx: Callable[[str], list[tuple[int, str]]],
+        *,
+        lookup_a: Callable[[str], list[str]],
+        lookup_aaaa: Callable[[str], list[str]],
+        lookup_ptr: Callable[[str], list[str]],
     ) -> None:
-        self._lookup_txt = lookup_txt
-        self._lookup_mx = lookup_mx
-        self.answers: dict[str, dict[str, Any]] = {"txt": {}, "mx": {}}
+        self._lookups: dict[str, Callable[[str], list]] = {
+            "txt": lookup_txt,
+            "mx": lookup_mx,
+            "a": lookup_a,
+            "aaaa": lookup_aaaa,
+            "ptr": lookup_ptr,
+        }
+        self.answers: dict[str, dict[str, Any]] = {kind: {} for kind in self._lookups}
 
     def txt(self, name: str) -> list[str]:
-        return self._ask("txt", name, self._lookup_txt)
+        return self._ask("txt", name)
 
     def mx(self, name: str) -> list[tuple[int, str]]:
-        return [tuple(r) for r in self._ask("mx", name, self._lookup_mx)]
+        return [tuple(r) for r in self._ask("mx", name)]
 
-    def _ask(self, kind: str, name: str, lookup: Callable[[str], list]) -> list:
+    def a(self, name: str) -> list[str]:
+        return self._ask("a", name)
+
+    def aaaa(self, name: str) -> list[str]:
+        return self._ask("aaaa", name)
+
+    def ptr(self, name: str) -> list[str]:
+        return self._ask("ptr", name)
+
+    def _ask(self, kind: str, name: str) -> list:
         key = name.lower().rstrip(".")
         store = self.answers[kind]
         if key not in store:
             try:
-                store[key] = [list(r) if isinstance(r, tuple) else r for r in lookup(key)]
+                store[key] = [
+                    list(r) if isinstance(r, tuple) else r for r in self._lookups[kind](key)
+                ]
             except TemporaryDnsFailure:
                 store[key] = None
         if store[key] is None:
@@ -96,7 +124,8 @@ class Recorder:
 
 
 class Replay:
-    """Answers from a stored check. A name not asked then counts as not answered yet."""
+    """Answers from a stored check. A name not asked then counts as not answered yet (so do
+    the address and PTR lookups of answers stored before SPF asked for them)."""
 
     def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
         self.answers = answers
@@ -107,6 +136,15 @@ class Replay:
     def mx(self, name: str) -> list[tuple[int, str]]:
         return [tuple(r) for r in self._get("mx", name)]
 
+    def a(self, name: str) -> list[str]:
+        return self._get("a", name)
+
+    def aaaa(self, name: str) -> list[str]:
+        return self._get("aaaa", name)
+
+    def ptr(self, name: str) -> list[str]:
+        return self._get("ptr", name)
+
     def _get(self, kind: str, name: str) -> list:
         value = self.answers.get(kind, {}).get(name.lower().rstrip("."))
         if value is None:
@@ -116,7 +154,13 @@ class Replay:
 
 def evaluate(expected: DnsExpectations, source: Recorder | Replay) -> DnsReport:
     return DnsReport(
-        spf=check_spf(expected.domain, expected.spf_mechanism, source.txt),
+        spf=check_spf(
+            expected.domain,
+            expected.spf_mechanism,
+            source,
+            expected.sending_ips,
+            expected.helo,
+        ),
         dkim=check_dkim(
             expected.domain, expected.dkim_selector, expected.dkim_public_key, source.txt
         ),

@@ -189,3 +189,31 @@ def lookup_mx(name: str, resolver: dns.resolver.Resolver | None = None) -> list[
         host = "" if exchange == dns.name.root else exchange.to_text(omit_final_dot=True).lower()
         records.append((int(rdata.preference), host))
     return sorted(records)
+
+
+def lookup_a(name: str, resolver: dns.resolver.Resolver | None = None) -> list[str]:
+    """The IPv4 addresses of `name` as text; `[]` when there are none."""
+    return _addresses(name, dns.rdatatype.A, resolver)
+
+
+def lookup_aaaa(name: str, resolver: dns.resolver.Resolver | None = None) -> list[str]:
+    """The IPv6 addresses of `name` as text (compressed form); `[]` when there are none."""
+    return _addresses(name, dns.rdatatype.AAAA, resolver)
+
+
+def _addresses(
+    name: str, rdtype: dns.rdatatype.RdataType, resolver: dns.resolver.Resolver | None
+) -> list[str]:
+    answer = _resolve(name, rdtype, resolver)
+    if answer is None:
+        return []
+    return [str(ipaddress.ip_address(rdata.address)) for rdata in answer]
+
+
+def lookup_ptr(name: str, resolver: dns.resolver.Resolver | None = None) -> list[str]:
+    """The names the PTR records of `name` (an in-addr.arpa or ip6.arpa name) point to,
+    lower-case without the final dot; `[]` when there are none."""
+    answer = _resolve(name, dns.rdatatype.PTR, resolver)
+    if answer is None:
+        return []
+    return [rdata.target.to_text(omit_final_dot=True).lower() for rdata in answer]

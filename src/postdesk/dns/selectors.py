@@ -27,6 +27,8 @@ def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
         mx_hosts=list(settings.POSTDESK_MX_HOSTS),
         dkim_selector=key.selector if key else None,
         dkim_public_key=key.public_key if key else None,
+        sending_ips=list(settings.POSTDESK_SENDING_IPS),
+        helo=settings.POSTDESK_SENDING_HELO,
     )
 
 

@@ -1,86 +1,85 @@
-"""SPF check: does the customer's domain authorize our servers, and what should they publish?
+"""SPF check: do receivers pass our servers for the customer's domain, and what to publish?
 
-`check_spf(domain, required, fetch_txt)` reads the domain's TXT records (and, following
-`include:` and `redirect=`, those of the domains they point to) and answers with one state:
+`check_spf(domain, required, dns, sending_ips, helo)` reads the domain's SPF record and runs
+a receiver's RFC 7208 `check_host()` (postdesk.dns.check_host) for each of our sending IP
+addresses, with MAIL FROM postmaster@DOMAIN and our HELO name, following every include,
+redirect, `a`, `mx`, `ptr` and `exists` through `dns`, with macros expanded and the limits of
+§4.6.4. It answers with one state:
 
-- `configured`: exactly one SPF record, valid, and a receiving server evaluating it for our
-  servers reaches our mechanism with a pass qualifier, directly or through nested
-  `include:`/`redirect=` (RFC 7208 evaluation order). Nothing to do.
+- `configured`: exactly one SPF record, and receivers answer "pass" for every sending IP.
+  Nothing to do. A warning may come with it (see below).
 - `not_configured`: no SPF record at all. The advice is a complete new record.
-- `needs_update`: one valid record that does not authorize us. The advice is the customer's
-  record with our mechanism inserted where it is reached first, every other term kept as written.
-- `invalid`: several SPF records, more than 10 DNS-querying terms, a pass-all, or a syntax error.
-  Invalid wins over configured: receivers reject such a record (or, for a pass-all, it lets the
-  whole world send as the customer). The advice is the single repaired record to keep.
-- `unknown`: the DNS could not answer now (`TemporaryDnsFailure`, here or in a nested
-  include): the check is retried, never shown as "not configured".
+- `needs_update`: one valid record that does not pass our servers (fail, softfail, or
+  neutral). The message names the term a receiver stops at; the advice is the customer's
+  record with our mechanism inserted before it, every other term kept as written.
+- `invalid`: receivers reject the record (permerror) or it lets the whole world send: several
+  SPF records, a syntax error, more than 10 DNS-querying terms, more than 2 void lookups, an
+  `mx` with more than 10 MX names, an include or redirect to a domain without a usable SPF
+  record, or a pass-all (`+all`, a bare `all`). The message says which term and why; the
+  advice is the single repaired record to keep.
+- `unknown`: the DNS could not answer now (`TemporaryDnsFailure`, here or in any lookup the
+  evaluation for our servers needs: a temperror): the check is retried, never shown as "not
+  configured".
+
+`warning` (empty when none) does not block `configured`: the record passes our servers, but a
+receiver evaluating it for the customer's other senders meets a permerror on a branch our
+servers never reach (an include or `redirect=` to a domain without SPF record, the lookup
+limits), or passes any server at all through an include. It is found by evaluating the record
+for an address that matches nothing (`OTHER_SENDERS`), which walks every branch up to the end.
 
 Every result carries `record`, the exact TXT value the customer should have published
 (the current one when configured; empty when unknown, since advising a record we cannot compare
 with what is published could lead to a second SPF record), and a message for the customer.
 
-RFC 7208 choices made here, where the RFC leaves a checker room or a strict reading would help
-nobody:
-
-- An `include:`/`redirect=` target without exactly one valid SPF record is a permerror for a
-  receiver; here that branch simply does not authorize us and evaluation goes on. Flagging it
-  would need a fault the dashboard does not have yet.
-- A pass-all (`+all` or a bare `all`) never counts as authorizing our servers: a third party's
-  `+all` authorizing us by accident is not a configuration.
-- Lookups are counted like a receiver counts them in the worst case (an address that matches
-  nothing): every DNS-querying term up to and including the first `all`, then `redirect=` only
-  when there is no `all`; includes are followed whatever their qualifier. Counting stops at the
-  11th term, where receivers stop (§4.6.4), so `lookups` is at most 11, meaning "over the limit";
-  this also ends include loops. The void-lookup and MX/PTR sub-limits are not checked.
-- Macros (`include:%{d}.example`) cannot be expanded without a sender: such terms count as one
-  lookup and are not followed.
+Choices where RFC 7208 leaves a checker room, or a strict reading would help nobody:
+- A pass-all (`+all` or a bare `all`) in the domain's own record is `invalid` even though it
+  passes our servers: it lets the whole world send as the customer.
+- `lookups` is the most DNS-querying terms any evaluation above used (11 means "over the
+  limit": receivers stop there).
 - Several records are merged in the order the DNS returned them (DNS has no order; the advice
   is stable as long as the resolver's order is). A `redirect=` of a record without `all` becomes
   an `include:` in the merge, since the merged record ends with an `all` that would void it.
-- Our mechanism goes before the first term that stops evaluation without passing us: the first
-  `all`, a `redirect=`, or a term catching our servers with a non-pass qualifier (a
-  `~include:` of a provider that includes us). Before the final `all` alone would leave such a
-  term catching us first.
+- The advice is checked with `check_host()` before it is given: our mechanism goes before the
+  first term where a receiver stops without passing our servers (an `all`, a `redirect=`, a
+  term matching them with a non-pass qualifier, or the term where a limit is exceeded); an
+  include or redirect whose own target has no usable SPF record (no record, several, a syntax
+  error; without macros, so the same for every sender) authorizes nobody and only breaks the
+  record, so the advice leaves it out.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from django.utils.translation import gettext as _
 
-from postdesk.dns.answers import FetchTxt, TemporaryDnsFailure
-
-MAX_LOOKUPS = 10
-VERSION = "v=spf1"
-PASS = "+"  # noqa: S105 - the SPF pass qualifier, not a password
-
-# Terms that make a receiver query the DNS (RFC 7208 §4.6.4); `all`, `ip4`, `ip6` and `exp=`
-# (only read after a fail) do not count.
-LOOKUP_TERMS = frozenset({"include", "a", "mx", "ptr", "exists", "redirect"})
-MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"})
-
-# RFC 7208 §7.1 ABNF. Macro letters c, r and t are only allowed in explanation text (§7.3).
-_MACRO_LETTERS = "slodiphv"
-_MACRO_EXPAND = r"(?:%\{[" + _MACRO_LETTERS + r"]\d*r?[.\-+,/_=]*\}|%%|%_|%-)"
-_MACRO_EXPAND_ANY = r"(?:%\{[" + _MACRO_LETTERS + r"crt]\d*r?[.\-+,/_=]*\}|%%|%_|%-)"
-_MACRO_LITERAL = r"[\x21-\x24\x26-\x7e]"
-_TOPLABEL = r"(?:[a-z0-9]*[a-z][a-z0-9]*|[a-z0-9]+-[a-z0-9\-]*[a-z0-9])"
-_DOMAIN_SPEC = re.compile(
-    rf"(?:{_MACRO_EXPAND}|{_MACRO_LITERAL})*(?:\.{_TOPLABEL}\.?|{_MACRO_EXPAND})", re.IGNORECASE
+from .answers import DnsLookups, TemporaryDnsFailure
+from .check_host import (
+    MAX_MX_NAMES,
+    MAX_VOID_LOOKUPS,
+    Evaluation,
+    Problem,
+    Verdict,
+    check_host,
+    client_address,
 )
-_MACRO_STRING = re.compile(rf"(?:{_MACRO_EXPAND_ANY}|{_MACRO_LITERAL})*", re.IGNORECASE)
-_MODIFIER = re.compile(r"(?P<name>[a-z][a-z0-9_.\-]*)=(?P<value>.*)", re.IGNORECASE)
-_MECHANISM = re.compile(r"(?P<name>[a-z0-9]+)(?P<rest>[:/].*)?", re.IGNORECASE)
-# a and mx: [":" domain-spec] [ip4-cidr-length] ["/" ip6-cidr-length]; the lazy domain leaves
-# a trailing CIDR to the groups after it.
-_DUAL_CIDR = re.compile(r"(?::(?P<domain>.*?))?(?:/(?P<v4>\d+))?(?://(?P<v6>\d+))?")
-_IP_NETWORK = re.compile(r":(?P<address>[^/]+)(?:/(?P<length>\d+))?")
+from .spf_syntax import (
+    MAX_LOOKUPS,
+    PASS,
+    VERSION,
+    Term,
+    is_spf,
+    normalize,
+    parse_record,
+    parse_term,
+)
+
+# Addresses that match no sane SPF record (reserved 240.0.0.0/4, and 100::/64, RFC 6666's
+# discard-only prefix): evaluating the record for them walks every branch a customer's other
+# senders may reach. One per address family of our sending IPs.
+OTHER_SENDERS = {4: "240.0.0.1", 6: "100::1"}
 
 
 class SpfState(StrEnum):
@@ -99,275 +98,41 @@ class SpfResult:
     fault: str | None
     current: list[str]
     lookups: int
+    warning: str = ""
 
 
-@dataclass(frozen=True)
-class _Term:
-    text: str  # as written, qualifier included
-    name: str  # lower-case mechanism or modifier name
-    qualifier: str  # "+", "-", "~" or "?" ("+" when none is written, and for modifiers)
-    modifier: bool
-    domain: str | None = None  # the domain-spec of include/a/mx/ptr/exists/redirect/exp
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
-    cidr: str = ""  # the CIDR suffix of a/mx, part of the term's identity
-    error: bool = False
-
-    @property
-    def identity(self) -> str:
-        """What the term designates, qualifier aside: equal for `INCLUDE:X.` and `include:x`."""
-        if self.modifier:
-            return f"{self.name}={_normalize(self.domain or '')}"
-        if self.network is not None:
-            return f"{self.name}:{self.network}"
-        domain = f":{_normalize(self.domain)}" if self.domain is not None else ""
-        return f"{self.name}{domain}{self.cidr}"
-
-    @property
-    def target(self) -> str | None:
-        """The name a receiver fetches for include/redirect; None when macros need a sender."""
-        if self.name not in ("include", "redirect") or not self.domain or "%" in self.domain:
-            return None
-        return _normalize(self.domain)
+# A receiver's permerror for our servers, as the fault the result names.
+_PROBLEM_FAULT = {
+    Problem.TOO_MANY_LOOKUPS: "too_many_lookups",
+    Problem.TOO_MANY_VOID_LOOKUPS: "too_many_void_lookups",
+    Problem.TOO_MANY_MX: "too_many_mx",
+    Problem.NO_RECORD: "broken_include",
+    Problem.MULTIPLE_RECORDS: "broken_include",
+    Problem.SYNTAX: "broken_include",
+}
 
 
-def _normalize(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def _is_spf(txt: str) -> bool:
-    # §4.5: the version tag alone, or followed by a space; anything else ("v=spf10") is not SPF.
-    head = txt[: len(VERSION) + 1].lower()
-    return head == VERSION or head == VERSION + " "
-
-
-def _valid_cidr(length: str | None, maximum: int) -> bool:
-    # ABNF: "0" or a number without leading zero, at most 32 (IPv4) or 128 (IPv6).
-    if length is None:
-        return True
-    return re.fullmatch(r"0|[1-9]\d{0,2}", length) is not None and int(length) <= maximum
-
-
-def _valid_domain(domain: str | None) -> bool:
-    return domain is not None and _DOMAIN_SPEC.fullmatch(domain) is not None
-
-
-def _parse_term(text: str) -> _Term:
-    """One term of a record; `error` is set when a receiver would reject its syntax."""
-    modifier = _MODIFIER.fullmatch(text)
-    if modifier:
-        name, value = modifier["name"].lower(), modifier["value"]
-        if name in ("redirect", "exp"):
-            return _Term(text, name, PASS, True, domain=value, error=not _valid_domain(value))
-        # Unknown modifiers are ignored by receivers (§6), but their value must still parse.
-        bad = _MACRO_STRING.fullmatch(value) is None
-        return _Term(text, name, PASS, True, domain=value, error=bad)
-
-    qualifier = PASS
-    body = text
-    if body and body[0] in "+-~?":
-        qualifier, body = body[0], body[1:]
-    mechanism = _MECHANISM.fullmatch(body)
-    name = mechanism["name"].lower() if mechanism else ""
-    if not mechanism or name not in MECHANISMS:
-        return _Term(text, name, qualifier, False, error=True)
-    rest = mechanism["rest"] or ""
-
-    if name == "all":
-        return _Term(text, name, qualifier, False, error=rest != "")
-    if name in ("include", "exists"):
-        domain = rest[1:] if rest.startswith(":") else None
-        return _Term(text, name, qualifier, False, domain=domain, error=not _valid_domain(domain))
-    if name == "ptr":
-        domain = rest[1:] if rest.startswith(":") else None
-        bad = rest != "" and not _valid_domain(domain)
-        return _Term(text, name, qualifier, False, domain=domain, error=bad)
-    if name in ("a", "mx"):
-        parts = _DUAL_CIDR.fullmatch(rest)
-        if parts is None:  # "a/x", "mx/24/"...
-            return _Term(text, name, qualifier, False, error=True)
-        domain = parts["domain"]
-        cidr = rest[len(":" + domain) :] if domain is not None else rest
-        bad = (
-            (domain is not None and not _valid_domain(domain))
-            or not _valid_cidr(parts["v4"], 32)
-            or not _valid_cidr(parts["v6"], 128)
-        )
-        return _Term(text, name, qualifier, False, domain=domain, cidr=cidr, error=bad)
-
-    # ip4 / ip6: an address of the right family, an optional prefix length in range.
-    parts = _IP_NETWORK.fullmatch(rest)
-    maximum = 32 if name == "ip4" else 128
-    if parts is None or "%" in parts["address"] or not _valid_cidr(parts["length"], maximum):
-        return _Term(text, name, qualifier, False, error=True)
-    try:
-        address = ipaddress.ip_address(parts["address"])
-    except ValueError:
-        return _Term(text, name, qualifier, False, error=True)
-    if address.version != (4 if name == "ip4" else 6):
-        return _Term(text, name, qualifier, False, error=True)
-    network = ipaddress.ip_network(f"{address}/{parts['length'] or maximum}", strict=False)
-    return _Term(text, name, qualifier, False, network=network)
-
-
-def _parse_record(txt: str) -> list[_Term]:
-    terms = [_parse_term(text) for text in txt[len(VERSION) :].split(" ") if text]
-    # redirect= and exp= may appear once (§6): a second one is a syntax error.
-    seen: set[str] = set()
-    for index, term in enumerate(terms):
-        if term.modifier and term.name in ("redirect", "exp"):
-            if term.name in seen:
-                terms[index] = _Term(term.text, term.name, PASS, True, term.domain, error=True)
-            seen.add(term.name)
-    return terms
-
-
-def _format(terms: list[_Term]) -> str:
+def _format(terms: list[Term]) -> str:
     return " ".join([VERSION, *(term.text for term in terms)])
 
 
-def _first_all(terms: list[_Term]) -> int | None:
+def _first_all(terms: list[Term]) -> int | None:
     return next((i for i, t in enumerate(terms) if t.name == "all" and not t.modifier), None)
 
 
-def _evaluated(terms: list[_Term]) -> Iterator[tuple[int, _Term]]:
-    """The terms a receiver evaluates, in order: mechanisms up to and including the first `all`
-    (nothing after it is ever reached), then `redirect=` only when there is no `all` (§6.1)."""
-    for index, term in enumerate(terms):
-        if term.modifier:
-            continue
-        yield index, term
-        if term.name == "all":
-            return
-    for index, term in enumerate(terms):
-        if term.modifier and term.name == "redirect":
-            yield index, term
-            return
-
-
-class _OverLimit(Exception):
-    """A receiver would have given up here: more than MAX_LOOKUPS DNS-querying terms."""
-
-
-class _Budget:
-    def __init__(self) -> None:
-        self.used = 0
-
-    def spend(self) -> None:
-        self.used += 1
-        if self.used > MAX_LOOKUPS:
-            raise _OverLimit
-
-
-@dataclass(frozen=True)
-class _Match:
-    """Where evaluation for our servers stops: the term's index in the record evaluated, the
-    result it gives, and whether it is our mechanism (rather than an `all`)."""
-
-    index: int
-    qualifier: str
-    ours: bool
-
-
-class _Checker:
-    def __init__(self, required: _Term, fetch_txt: FetchTxt) -> None:
-        self.required = required
-        self.fetch_txt = fetch_txt
-        self._records: dict[str, list[str]] = {}
-
-    def spf_records(self, name: str) -> list[str]:
-        # Cached: a name included twice is fetched once. TemporaryDnsFailure propagates.
-        if name not in self._records:
-            self._records[name] = [txt for txt in self.fetch_txt(name) if _is_spf(txt)]
-        return self._records[name]
-
-    def nested_terms(self, term: _Term) -> list[_Term] | None:
-        """The record an include/redirect points to, or None when it cannot be followed:
-        macros, no SPF record, several, or a syntax error (each a permerror for receivers)."""
-        if term.target is None:
-            return None
-        records = self.spf_records(term.target)
-        if len(records) != 1:
-            return None
-        terms = _parse_record(records[0])
-        return None if any(t.error for t in terms) else terms
-
-    def is_ours(self, term: _Term) -> bool:
-        required = self.required
-        if term.modifier:
-            # redirect=X hands the whole evaluation to X: it authorizes what include:X does.
-            return (
-                term.name == "redirect"
-                and required.name == "include"
-                and (term.target is not None and term.target == required.target)
-            )
-        # A customer's range that contains ours matches our servers' addresses just as well.
-        theirs, wanted = term.network, required.network
-        if isinstance(theirs, ipaddress.IPv4Network) and isinstance(wanted, ipaddress.IPv4Network):
-            return wanted.subnet_of(theirs)
-        if isinstance(theirs, ipaddress.IPv6Network) and isinstance(wanted, ipaddress.IPv6Network):
-            return wanted.subnet_of(theirs)
-        return term.identity == required.identity
-
-    def count_lookups(self, terms: list[_Term]) -> int:
-        budget = _Budget()
-        with contextlib.suppress(_OverLimit):  # counting stops where receivers stop
-            self._count(terms, budget)
-        return budget.used
-
-    def _count(self, terms: list[_Term], budget: _Budget) -> None:
-        for _index, term in _evaluated(terms):
-            if term.name in LOOKUP_TERMS:
-                budget.spend()
-            if term.name in ("include", "redirect"):
-                nested = self.nested_terms(term)
-                if nested is not None:
-                    self._count(nested, budget)
-
-    def match(self, terms: list[_Term]) -> _Match | None:
-        """Evaluate the record for our servers: the term where a receiver would stop, or None
-        when evaluation runs off the end (or over the lookup limit) without matching."""
-        try:
-            return self._match(terms, _Budget())
-        except _OverLimit:
-            return None
-
-    def _match(self, terms: list[_Term], budget: _Budget) -> _Match | None:
-        for index, term in _evaluated(terms):
-            if term.name == "all":
-                return _Match(index, term.qualifier, ours=False)
-            if term.name in LOOKUP_TERMS:
-                budget.spend()
-            if self.is_ours(term):
-                return _Match(index, term.qualifier, ours=True)
-            nested = self.nested_terms(term) if term.name in ("include", "redirect") else None
-            if term.name == "include" and nested is not None:
-                # An include matches only when the included record passes our servers; its own
-                # qualifier then gives the result ("-include:" or "~include:" reject us).
-                found = self._match(nested, budget)
-                if found is not None and found.ours and found.qualifier == PASS:
-                    return _Match(index, term.qualifier, ours=True)
-            if term.name == "redirect":
-                found = self._match(nested, budget) if nested is not None else None
-                return None if found is None else _Match(index, found.qualifier, found.ours)
-        return None
-
-
-def _insert_ours(terms: list[_Term], required: _Term, found: _Match | None) -> list[_Term]:
+def _insert_ours(terms: list[Term], required: Term, position: int | None) -> list[Term]:
     """Our mechanism placed where a receiver reaches it before anything that rejects us.
 
-    That is before the term where evaluation stopped without passing us: the first `all`, a
-    `redirect=`, or a term that matches our servers with a non-pass qualifier (a
-    `~include:` of a provider that includes us, say). Without any, at the end. Other copies of
-    our mechanism (with a non-pass qualifier, or unreachable after `all`) are dropped; every
+    `position` is the term where evaluation stopped without passing us; None when it ran off
+    the end (then before the first `all` or `redirect=` if any, else at the end). Other copies
+    of our mechanism (with a non-pass qualifier, or unreachable after `all`) are dropped; every
     other term is kept, in order, as written."""
-    if found is not None:
-        position = found.index
-    else:
+    if position is None:
         position = _first_all(terms)
         if position is None:
             redirects = [i for i, t in enumerate(terms) if t.modifier and t.name == "redirect"]
             position = redirects[0] if redirects else len(terms)
-    result: list[_Term] = []
+    result: list[Term] = []
     for index, term in enumerate(terms):
         if index == position:
             result.append(required)
@@ -379,17 +144,67 @@ def _insert_ours(terms: list[_Term], required: _Term, found: _Match | None) -> l
     return result
 
 
-def _dedupe_key(term: _Term) -> str:
+def _dead_reference(terms: list[Term], evaluation: Evaluation) -> bool:
+    """Whether the term evaluation stopped at is an include/redirect whose own target has no
+    usable SPF record: it authorizes nobody, for any sender, and only breaks the record."""
+    if evaluation.verdict != Verdict.PERMERROR or evaluation.term is None:
+        return False
+    term = terms[evaluation.term]
+    return (
+        term.name in ("include", "redirect")
+        and term.domain is not None
+        and "%" not in term.domain
+        and normalize(term.domain) == evaluation.where
+        and evaluation.problem in (Problem.NO_RECORD, Problem.MULTIPLE_RECORDS, Problem.SYNTAX)
+    )
+
+
+def _advise(
+    terms: list[Term], required: Term, evaluate: Callable[[list[Term]], list[Evaluation]]
+) -> list[Term]:
+    """The record to publish: `terms` changed until receivers pass our servers, checked by
+    evaluating each step. Stops (keeping the last step) when the DNS cannot tell, or when
+    nothing more can be done without choosing for the customer (the lookup limit)."""
+    advice = terms
+    for _attempt in range(len(terms) + 2):  # each step removes a term or inserts ours once
+        try:
+            failing = [e for e in evaluate(advice) if e.verdict != Verdict.PASS]
+        except TemporaryDnsFailure:
+            return advice
+        if not failing or any(e.verdict == Verdict.TEMPERROR for e in failing):
+            return advice
+        first = min(failing, key=lambda e: len(advice) if e.term is None else e.term)
+        if _dead_reference(advice, first):
+            advice = [t for i, t in enumerate(advice) if i != first.term]
+            continue
+        # Over the lookup limit, which terms to drop is the customer's choice (the message
+        # says so): ours goes where it would go in a record within the limit.
+        position = None if first.problem == Problem.TOO_MANY_LOOKUPS else first.term
+        ours_at = next(
+            (
+                i
+                for i, t in enumerate(advice)
+                if not t.modifier and t.identity == required.identity and t.qualifier == PASS
+            ),
+            None,
+        )
+        if ours_at is not None and (position is None or ours_at <= position):
+            return advice  # ours is already reached first: the rest is the customer's choice
+        advice = _insert_ours(advice, required, position)
+    return advice
+
+
+def _dedupe_key(term: Term) -> str:
     return f"{term.qualifier}{term.identity}"
 
 
-def _merge(records: list[list[_Term]]) -> list[_Term]:
+def _merge(records: list[list[Term]]) -> list[Term]:
     """Several records as the one to keep: their valid terms in order (first record first),
     identical terms once, and a single final `all` with the first record's qualifier unless it
     passes everyone (`~all` when none has one)."""
-    merged: list[_Term] = []
+    merged: list[Term] = []
     seen: set[str] = set()
-    final_all: _Term | None = None
+    final_all: Term | None = None
     for record in records:
         terms = [term for term in record if not term.error]
         has_all = _first_all(terms) is not None
@@ -402,7 +217,7 @@ def _merge(records: list[list[_Term]]) -> list[_Term]:
                     continue  # it was ignored in its own record (§6.1); keep it ignored
                 # With the final `all` it would be ignored; as an include it still authorizes
                 # the servers its record was delegating to.
-                term = _parse_term(f"include:{term.domain}")
+                term = parse_term(f"include:{term.domain}")
             # exp= may appear once: the first record's explanation is kept.
             key = "exp" if term.modifier and term.name == "exp" else _dedupe_key(term)
             if key in seen:
@@ -410,11 +225,11 @@ def _merge(records: list[list[_Term]]) -> list[_Term]:
             seen.add(key)
             merged.append(term)
     if final_all is None or final_all.qualifier == PASS:
-        final_all = _parse_term("~all")
+        final_all = parse_term("~all")
     return [*merged, final_all]
 
 
-def _pass_all(terms: list[_Term]) -> _Term | None:
+def _pass_all(terms: list[Term]) -> Term | None:
     # A bare `all` has the default qualifier "+": it is a pass-all just like `+all`. Only the
     # first `all` counts: one written after it is never reached.
     index = _first_all(terms)
@@ -425,22 +240,28 @@ def _pass_all(terms: list[_Term]) -> _Term | None:
 
 def new_record(required: str) -> str:
     """The record a domain without SPF should publish: our mechanism, then a soft fail."""
-    return _format([_parse_term(required.strip()), _parse_term("~all")])
+    return _format([parse_term(required.strip()), parse_term("~all")])
 
 
-def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
-    """The SPF state of `domain` for our mechanism `required` (e.g. "include:spf.example.net").
+def check_spf(
+    domain: str, required: str, dns: DnsLookups, sending_ips: Sequence[str], helo: str
+) -> SpfResult:
+    """The SPF state of `domain` for our mechanism `required` (e.g. "include:spf.example.net")
+    and our servers' addresses `sending_ips`, which send with HELO `helo`.
 
-    `fetch_txt` answers TXT queries (see postdesk.dns.answers); it is called for the domain and
-    for the targets of the includes and redirects it leads to.
+    `dns` answers the lookups (see postdesk.dns.answers): TXT of the domain and of the
+    includes and redirects it leads to, and whatever else a receiver's evaluation asks.
     """
-    ours = _parse_term(required.strip())
+    ours = parse_term(required.strip())
     if ours.error or ours.modifier or ours.name == "all" or ours.qualifier != PASS:
         raise ValueError(f"not a pass mechanism: {required!r}")
-    checker = _Checker(ours, fetch_txt)
+    if not sending_ips:
+        raise ValueError("no sending IP address to evaluate SPF for")
+    domain = normalize(domain)
+    sender = f"postmaster@{domain}"
 
     try:
-        current = checker.spf_records(_normalize(domain))
+        current = [txt for txt in dns.txt(domain) if is_spf(txt)]
     except TemporaryDnsFailure:
         return _unknown([])
 
@@ -458,28 +279,32 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
             lookups=0,
         )
 
-    parsed = [_parse_record(txt) for txt in current]
+    parsed = [parse_record(txt) for txt in current]
     faulty = [term.text for record in parsed for term in record if term.error]
     valid = [[term for term in record if not term.error] for record in parsed]
-    # What the checks read: the one record as receivers would have it without its unreadable
-    # terms, or the merge of several records.
+    # What receivers would evaluate once the record-level faults are repaired: the one record
+    # without its unreadable terms, or the merge of several records.
     terms = _merge(parsed) if len(parsed) > 1 else valid[0]
     pass_all = [found for found in map(_pass_all, valid) if found is not None]
 
-    try:
-        lookups = checker.count_lookups(terms)
-        found = checker.match(terms)
-    except TemporaryDnsFailure:
+    def evaluate(record: list[Term], addresses: Sequence[str] = sending_ips) -> list[Evaluation]:
+        return [check_host(ip, domain, sender, helo, dns, _format(record)) for ip in addresses]
+
+    ours_evaluated = evaluate(terms)
+    if any(e.verdict == Verdict.TEMPERROR for e in ours_evaluated):
         return _unknown(current)
-    reached = found is not None and found.ours and found.qualifier == PASS
+    others = evaluate(terms, _other_senders(sending_ips))
+    lookups = max(e.lookups for e in [*ours_evaluated, *others])
+    broken = next((e for e in ours_evaluated if e.verdict == Verdict.PERMERROR), None)
+    reached = all(e.verdict == Verdict.PASS for e in ours_evaluated)
 
     faults = []
     if len(parsed) > 1:
         faults.append("multiple_records")
     if faulty:
         faults.append("syntax")
-    if lookups > MAX_LOOKUPS:
-        faults.append("too_many_lookups")
+    if broken is not None and broken.problem is not None:
+        faults.append(_PROBLEM_FAULT[broken.problem])
     if pass_all:
         faults.append("plus_all")
 
@@ -491,14 +316,14 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
             fault=None,
             current=current,
             lookups=lookups,
+            warning=_warning(terms, others),
         )
 
     advice = terms
     index = _first_all(advice)
     if index is not None and advice[index].qualifier == PASS:
-        advice = [*advice[:index], _parse_term("~all"), *advice[index + 1 :]]
-    if not reached:
-        advice = _insert_ours(advice, ours, found)
+        advice = [*advice[:index], parse_term("~all"), *advice[index + 1 :]]
+    advice = _advise(advice, ours, evaluate)
 
     sentences: list[str] = []
     if not faults:
@@ -510,6 +335,8 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
                 "a second SPF record: only one is allowed per domain."
             )
         )
+        stopped = next(e for e in ours_evaluated if e.verdict != Verdict.PASS)
+        sentences.append(_where_it_stops(terms, stopped))
     if "multiple_records" in faults:
         sentences.append(
             _(
@@ -525,14 +352,13 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
             )
             % {"terms": ", ".join(faulty)}
         )
-    if "too_many_lookups" in faults:
+    if broken is not None:
         sentences.append(
             _(
-                "Your SPF record needs more than %(limit)s DNS lookups, counting the includes "
-                "inside other includes. Receiving servers stop at %(limit)s and then ignore the "
-                "record."
+                "Receiving servers reject your SPF record for our servers (a permanent "
+                "error, “permerror”): %(reason)s"
             )
-            % {"limit": MAX_LOOKUPS}
+            % {"reason": _why(terms, broken)}
         )
     if "plus_all" in faults:
         sentences.append(
@@ -569,7 +395,7 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
             )
             % {"limit": MAX_LOOKUPS}
         )
-    elif _over_limit_with_ours(checker, advice):
+    elif _over_limit(evaluate, advice):
         sentences.append(
             _(
                 "With our servers added, the suggested record needs more than %(limit)s DNS "
@@ -589,12 +415,115 @@ def check_spf(domain: str, required: str, fetch_txt: FetchTxt) -> SpfResult:
     )
 
 
-def _over_limit_with_ours(checker: _Checker, advice: list[_Term]) -> bool:
+def _other_senders(sending_ips: Sequence[str]) -> list[str]:
+    families = sorted({client_address(ip).version for ip in sending_ips})
+    return [OTHER_SENDERS[family] for family in families]
+
+
+def _over_limit(evaluate: Callable[[list[Term]], list[Evaluation]], advice: list[Term]) -> bool:
     # Adding our include adds its own lookups: a record just under the limit goes over it.
     try:
-        return checker.count_lookups(advice) > MAX_LOOKUPS
+        return any(e.problem == Problem.TOO_MANY_LOOKUPS for e in evaluate(advice))
     except TemporaryDnsFailure:
         return False  # only a warning: not worth turning the whole answer into "unknown"
+
+
+def _term_text(terms: list[Term], evaluation: Evaluation) -> str:
+    return terms[evaluation.term].text if evaluation.term is not None else ""
+
+
+def _where_it_stops(terms: list[Term], evaluation: Evaluation) -> str:
+    """Which term of the record a receiver stops at for one of our servers, and what it says."""
+    verdicts = {
+        Verdict.FAIL: _("which rejects it"),
+        Verdict.SOFTFAIL: _("which marks it as suspicious"),
+        Verdict.NEUTRAL: _("which neither authorizes nor rejects it"),
+    }
+    if evaluation.term is None:
+        return _(
+            "For our server %(ip)s, no term of your record matches, so receiving servers "
+            "treat it as neither authorized nor rejected."
+        ) % {"ip": evaluation.ip}
+    return _("For our server %(ip)s, receiving servers stop at “%(term)s”, %(verdict)s.") % {
+        "ip": evaluation.ip,
+        "term": _term_text(terms, evaluation),
+        "verdict": verdicts.get(evaluation.verdict, ""),
+    }
+
+
+def _why(terms: list[Term], evaluation: Evaluation) -> str:
+    """A receiver's permerror in plain words: which term, and what is wrong with it."""
+    values = {
+        "term": _term_text(terms, evaluation),
+        "culprit": evaluation.culprit,
+        "domain": evaluation.where,
+        "limit": MAX_LOOKUPS,
+        "voids": MAX_VOID_LOOKUPS,
+        "mx": MAX_MX_NAMES,
+    }
+    problem = evaluation.problem
+    if problem == Problem.NO_RECORD:
+        return _("“%(term)s” leads to %(domain)s, which publishes no SPF record.") % values
+    if problem == Problem.MULTIPLE_RECORDS:
+        return _("“%(term)s” leads to %(domain)s, which publishes several SPF records.") % values
+    if problem == Problem.SYNTAX:
+        return (
+            _(
+                "“%(term)s” leads to the SPF record of %(domain)s, which contains something "
+                "receiving servers cannot read: %(culprit)s."
+            )
+            % values
+        )
+    if problem == Problem.TOO_MANY_LOOKUPS and values["term"] != values["culprit"]:
+        return (
+            _(
+                "evaluating it takes more than %(limit)s DNS lookups, counting the includes "
+                "inside other includes; receiving servers give up at “%(culprit)s”, reached "
+                "through “%(term)s”."
+            )
+            % values
+        )
+    if problem == Problem.TOO_MANY_LOOKUPS:
+        return (
+            _(
+                "evaluating it takes more than %(limit)s DNS lookups, counting the includes "
+                "inside other includes; receiving servers give up at “%(culprit)s”."
+            )
+            % values
+        )
+    if problem == Problem.TOO_MANY_VOID_LOOKUPS:
+        return (
+            _(
+                "more than %(voids)s of its lookups find nothing (the last one: %(domain)s, "
+                "for “%(culprit)s”). Remove the terms that name domains or servers that no "
+                "longer exist."
+            )
+            % values
+        )
+    return (
+        _(
+            "“%(culprit)s” names %(domain)s, which has more than %(mx)s MX records. List your "
+            "servers' addresses with ip4: or ip6: instead."
+        )
+        % values
+    )
+
+
+def _warning(terms: list[Term], others: list[Evaluation]) -> str:
+    """What goes wrong for the customer's other senders while our servers pass."""
+    for evaluation in others:
+        if evaluation.verdict == Verdict.PERMERROR:
+            return _(
+                "Your SPF record authorizes our servers, but receiving servers reject it for "
+                "your other senders (a permanent error, “permerror”): %(reason)s Fix it if "
+                "you send emails through other services."
+            ) % {"reason": _why(terms, evaluation)}
+        if evaluation.verdict == Verdict.PASS:
+            return _(
+                "Your SPF record authorizes any server in the world to send emails in your "
+                "name, through “%(term)s”. Remove it unless you trust it."
+            ) % {"term": _term_text(terms, evaluation)}
+    return ""
 
 
 def _unknown(current: list[str]) -> SpfResult:

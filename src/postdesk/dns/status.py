@@ -31,6 +31,9 @@ def _ask(domain: Domain, key: DkimKey | None, dns_resolver) -> DnsStatus:
     recorder = Recorder(
         lambda name: resolver.lookup_txt(name, dns_resolver),
         lambda name: resolver.lookup_mx(name, dns_resolver),
+        lookup_a=lambda name: resolver.lookup_a(name, dns_resolver),
+        lookup_aaaa=lambda name: resolver.lookup_aaaa(name, dns_resolver),
+        lookup_ptr=lambda name: resolver.lookup_ptr(name, dns_resolver),
     )
     report = evaluate(expectations(domain, key), recorder)
     return DnsStatus(
