@@ -115,18 +115,66 @@ class StackConfig:
     panel_url: str = "http://127.0.0.1:8000"
     gate_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     doveadm_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # The host's own daemons (`render --system`, system.py): `dir` is then only where the tree
+    # is written, and every file names its final path (the layout below).
+    system: bool = False
+    system_vmail: Path = Path("/var/vmail")
 
     @property
     def vmail(self) -> Path:
-        return self.dir / "vmail"
+        return self.system_vmail if self.system else self.dir / "vmail"
+
+    def layout(self) -> dict[str, str]:
+        """The final path of each configuration file and directory the daemons read."""
+        if self.system:
+            return SYSTEM_LAYOUT | {"vmail": str(self.vmail)}
+        return {
+            "postfix_dir": f"{self.dir}/postfix",
+            "postfix_maps": f"{self.dir}/postfix",
+            "dovecot_conf": f"{self.dir}/dovecot/dovecot.conf",
+            "dovecot_sql": f"{self.dir}/dovecot/sql.conf.ext",
+            "nginx_conf": f"{self.dir}/nginx/nginx.conf",
+            "opendkim_conf": f"{self.dir}/opendkim/opendkim.conf",
+            "opendkim_dir": f"{self.dir}/opendkim",
+            "opendkim_pidfile": f"{self.dir}/run/opendkim.pid",
+            "vmail": str(self.vmail),
+        }
+
+    def written_at(self, final: str) -> Path:
+        """Where the file the daemons will read at `final` is written now: the same place for
+        the loopback stack; under `dir`, mirroring the filesystem, for the host's daemons."""
+        return self.dir / Path(final).relative_to("/" if self.system else self.dir)
 
     def certificate(self) -> tls.Certificate:
         """The operator's certificate once checked, or the stack's own self-signed one."""
         if self.tls_cert is None and self.tls_key is None:
+            if self.system:
+                # Written into the tree, named where it is copied: every daemon starts before
+                # certbot has run (docs/deploy.md switches to certbot's).
+                made = tls.self_signed(self.hostname, self.dir / SYSTEM_TLS.relative_to("/"))
+                return tls.Certificate(
+                    cert=SYSTEM_TLS / made.cert.name, key=SYSTEM_TLS / made.key.name
+                )
             return tls.self_signed(self.hostname, self.dir / "tls")
         if self.tls_cert is None or self.tls_key is None:
             raise tls.CertificateError("give --tls-cert and --tls-key together")
         return tls.checked(self.tls_cert, self.tls_key)
+
+
+# Where `render --system` puts what the host's daemons read (Debian's places; the lookups hold
+# the database password, so they sit apart, readable by their daemon's group only).
+SYSTEM_LAYOUT = {
+    "postfix_dir": "/etc/postfix",
+    "postfix_maps": "/etc/postfix/postdesk",
+    "dovecot_conf": "/etc/dovecot/dovecot.conf",
+    "dovecot_sql": "/etc/dovecot/postdesk-sql.conf.ext",
+    # Debian's nginx.conf includes conf.d/*.conf at its http level.
+    "nginx_conf": "/etc/nginx/conf.d/postdesk.conf",
+    "opendkim_conf": "/etc/opendkim.conf",
+    "opendkim_dir": "/var/lib/opendkim",
+    "opendkim_pidfile": "/run/opendkim/opendkim.pid",  # Debian's opendkim.service reads it
+}
+SYSTEM_TLS = Path("/etc/postdesk/tls")
 
 
 def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -188,25 +236,31 @@ def instance_name(config: StackConfig) -> str:
     return f"postdesk-{config.smtp_port}"
 
 
-def _engine() -> Engine:
-    return Engine(dirs=[str(TEMPLATES)], autoescape=False)
-
-
-def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[Path]:
-    """Write every configuration file; return their paths."""
-    db = db or database_settings()
+def render_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
+    """What every template of the stack is rendered with."""
     certificate = config.certificate()
     dkim_dsn, dkim_directory = opendkim_dsn(db)
-    context = {
+    public_address = "*, ::" if config.system else "127.0.0.1"
+    return {
         **vars(config),
+        **config.layout(),
         "dir": str(config.dir),
-        "vmail": str(config.vmail),
         "db": db,
         "map_type": db["engine"],
         "instance": instance_name(config),
         "mail_uid": pwd.getpwnam("mail").pw_uid,
         "relay_host": config.relay.rsplit(":", 1)[0] if config.relay else "",
         "relay_port": config.relay.rsplit(":", 1)[1] if config.relay else "",
+        "public_address": public_address,
+        # Postfix's public services: on the host, its standard service names on every address.
+        "listen": {
+            name: name if config.system else f"127.0.0.1:{port}"
+            for name, port in (
+                ("smtp", config.smtp_port),
+                ("submission", config.submission_port),
+                ("submissions", config.submissions_port),
+            )
+        },
         "tls_cert": str(certificate.cert),
         "tls_key": str(certificate.key),
         "tls_ciphers": tls.MOZILLA_INTERMEDIATE_CIPHERS,
@@ -215,30 +269,55 @@ def render_stack(config: StackConfig, db: dict[str, Any] | None = None) -> list[
         "dkim_dsn": dkim_dsn,
         "dkim_directory": dkim_directory,
     }
-    engine = _engine()
-    written: list[Path] = []
 
-    def write(relative: str, template: str, extra: dict[str, Any] | None = None) -> None:
-        path = config.dir / relative
+
+class TemplateWriter:
+    """Renders the stack's templates into files, each where `config.written_at` puts it."""
+
+    def __init__(self, config: StackConfig, context: dict[str, Any]) -> None:
+        self.config = config
+        self.context = context
+        self.engine = Engine(dirs=[str(TEMPLATES)], autoescape=False)
+        self.written: list[Path] = []
+
+    def write(
+        self, final: str, template: str, extra: dict[str, Any] | None = None, mode: int = 0o644
+    ) -> Path:
+        path = self.config.written_at(final)
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = engine.get_template(template).render(
-            Context({**context, **(extra or {})}, autoescape=False)
+        text = self.engine.get_template(template).render(
+            Context({**self.context, **(extra or {})}, autoescape=False)
         )
         path.write_text(text)
-        # Lookup files may hold a database password: readable by their daemon only.
-        path.chmod(0o640 if relative.endswith((".cf", ".ext")) else 0o644)
-        written.append(path)
+        path.chmod(mode)
+        self.written.append(path)
+        return path
 
-    write("postfix/main.cf", "postfix/main.cf")
-    write("postfix/master.cf", "postfix/master.cf")
+
+def render_stack(
+    config: StackConfig, db: dict[str, Any] | None = None, writer: TemplateWriter | None = None
+) -> list[Path]:
+    """Write every daemon's configuration file; return their paths."""
+    db = db or database_settings()
+    writer = writer or TemplateWriter(config, render_context(config, db))
+    where = config.layout()
+    # Lookup files may hold a database password: readable by their daemon only.
+    secret = 0o640
+    writer.write(f"{where['postfix_dir']}/main.cf", "postfix/main.cf")
+    writer.write(f"{where['postfix_dir']}/master.cf", "postfix/master.cf")
     for name, query in POSTFIX_LOOKUPS[db["engine"]].items():
-        write(f"postfix/{name}", "postfix/lookup.cf", {"query": query})
-    write("dovecot/dovecot.conf", "dovecot/dovecot.conf")
-    write(
-        "dovecot/sql.conf.ext",
+        writer.write(
+            f"{where['postfix_maps']}/{name}", "postfix/lookup.cf", {"query": query}, secret
+        )
+    writer.write(where["dovecot_conf"], "dovecot/dovecot.conf")
+    writer.write(
+        where["dovecot_sql"],
         "dovecot/sql.conf.ext",
         dovecot_queries(db["engine"], str(config.vmail)),
+        secret,
     )
-    write("nginx/nginx.conf", "nginx/nginx.conf")
-    write("opendkim/opendkim.conf", "opendkim/opendkim.conf")
-    return written
+    # On the host, only the gate's http-level part: Debian's nginx.conf is the main file.
+    writer.write(where["nginx_conf"], "nginx/gate.conf" if config.system else "nginx/nginx.conf")
+    # OpenDKIM reads the signing table from the database too (the same password).
+    writer.write(where["opendkim_conf"], "opendkim/opendkim.conf", mode=secret)
+    return writer.written

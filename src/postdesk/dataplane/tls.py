@@ -122,7 +122,9 @@ def checked(cert: Path, key: Path) -> Certificate:
         0
     ].public_key().public_bytes(serialization.Encoding.PEM, public):
         raise CertificateError(f"{key} is not the key of the first certificate in {cert}")
-    return Certificate(cert=cert.resolve(), key=key.resolve())
+    # Absolute, not resolved: certbot's live/ names are links to the newest files, so a daemon
+    # reloaded after a renewal must be given the link, not the file it pointed to at render.
+    return Certificate(cert=cert.absolute(), key=key.absolute())
 
 
 def _names(cert: Path) -> list[str]:

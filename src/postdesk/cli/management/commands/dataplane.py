@@ -1,3 +1,5 @@
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -7,7 +9,9 @@ from postdesk.cli.base import OperatorCommand, add_subcommands
 from postdesk.dataplane import stack, tls
 from postdesk.dataplane.provisioner import ProvisionerUnavailable
 from postdesk.dataplane.render import RenderError, StackConfig, render_stack
+from postdesk.dataplane.system import PeriodicJob, render_system, system_config
 from postdesk.errors import InvalidInput
+from postdesk.jobs.services import jobs_all
 from postdesk.workflows.usage import collect_usage
 
 
@@ -37,10 +41,20 @@ def _ports(parser: Any) -> None:
     )
 
 
-def _config(directory: str, options: dict[str, Any]) -> StackConfig:
+def _relay(options: dict[str, Any]) -> str | None:
     relay = options.get("relay")
     if relay and (":" not in relay or not relay.rsplit(":", 1)[1].isdigit()):
         raise InvalidInput("relay_invalid", _("Give the relay as HOST:PORT."), "relay")
+    return relay
+
+
+def _certificate_files(options: dict[str, Any]) -> dict[str, Path | None]:
+    return {
+        name: Path(options[name]) if options.get(name) else None for name in ("tls_cert", "tls_key")
+    }
+
+
+def _config(directory: str, options: dict[str, Any]) -> StackConfig:
     return StackConfig(
         dir=Path(directory).resolve(),
         smtp_port=options["smtp_port"],
@@ -49,11 +63,40 @@ def _config(directory: str, options: dict[str, Any]) -> StackConfig:
         imap_port=options["imap_port"],
         imaps_port=options["imaps_port"],
         gate_port=options["gate_port"],
-        tls_cert=Path(options["tls_cert"]) if options.get("tls_cert") else None,
-        tls_key=Path(options["tls_key"]) if options.get("tls_key") else None,
-        relay=relay,
+        **_certificate_files(options),
+        relay=_relay(options),
         hostname=options["hostname"],
         panel_url=options["panel_url"].rstrip("/"),
+    )
+
+
+def _postdesk_executable() -> Path:
+    """The `postdesk` of this install, for the units to run."""
+    beside = Path(sys.executable).with_name("postdesk")
+    found = beside if beside.exists() else shutil.which("postdesk")
+    if not found:
+        raise InvalidInput(
+            "dataplane_failed", _("Cannot find the postdesk executable of this install.")
+        )
+    return Path(found).absolute()
+
+
+def _render_system(options: dict[str, Any]) -> list[Path]:
+    config = system_config(
+        Path(options["out"]).resolve(),
+        hostname=options["hostname"],
+        **_certificate_files(options),
+        relay=_relay(options),
+        panel_url=options["panel_url"].rstrip("/"),
+        vmail=Path(options["vmail"]),
+    )
+    # The jobs' registry is read here and handed down as plain data: the data plane does not
+    # depend on the jobs app (import-linter).
+    jobs = [
+        PeriodicJob(job.name, int(job.every.total_seconds()), job.description) for job in jobs_all()
+    ]
+    return render_system(
+        config, executable=_postdesk_executable(), jobs=jobs, workers=options["workers"]
     )
 
 
@@ -65,6 +108,26 @@ class Command(OperatorCommand):
         render = actions.add_parser("render", help="Write the configuration files.")
         render.add_argument("--out", required=True, metavar="DIR")
         _ports(render)
+        render.add_argument(
+            "--system",
+            action="store_true",
+            help="for this host's own daemons on the standard ports, with systemd units: "
+            "DIR mirrors the filesystem, each file names its final path (docs/deploy.md); "
+            "the --*-port options are not used",
+        )
+        render.add_argument(
+            "--vmail",
+            default="/var/vmail",
+            metavar="DIR",
+            help="with --system: where mail is kept (default /var/vmail)",
+        )
+        render.add_argument(
+            "--workers",
+            type=int,
+            default=4,
+            metavar="N",
+            help="with --system: the panel's gunicorn workers (default 4)",
+        )
         start = actions.add_parser("up", help="Start Postfix and Dovecot, wired to this database.")
         start.add_argument("--dir", required=True, metavar="DIR")
         _ports(start)
@@ -84,7 +147,11 @@ class Command(OperatorCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         try:
             if action == "render":
-                for path in render_stack(_config(options["out"], options)):
+                if options["system"]:
+                    written = _render_system(options)
+                else:
+                    written = render_stack(_config(options["out"], options))
+                for path in written:
                     self.stdout.write(str(path))
             elif action == "up":
                 state = stack.up(_config(options["dir"], options))

@@ -1,0 +1,228 @@
+"""`postdesk dataplane render --system`: the host's own daemons and units, as an operator
+installs them (one copy of DIR/etc onto /etc), each file passing its daemon's own checker."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from postdesk.jobs.services import jobs_all
+
+from .conftest import STACK_HOSTNAME, issue
+
+POSTDESK = Path(sys.executable).with_name("postdesk")
+
+# Checked as installed: in a mount namespace of its own, the rendered etc/ is laid over the
+# host's /etc (as the copy of docs/deploy.md would) and /var gets a throwaway upper layer, so
+# the daemons' checkers read the files at the paths they name, and the host is left as it was.
+CHECKS = """
+set -u
+mount -t tmpfs tmpfs "$SCRATCH"
+mkdir "$SCRATCH/upper" "$SCRATCH/work"
+mount -t overlay overlay -o "lowerdir=$OUT/etc:/etc" /etc
+mount -t overlay overlay -o "lowerdir=/var,upperdir=$SCRATCH/upper,workdir=$SCRATCH/work" /var
+check() {
+  name=$1; shift
+  "$@" >"$SCRATCH/$name.out" 2>&1
+  echo "== $name $?"
+  cat "$SCRATCH/$name.out"
+}
+check tmpfiles systemd-tmpfiles --create /etc/tmpfiles.d/postdesk.conf
+check postfix postfix check
+check postconf postconf -n
+check doveconf doveconf -n
+check opendkim opendkim -n
+check nginx nginx -t
+check systemd systemd-analyze verify /etc/systemd/system/postdesk*.service \
+  /etc/systemd/system/postdesk*.timer
+"""
+
+
+def _render(out: Path, *extra: str) -> list[Path]:
+    output = StringIO()
+    call_command(
+        "dataplane",
+        "render",
+        "--out",
+        str(out),
+        "--system",
+        "--hostname",
+        STACK_HOSTNAME,
+        *extra,
+        stdout=output,
+    )
+    return [Path(line) for line in output.getvalue().split()]
+
+
+def _checks(out: Path, scratch: Path) -> dict[str, tuple[int, str]]:
+    """Each checker's exit status and output, run on the tree as if copied onto the host."""
+    scratch.mkdir()
+    ran = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", CHECKS],
+        env={**os.environ, "OUT": str(out), "SCRATCH": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    results = {}
+    for block in re.split(r"^== ", ran.stdout, flags=re.MULTILINE)[1:]:
+        head, _, text = block.partition("\n")
+        name, status = head.split()
+        results[name] = (int(status), text.strip())
+    assert results, ran.stderr
+    return results
+
+
+@pytest.mark.mailstack
+def test_each_daemon_accepts_the_rendered_system_configuration(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("checking as installed needs a mount namespace (root)")
+    out = tmp_path / "out"
+    _render(out)  # no certificate given: the self-signed default must satisfy every daemon
+
+    results = _checks(out, tmp_path / "scratch")
+
+    assert set(results) == {
+        "tmpfiles", "postfix", "postconf", "doveconf", "opendkim", "nginx", "systemd"
+    }  # fmt: skip
+    for name, (status, text) in results.items():
+        assert status == 0, f"{name}: {text}"
+    # Silent but for nginx's own verdict: a warning (a lookup file Postfix cannot open, a unit
+    # line systemd ignores) is a failure too.
+    for name in ("tmpfiles", "postfix", "opendkim", "systemd"):
+        assert results[name][1] == "", f"{name}: {results[name][1]}"
+    for name in ("postconf", "doveconf", "nginx"):
+        assert "warn" not in results[name][1], f"{name}: {results[name][1]}"
+    assert "test is successful" in results["nginx"][1]
+    # What the checkers saw is the installed configuration: the standard ports on every address.
+    postconf = results["postconf"][1]
+    assert "inet_interfaces = all" in postconf
+    assert "smtpd_tls_security_level = may" in postconf
+    assert "smtpd_tls_auth_only = yes" in postconf
+    assert "maillog_file" not in postconf  # syslog, hence the journal
+    doveconf = results["doveconf"][1]
+    assert re.search(r"inet_listener imap \{\s+address = \*, ::\s+port = 143\s", doveconf)
+    assert re.search(
+        r"inet_listener imaps \{\s+address = \*, ::\s+port = 993\s+ssl = yes", doveconf
+    )
+    assert "ssl = required" in doveconf
+    assert "log_path" not in doveconf
+
+
+def test_the_tree_names_final_paths_and_standard_ports(tmp_path):
+    out = tmp_path / "out"
+    written = _render(out)
+
+    etc = out / "etc"
+    for path in written:
+        assert path.is_relative_to(etc)
+        assert str(out) not in path.read_text(), f"{path} names the render directory"
+    master = (etc / "postfix/master.cf").read_text()
+    services = {line.split()[0]: line for line in master.splitlines() if " inet " in line}
+    assert set(services) == {"smtp", "submission", "submissions", "127.0.0.1:10025"}
+    assert "smtpd_tls_security_level=encrypt" in master.split("submission inet")[1]
+    assert "smtpd_tls_wrappermode=yes" in master.split("submissions inet")[1]
+    main = (etc / "postfix/main.cf").read_text()
+    assert "mysql" not in main and "/etc/postfix/postdesk/domains.cf" in main
+    assert "queue_directory" not in main  # Debian's /var/spool/postfix
+    assert "smtpd_tls_chain_files = /etc/postdesk/tls/key.pem, /etc/postdesk/tls/cert.pem" in main
+    nginx = (etc / "nginx/conf.d/postdesk.conf").read_text()
+    assert {"listen 80;", "listen [::]:80;", "listen 443 ssl;", "listen [::]:443 ssl;"} <= {
+        line.strip() for line in nginx.splitlines()
+    }
+    assert "location /.well-known/acme-challenge/" in nginx
+    assert "return 301 https://$host$request_uri;" in nginx
+    assert "/var/vmail" in (etc / "dovecot/postdesk-sql.conf.ext").read_text()
+    # Without --tls-cert/--tls-key, a self-signed certificate goes where the files name it.
+    assert (etc / "postdesk/tls/cert.pem").exists()
+    assert (etc / "postdesk/tls/key.pem").stat().st_mode & 0o777 == 0o600
+    # The keys the panel shares with the daemons, in the env file the units read.
+    env = dict(
+        line.split("=", 1)
+        for line in (etc / "postdesk/dataplane.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["POSTDESK_DOVEADM_URL"] == "http://127.0.0.1:10028/doveadm/v1"
+    assert (
+        f"doveadm_api_key = {env['POSTDESK_DOVEADM_API_KEY']}"
+        in (etc / "dovecot/dovecot.conf").read_text()
+    )
+    assert f'X-Postdesk-Gate-Key "{env["POSTDESK_GATE_KEY"]}"' in nginx
+    assert (etc / "postdesk/dataplane.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_units_run_this_install_and_time_every_job_of_the_registry(tmp_path, settings):
+    settings.POSTDESK_JOB_DNS_RECHECK = timedelta(minutes=45)
+    out = tmp_path / "out"
+    _render(out)
+
+    units = out / "etc/systemd/system"
+    panel = (units / "postdesk.service").read_text()
+    assert f"ExecStart={POSTDESK} serve --bind 127.0.0.1:8000 --workers 4" in panel
+    assert "Type=notify" in panel and "ExecReload=/bin/kill -HUP $MAINPID" in panel
+    assert "Restart=on-failure" in panel
+    worker = (units / "postdesk-worker.service").read_text()
+    assert f"ExecStart={POSTDESK} db_worker" in worker
+    for unit in (panel, worker):
+        assert "User=postdesk" in unit
+        assert "EnvironmentFile=/etc/postdesk/postdesk.env" in unit
+        assert "ProtectSystem=strict" in unit and "NoNewPrivileges=yes" in unit
+    jobs = jobs_all()
+    assert {path.name for path in units.glob("postdesk-job-*")} == {
+        f"postdesk-job-{job.name}.{kind}" for job in jobs for kind in ("service", "timer")
+    }
+    for job in jobs:
+        service = (units / f"postdesk-job-{job.name}.service").read_text()
+        assert f"ExecStart={POSTDESK} jobs run {job.name}" in service
+        assert "Type=oneshot" in service
+        timer = (units / f"postdesk-job-{job.name}.timer").read_text()
+        assert f"OnUnitActiveSec={int(job.every.total_seconds())}s" in timer
+    assert "OnUnitActiveSec=2700s" in (units / "postdesk-job-dns-recheck.timer").read_text()
+
+
+def test_the_operators_certificate_is_named_as_given(tmp_path, test_ca):
+    # certbot's live/ names are links to the newest files: a renewal must be picked up by a
+    # reload, so the configuration names the link, not the file it points to today.
+    archive = tmp_path / "archive"
+    cert, key = issue(test_ca, archive)
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "fullchain.pem").symlink_to(cert)
+    (live / "privkey.pem").symlink_to(key)
+    out = tmp_path / "out"
+
+    _render(out, "--tls-cert", str(live / "fullchain.pem"), "--tls-key", str(live / "privkey.pem"))
+
+    main = (out / "etc/postfix/main.cf").read_text()
+    assert f"smtpd_tls_chain_files = {live}/privkey.pem, {live}/fullchain.pem" in main
+    assert f"ssl_cert = <{live}/fullchain.pem" in (out / "etc/dovecot/dovecot.conf").read_text()
+    assert not (out / "etc/postdesk/tls").exists()
+
+
+def test_the_tree_keeps_the_hosts_folder_modes_and_daemon_groups(tmp_path):
+    out = tmp_path / "out"
+    old = os.umask(0o077)  # a strict umask must not reach /etc through the copy
+    try:
+        _render(out)
+    finally:
+        os.umask(old)
+
+    for directory in (out / "etc").rglob("*"):
+        if directory.is_dir():
+            assert directory.stat().st_mode & 0o777 == 0o755, directory
+    lookups = out / "etc/postfix/postdesk"
+    for path in [*lookups.iterdir(), out / "etc/dovecot/postdesk-sql.conf.ext"]:
+        assert path.stat().st_mode & 0o777 == 0o640
+    if os.geteuid() == 0 and shutil.which("postfix"):
+        assert {path.group() for path in lookups.iterdir()} == {"postfix"}
+        assert (out / "etc/dovecot/postdesk-sql.conf.ext").group() == "dovecot"
