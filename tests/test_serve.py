@@ -171,3 +171,35 @@ def test_the_workers_counts_add_up_in_one_scrape(data_dir):
             if server.poll() is None:
                 server.kill()
                 server.wait()
+
+
+def test_serves_mta_sts_policies_by_host_with_debug_off_and_https_redirects(data_dir):
+    """The front forwards mta-sts.DOMAIN, a host outside ALLOWED_HOSTS, over plain HTTP."""
+    for step in (
+        ("client", "create", "Acme"),
+        ("domain", "add", "example.com", "--client", "Acme"),
+    ):
+        assert run_postdesk(data_dir, *step).returncode == 0
+    port = free_port()
+    server = start_serve(
+        data_dir,
+        port,
+        workers=1,
+        DJANGO_ALLOWED_HOSTS="panel.host.example",
+        POSTDESK_SSL_REDIRECT="1",
+        POSTDESK_MX_HOSTS="mx1.host.example",
+    )
+    url = f"http://127.0.0.1:{port}/.well-known/mta-sts.txt"
+    try:
+        wait_listening(port, server)
+        status, headers, body = get(url, {"Host": "mta-sts.example.com"})
+        assert status == 200, body
+        assert headers["Content-Type"].startswith("text/plain")
+        assert body == (
+            "version: STSv1\r\nmode: testing\r\nmx: mx1.host.example\r\nmax_age: 86400\r\n"
+        )
+        assert get(url, {"Host": "mta-sts.other.example"})[0] == 404
+        assert get(url, {"Host": "other.example"})[0] == 400  # any other host is still refused
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "postdesk.web.security.HeadAsGetMiddleware",
     "postdesk.web.security.NoStoreMiddleware",
     "postdesk.web.security.ContentSecurityPolicyMiddleware",
+    # Before anything validates the Host header: mta-sts.DOMAIN hosts are not in ALLOWED_HOSTS.
+    "postdesk.web.mtasts.MtaStsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -285,6 +287,15 @@ POSTDESK_MX_HOSTS = [
     )
     if h.strip()
 ]
+# The web front the customers' mta-sts.DOMAIN names point to (a CNAME to this host): it holds
+# the certificate for each mta-sts.DOMAIN and forwards the Host header to the panel, which
+# answers /.well-known/mta-sts.txt for it (web/mtasts.py).
+POSTDESK_MTA_STS_TARGET = os.environ.get("POSTDESK_MTA_STS_TARGET", "mta-sts.postdesk.example")
+# Where senders send their TLS reports (RFC 8460) for every hosted domain: ours, since they
+# describe failures of encryption towards our MX hosts.
+POSTDESK_TLS_RPT_ADDRESS = os.environ.get(
+    "POSTDESK_TLS_RPT_ADDRESS", "tls-reports@postdesk.example"
+).strip()
 
 # --- Mail servers (data plane) ----------------------------------------------------------------
 
@@ -354,9 +365,15 @@ if not DEBUG:
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("POSTDESK_HSTS_INCLUDE_SUBDOMAINS")
 SECURE_HSTS_PRELOAD = _env_bool("POSTDESK_HSTS_PRELOAD")
 SECURE_SSL_REDIRECT = _env_bool("POSTDESK_SSL_REDIRECT")
-# Asked over loopback HTTP whatever the public scheme: nginx's auth_request (the gate) and
-# monitors (/healthz, Prometheus's /metrics).
-SECURE_REDIRECT_EXEMPT = [r"^dataplane/gate/", r"^healthz$", r"^metrics$"]
+# Asked over loopback HTTP whatever the public scheme: nginx's auth_request (the gate),
+# monitors (/healthz, Prometheus's /metrics), and the front serving mta-sts.DOMAIN over HTTPS
+# (web/mtasts.py).
+SECURE_REDIRECT_EXEMPT = [
+    r"^dataplane/gate/",
+    r"^healthz$",
+    r"^metrics$",
+    r"^\.well-known/mta-sts\.txt$",
+]
 POSTDESK_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "

@@ -106,3 +106,21 @@ def test_nginx_limits_the_request_rate_before_the_gate(mail):
     with ThreadPoolExecutor(max_workers=20) as pool:
         codes = list(pool.map(lambda _: status(mail, EAS), range(80)))
     assert codes.count(429) >= 20 and set(codes) <= {401, 429}
+
+
+def test_the_front_forwards_mta_sts_policies_by_host(mail, domain):
+    def fetch(host: str) -> tuple[int, str]:
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{mail.ports['gate']}/.well-known/mta-sts.txt",
+            headers={"Host": host},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20, context=mail.tls) as response:  # noqa: S310
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    code, policy = fetch("mta-sts.example.com")
+    assert code == 200
+    assert policy.startswith("version: STSv1\r\nmode: testing\r\n")
+    assert fetch("mta-sts.unknown.example")[0] == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -20,6 +21,8 @@ def pd(tmp_path, _dns_server_process):
         "POSTDESK_DNS_TIMEOUT": "1",
         "POSTDESK_SPF_MECHANISM": "include:spf.host.example",
         "POSTDESK_MX_HOSTS": "mx1.host.example,mx2.host.example",
+        "POSTDESK_MTA_STS_TARGET": "front.host.example",
+        "POSTDESK_TLS_RPT_ADDRESS": "tls@host.example",
     }
 
     def run(*args: str):
@@ -45,7 +48,7 @@ def test_dns_check_json_and_the_dkim_life_cycle(pd):
     result = pd("dns", "check", "example.com", "--json")
     assert_ok(result)
     report = json.loads(result.stdout)
-    assert set(report) == {"spf", "dkim", "dmarc", "mx"}
+    assert set(report) == {"spf", "dkim", "dmarc", "mx", "mta_sts", "tls_rpt"}
     assert {"state", "record", "message"} <= set(report["spf"])
     assert {"state", "host", "value"} <= set(report["dkim"])
     assert report["spf"]["state"] == "needs_update"
@@ -53,6 +56,37 @@ def test_dns_check_json_and_the_dkim_life_cycle(pd):
     assert report["dkim"]["state"] == "disabled"
     assert report["dmarc"]["state"] == "not_configured"
     assert report["mx"]["state"] == "configured"
+    assert report["mta_sts"]["state"] == "not_configured"
+    assert report["mta_sts"]["mode"] == "testing"
+    assert report["mta_sts"]["found"] == []
+    [txt, host] = report["mta_sts"]["expected"]
+    assert txt["type"] == "TXT" and txt["host"] == "_mta-sts.example.com"
+    assert re.fullmatch(r"v=STSv1; id=[0-9a-f]{20}", txt["value"])
+    assert host == {"type": "CNAME", "host": "mta-sts.example.com", "value": "front.host.example"}
+    assert report["tls_rpt"]["state"] == "not_configured"
+    assert report["tls_rpt"]["expected"] == [
+        {
+            "type": "TXT",
+            "host": "_smtp._tls.example.com",
+            "value": "v=TLSRPTv1; rua=mailto:tls@host.example",
+        }
+    ]
+    for key in ("mta_sts", "tls_rpt"):
+        assert {"state", "found", "expected", "message"} <= set(report[key])
+        assert report[key]["message"]
+
+    # Published: the JSON says so, with what it found.
+    pd.server.set_txt(txt["host"], txt["value"])
+    pd.server.set_a("front.host.example", "192.0.2.10")
+    pd.server.set_cname("mta-sts.example.com", "front.host.example")
+    pd.server.set_txt("_smtp._tls.example.com", "v=TLSRPTv1; rua=mailto:tls@host.example")
+    report = json.loads(pd("dns", "check", "example.com", "--json").stdout)
+    assert report["mta_sts"]["state"] == "configured"
+    assert {"type": "A", "host": "mta-sts.example.com", "value": "192.0.2.10"} in (
+        report["mta_sts"]["found"]
+    )
+    assert report["tls_rpt"]["state"] == "configured"
+    assert report["tls_rpt"]["found"] == report["tls_rpt"]["expected"]
 
     assert_fails(pd("dkim", "record", "example.com", "--json"), "dkim_disabled")
     assert_ok(pd("dkim", "enable", "example.com"))

@@ -132,6 +132,7 @@ def _every_service_that_records_changes(operator, owner, client_a, client_b, dom
     from postdesk.api.models import TokenScope
     from postdesk.api.services import token_create, token_revoke
     from postdesk.billing.services import client_set_plan, plan_create
+    from postdesk.dns.services import mta_sts_mode_set
     from postdesk.mail.services import (
         forward_create,
         forward_delete,
@@ -159,6 +160,7 @@ def _every_service_that_records_changes(operator, owner, client_a, client_b, dom
     forward_update(actor=operator, forward=forward, destinations=["c@d.org"])
     forward_delete(actor=operator, forward=forward)
     mailbox_delete(actor=operator, mailbox=mailbox)
+    mta_sts_mode_set(actor=operator, domain=domain, mode="enforce")
     plan = plan_create(
         actor=operator,
         name="Basic",
@@ -194,13 +196,22 @@ def test_every_field_a_service_records_has_a_label(
 
     _every_service_that_records_changes(operator, owner, client_a, client_b, domain, mailbox)
     recorded = {key for event in AuditEvent.objects.all() for key in event.changes or {}}
-    assert recorded >= {"aliases_added", "aliases_removed", "plan", "starts_at", "role", "scope"}
+    assert recorded >= {
+        "aliases_added",
+        "aliases_removed",
+        "plan",
+        "starts_at",
+        "role",
+        "scope",
+        "mta_sts_mode",
+    }
     assert recorded - set(FIELD_LABELS) == set()
 
 
 def test_the_value_words_agree_with_the_choices():
     from postdesk.api.models import TokenScope
     from postdesk.audit.choices import VALUE_LABELS
+    from postdesk.mail.choices import MtaStsMode
     from postdesk.tenancy.choices import Role
 
     assert {k: str(v) for k, v in VALUE_LABELS["role"].items()} == {
@@ -208,6 +219,9 @@ def test_the_value_words_agree_with_the_choices():
     }
     assert {k: str(v) for k, v in VALUE_LABELS["scope"].items()} == {
         s.value: str(s.label) for s in TokenScope
+    }
+    assert {k: str(v) for k, v in VALUE_LABELS["mta_sts_mode"].items()} == {
+        m.value: str(m.label) for m in MtaStsMode
     }
 
 
@@ -294,6 +308,14 @@ DNS_WORDS = {
         "dkim_states": ["Not checked yet", "Pending", "Active", "Mismatch", "Disabled", "Unknown"],
         "dmarc_states": ["Not checked yet", "Configured", "Not configured", "Invalid", "Unknown"],
         "mx_states": ["Not checked yet", "Configured", "Not configured", "Needs update", "Unknown"],
+        "mta-sts_states": [
+            "Not checked yet",
+            "Configured",
+            "Not configured",
+            "Needs update",
+            "Invalid",
+            "Unknown",
+        ],
         "view_records": "View records",
         "dkim_points_at_dialog": "The host and the value to publish are under “View DNS record”.",
         "dkim_unchecked": "Click “View DNS record” and publish that TXT record",
@@ -323,6 +345,14 @@ DNS_WORDS = {
             "Configuré",
             "Non configuré",
             "À mettre à jour",
+            "Inconnu",
+        ],
+        "mta-sts_states": [
+            "Pas encore vérifié",
+            "Configuré",
+            "Non configuré",
+            "À mettre à jour",
+            "Invalide",
             "Inconnu",
         ],
         "view_records": "Voir les enregistrements",
@@ -367,7 +397,8 @@ def test_spf_record_to_publish_before_the_first_check(owner_browser, domain, lan
 def test_every_state_a_card_can_show_is_explained(owner_browser, domain, language):
     words = DNS_WORDS[language]
     text = _dashboard(owner_browser, language)
-    for card in ["spf", "dkim", "dmarc", "mx"]:
+    words["tls-rpt_states"] = words["mta-sts_states"]
+    for card in ["spf", "dkim", "dmarc", "mx", "mta-sts", "tls-rpt"]:
         states = words[f"{card}_states"]
         explained = _card(text, card).split("<details")[1]
         for state in states:

@@ -22,6 +22,7 @@ class Action(models.TextChoices):
     DKIM_DISABLE = "dkim.disable", _("DKIM disabled")
     DKIM_PREPARE = "dkim.prepare", _("DKIM key prepared")
     DKIM_ROTATE = "dkim.rotate", _("DKIM key rotated")
+    MTA_STS_MODE = "mta_sts.mode", _("MTA-STS mode changed")
     CLIENT_CREATE = "client.create", _("Account created")
     CLIENT_SET_PLAN = "client.set_plan", _("Plan changed")
     CLIENT_SUSPEND = "client.suspend", _("Account suspended")
@@ -41,7 +42,9 @@ class Action(models.TextChoices):
 
 # The actions whose `changes` hold [before, after] for each field that changed; the others
 # record the values the object was made with.
-RECORDS_BEFORE_AFTER = frozenset({Action.MAILBOX_UPDATE, Action.FORWARD_UPDATE})
+RECORDS_BEFORE_AFTER = frozenset(
+    {Action.MAILBOX_UPDATE, Action.FORWARD_UPDATE, Action.MTA_STS_MODE}
+)
 
 # The fields an event's `changes` name, as the client area shows them: every key a service
 # records (tests/web/test_first_hour_words.py runs each service and checks).
@@ -56,6 +59,8 @@ FIELD_LABELS = {
     "keep_original_sender": _("Keep original sender and recipients"),
     "eas_enabled": _("ActiveSync (EAS)"),
     "mapi_enabled": _("MAPI/Exchange"),
+    # Domains' DNS (dns.services)
+    "mta_sts_mode": _("MTA-STS mode"),
     # Accounts and users (tenancy.services, workflows.clients)
     "role": _("Role"),
     "suspended_at": _("Suspended since"),
@@ -92,6 +97,7 @@ MONEY_FIELDS = frozenset({"storage_gb_price", "eas_price", "mapi_price", "eas_ma
 VALUE_LABELS = {
     "role": {"owner": _("Owner"), "admin": _("Administrator"), "viewer": _("Viewer")},
     "scope": {"read": _("Read"), "write": _("Read and write")},
+    "mta_sts_mode": {"testing": _("Testing"), "enforce": _("Enforce")},
 }
 
 # Where a change came from (tenancy.access.Source's values), in the customer's words.

@@ -12,6 +12,7 @@ SPF evaluation asks more than TXT (RFC 7208 `a`, `mx`, `ptr`, `exists`): it rece
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -42,3 +43,19 @@ class DnsLookups(Protocol):
 
     def ptr(self, name: str) -> list[str]:
         """The names a PTR record of `name` (an in-addr.arpa or ip6.arpa name) points to."""
+
+
+# Each address (A and AAAA) a name resolves to, CNAMEs followed; `[]` when there is none.
+FetchAddresses = Callable[[str], list[str]]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One DNS record, as a check shows what it found or what to publish."""
+
+    type: str  # "TXT", "CNAME", "A", "AAAA"
+    host: str
+    value: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"type": self.type, "host": self.host, "value": self.value}

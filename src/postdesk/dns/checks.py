@@ -14,8 +14,10 @@ from typing import Any
 from .answers import TemporaryDnsFailure
 from .dkim import DkimResult, check_dkim
 from .dmarc import DmarcResult, check_dmarc
+from .mtasts import MtaStsResult, check_mta_sts
 from .mx import MxResult, check_mx
 from .spf import SpfResult, check_spf
+from .tlsrpt import TlsRptResult, check_tls_rpt
 
 # The settings' defaults (postdesk.settings), for callers that give none.
 DEFAULT_SENDING_IPS = ("192.0.2.1",)
@@ -34,6 +36,9 @@ class DnsExpectations:
     # Our outgoing servers' addresses and HELO name: what receivers evaluate SPF for.
     sending_ips: list[str] = field(default_factory=lambda: list(DEFAULT_SENDING_IPS))
     helo: str = DEFAULT_HELO
+    mta_sts_mode: str = "testing"
+    mta_sts_target: str = ""  # where mta-sts.DOMAIN leads: our web front
+    tls_rpt_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class DnsReport:
     dkim: DkimResult
     dmarc: DmarcResult
     mx: MxResult
+    mta_sts: MtaStsResult
+    tls_rpt: TlsRptResult
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """The `postdesk dns check --json` shape."""
@@ -68,6 +75,19 @@ class DnsReport:
                 "state": self.mx.state,
                 "records": [[p, h] for p, h in self.mx.records],
                 "message": self.mx.message,
+            },
+            "mta_sts": {
+                "state": self.mta_sts.state,
+                "mode": self.mta_sts.mode,
+                "found": [r.as_dict() for r in self.mta_sts.found],
+                "expected": [r.as_dict() for r in self.mta_sts.expected],
+                "message": self.mta_sts.message,
+            },
+            "tls_rpt": {
+                "state": self.tls_rpt.state,
+                "found": [r.as_dict() for r in self.tls_rpt.found],
+                "expected": [r.as_dict() for r in self.tls_rpt.expected],
+                "message": self.tls_rpt.message,
             },
         }
 
@@ -153,6 +173,9 @@ class Replay:
 
 
 def evaluate(expected: DnsExpectations, source: Recorder | Replay) -> DnsReport:
+    def addresses(name: str) -> list[str]:
+        return source.a(name) + source.aaaa(name)
+
     return DnsReport(
         spf=check_spf(
             expected.domain,
@@ -166,4 +189,13 @@ def evaluate(expected: DnsExpectations, source: Recorder | Replay) -> DnsReport:
         ),
         dmarc=check_dmarc(expected.domain, source.txt),
         mx=check_mx(expected.domain, expected.mx_hosts, source.mx),
+        mta_sts=check_mta_sts(
+            expected.domain,
+            expected.mta_sts_mode,
+            expected.mx_hosts,
+            expected.mta_sts_target,
+            source.txt,
+            addresses,
+        ),
+        tls_rpt=check_tls_rpt(expected.domain, expected.tls_rpt_address, source.txt),
     )

@@ -71,6 +71,8 @@ class DnsStatus(models.Model):
     dkim_state = models.CharField(max_length=16, blank=True)
     dmarc_state = models.CharField(max_length=16, blank=True)
     mx_state = models.CharField(max_length=16, blank=True)
+    mta_sts_state = models.CharField(max_length=16, blank=True)
+    tls_rpt_state = models.CharField(max_length=16, blank=True)
     checked_at = models.DateTimeField(_("checked"))
 
     class Meta:
@@ -80,3 +82,16 @@ class DnsStatus(models.Model):
 
     def __str__(self) -> str:
         return f"DNS of domain {self.domain_id} at {self.checked_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def has_unknown(self) -> bool:
+        """Whether the DNS failed to answer one of the checks: the check is retried."""
+        states = [
+            self.spf_state,
+            self.dkim_state,
+            self.dmarc_state,
+            self.mx_state,
+            self.mta_sts_state,
+            self.tls_rpt_state,
+        ]
+        return "unknown" in states

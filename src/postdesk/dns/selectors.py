@@ -7,16 +7,22 @@ from datetime import datetime
 
 from django.conf import settings
 
+from postdesk.errors import InvalidInput
+from postdesk.mail.addresses import normalize_domain_name
 from postdesk.mail.models import Domain
 from postdesk.tenancy.access import Actor, require_client_access
 
+from .answers import Record
 from .checks import DnsExpectations, DnsReport, Replay, evaluate
 from .dkim import record_host, record_value
 from .dmarc import record_host as dmarc_host
 from .dmarc import suggested_record
 from .models import DkimKey, DkimKeyStatus, DnsStatus
+from .mtasts import domain_of_policy_host, policy_text
+from .mtasts import expected_records as mta_sts_records
 from .mx import suggested_records
 from .spf import new_record
+from .tlsrpt import expected_records as tls_rpt_records
 
 
 def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
@@ -29,6 +35,9 @@ def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
         dkim_public_key=key.public_key if key else None,
         sending_ips=list(settings.POSTDESK_SENDING_IPS),
         helo=settings.POSTDESK_SENDING_HELO,
+        mta_sts_mode=domain.mta_sts_mode,
+        mta_sts_target=settings.POSTDESK_MTA_STS_TARGET,
+        tls_rpt_address=settings.POSTDESK_TLS_RPT_ADDRESS,
     )
 
 
@@ -49,6 +58,9 @@ class StoredReport:
     dmarc_host: str = ""
     dmarc_record: str = ""
     mx_records: list[tuple[int, str]] = field(default_factory=list)
+    # MTA-STS (for the domain's current mode) and TLS-RPT: the records to publish.
+    mta_sts_records: list[Record] = field(default_factory=list)
+    tls_rpt_records: list[Record] = field(default_factory=list)
 
 
 def dns_report(*, actor: Actor, domain: Domain) -> StoredReport:
@@ -61,6 +73,13 @@ def dns_report(*, actor: Actor, domain: Domain) -> StoredReport:
         "dmarc_host": dmarc_host(domain.name),
         "dmarc_record": suggested_record(domain.name),
         "mx_records": suggested_records(list(settings.POSTDESK_MX_HOSTS)),
+        "mta_sts_records": mta_sts_records(
+            domain.name,
+            domain.mta_sts_mode,
+            list(settings.POSTDESK_MX_HOSTS),
+            settings.POSTDESK_MTA_STS_TARGET,
+        ),
+        "tls_rpt_records": tls_rpt_records(domain.name, settings.POSTDESK_TLS_RPT_ADDRESS),
     }
     status = DnsStatus.objects.filter(domain=domain).first()
     if status is None:
@@ -89,3 +108,22 @@ def dkim_records(*, actor: Actor, domain: Domain) -> list[DkimRecord]:
         )
         for k in keys
     ]
+
+
+def mta_sts_policy(host: str) -> str | None:
+    """The MTA-STS policy served at `host` (mta-sts.DOMAIN, DOMAIN hosted here), or None.
+
+    Public, as RFC 8461 wants: any sender fetches it without credentials. A suspended client's
+    domain keeps its policy: its MX hosts are still ours, and a 404 would only leave senders on
+    their cached policy or none, weakening the protection for when the service resumes."""
+    name = domain_of_policy_host(host)
+    if name is None:
+        return None
+    try:
+        name = normalize_domain_name(name)
+    except InvalidInput:
+        return None
+    mode = Domain.objects.filter(name=name).values_list("mta_sts_mode", flat=True).first()
+    if mode is None:
+        return None
+    return policy_text(mode, list(settings.POSTDESK_MX_HOSTS))

@@ -1,4 +1,5 @@
-"""Every write of the DNS area that an actor makes: DKIM keys, and asking for a check.
+"""Every write of the DNS area that an actor makes: DKIM keys, the MTA-STS mode, and asking
+for a check.
 
 The checks themselves (asking the live DNS and storing its answers) are in `status`, run by
 the task worker and `dns recheck-all`."""
@@ -14,6 +15,7 @@ from postdesk import crypto
 from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.errors import InvalidInput
+from postdesk.mail.choices import MtaStsMode
 from postdesk.mail.models import Domain
 from postdesk.tenancy.access import Actor, require_client_access
 
@@ -176,3 +178,34 @@ def dns_request_check(*, actor: Actor, domain: Domain) -> None:
     """ "Check now": queue a check for the task worker. Looking is enough to ask for it."""
     require_client_access(actor, domain.client_id, write=False)
     check_domain_dns.enqueue(domain.pk)
+
+
+# --- MTA-STS -----------------------------------------------------------------------------------
+
+
+def mta_sts_mode_set(*, actor: Actor, domain: Domain, mode: str) -> Domain:
+    """Choose what the domain's MTA-STS policy asks of senders. The policy's id changes with
+    it, so the _mta-sts record must be published again for senders to take the new mode."""
+    require_client_access(actor, domain.client_id, write=True)
+    if mode not in MtaStsMode.values:
+        raise InvalidInput(
+            "mta_sts_mode_invalid", _("Choose the testing or the enforce mode."), "mode"
+        )
+    with transaction.atomic():
+        before = (
+            Domain.objects.select_for_update()
+            .values_list("mta_sts_mode", flat=True)
+            .get(pk=domain.pk)
+        )
+        domain.mta_sts_mode = mode
+        if before != mode:
+            Domain.objects.filter(pk=domain.pk).update(mta_sts_mode=mode)
+            audit_record(
+                actor=actor,
+                action=Action.MTA_STS_MODE,
+                client_id=domain.client_id,
+                domain_name=domain.name,
+                target=domain.name,
+                changes={"mta_sts_mode": [before, mode]},
+            )
+    return domain

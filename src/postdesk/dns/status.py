@@ -43,11 +43,22 @@ def _ask(domain: Domain, key: DkimKey | None, dns_resolver) -> DnsStatus:
         dkim_state=report.dkim.state,
         dmarc_state=report.dmarc.state,
         mx_state=report.mx.state,
+        mta_sts_state=report.mta_sts.state,
+        tls_rpt_state=report.tls_rpt.state,
         checked_at=timezone.now(),
     )
 
 
-_STATUS_FIELDS = ["answers", "spf_state", "dkim_state", "dmarc_state", "mx_state", "checked_at"]
+_STATUS_FIELDS = [
+    "answers",
+    "spf_state",
+    "dkim_state",
+    "dmarc_state",
+    "mx_state",
+    "mta_sts_state",
+    "tls_rpt_state",
+    "checked_at",
+]
 
 
 def _store(statuses: list[DnsStatus]) -> None:
@@ -93,7 +104,9 @@ def dns_recheck_all(*, stale_after_seconds: int = 0, concurrency: int = 32) -> R
     """
     cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
     domains = list(
-        Domain.objects.exclude(dns_status__checked_at__gt=cutoff).only("id", "name", "client_id")
+        Domain.objects.exclude(dns_status__checked_at__gt=cutoff).only(
+            "id", "name", "client_id", "mta_sts_mode"
+        )
     )
     keys = {
         k.domain_id: k
@@ -112,9 +125,7 @@ def dns_recheck_all(*, stale_after_seconds: int = 0, concurrency: int = 32) -> R
         results = list(pool.map(check, domains))
     statuses = [s for s in results if s is not None]
     _store(statuses)
-    unknown = sum(
-        "unknown" in {s.spf_state, s.dkim_state, s.dmarc_state, s.mx_state} for s in statuses
-    )
+    unknown = sum(s.has_unknown for s in statuses)
     return RecheckSummary(
         checked=len(statuses), unknown=unknown, failed=len(results) - len(statuses)
     )

@@ -28,12 +28,7 @@ def check_domain_dns(domain_id: int, attempt: int = 0) -> str:
     if domain is None:
         return "domain gone"
     status, _report = dns_check_domain(domain)
-    unknown = "unknown" in {
-        status.spf_state,
-        status.dkim_state,
-        status.dmarc_state,
-        status.mx_state,
-    }
+    unknown = status.has_unknown
     if unknown and attempt < len(RETRY_DELAYS):
         check_domain_dns.using(run_after=timezone.now() + RETRY_DELAYS[attempt]).enqueue(
             domain_id, attempt + 1

@@ -26,3 +26,11 @@ class AddressListSort(models.TextChoices):
     STORAGE_ASC = "storage_asc", _("Storage, smallest first")
     # From the usage samples: the mailboxes "growing unusually fast" first.
     GROWTH = "growth", _("Growth over 7 days, largest first")
+
+
+class MtaStsMode(models.TextChoices):
+    """What the domain's MTA-STS policy asks of senders (RFC 8461 §5): `testing` only asks
+    them to report a failed TLS check, `enforce` to refuse delivery over a failed one."""
+
+    TESTING = "testing", _("Testing")
+    ENFORCE = "enforce", _("Enforce")

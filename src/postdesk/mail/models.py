@@ -13,7 +13,7 @@ from django.db.models.functions import Length, Lower
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils.translation import gettext_lazy as _
 
-from .choices import AddressKind
+from .choices import AddressKind, MtaStsMode
 
 
 class Domain(models.Model):
@@ -22,6 +22,11 @@ class Domain(models.Model):
     client = models.ForeignKey("tenancy.Client", on_delete=models.PROTECT, related_name="domains")
     name = models.CharField(_("domain name"), max_length=253, unique=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Testing until the customer opts in to enforce: a testing policy never stops a message,
+    # whatever the state of the records (dns/mtasts.py).
+    mta_sts_mode = models.CharField(
+        _("MTA-STS mode"), max_length=16, choices=MtaStsMode.choices, default=MtaStsMode.TESTING
+    )
 
     class Meta:
         verbose_name = _("domain")
@@ -29,6 +34,10 @@ class Domain(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(name=Lower("name")), name="mail_domain_name_lowercase"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mta_sts_mode__in=MtaStsMode.values),
+                name="mail_domain_mta_sts_mode_valid",
             ),
         ]
 

@@ -27,6 +27,7 @@ urlpatterns = [
     path(_DOMAIN + "dns/check/", views.dns_check, name="dns_check"),
     path(_DOMAIN + "dkim/enable/", views.dkim_enable, name="dkim_enable"),
     path(_DOMAIN + "dkim/disable/", views.dkim_disable, name="dkim_disable"),
+    path(_DOMAIN + "mta-sts/mode/", views.mta_sts_mode, name="mta_sts_mode"),
     path(_DOMAIN + "password/generate/", views.password_generate, name="password_generate"),
     path(_DOMAIN + "tags/check/", views.tag_check, name="tag_check"),
     path(_DOMAIN + "new/mailbox/", views.mailbox_create, name="mailbox_create"),

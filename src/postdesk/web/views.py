@@ -42,7 +42,7 @@ from postdesk.dns.dkim import DkimState
 from postdesk.dns.selectors import dkim_records, dns_report
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied, PostdeskError
 from postdesk.mail import services as mail_services
-from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType
+from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType, MtaStsMode
 from postdesk.mail.models import Domain
 from postdesk.mail.passwords import (
     CHECK_LABELS,
@@ -260,6 +260,11 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
             dkim=_dkim_card(stored.report, records),
             dmarc=stored.report.dmarc if stored.report else None,
             mx=stored.report.mx if stored.report else None,
+            mta_sts=stored.report.mta_sts if stored.report else None,
+            mta_sts_suggested=stored.mta_sts_records,
+            mta_sts_modes=MtaStsMode.choices,
+            tls_rpt=stored.report.tls_rpt if stored.report else None,
+            tls_rpt_suggested=stored.tls_rpt_records,
             checked_at=stored.checked_at,
             # The estimate itself loads in its own request (the billing view): it is the
             # page's most expensive read, and a dashboard must show at once.
@@ -347,6 +352,26 @@ def dkim_disable(request: HttpRequest, actor: Actor, domain: str) -> HttpRespons
     else:
         messages.success(request, _("DKIM is disabled: your messages are no longer signed."))
     return redirect(reverse("web:dashboard", args=[found.name]) + "#dkim")
+
+
+@require_POST
+@client_area_view
+def mta_sts_mode(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    try:
+        dns_services.mta_sts_mode_set(actor=actor, domain=found, mode=request.POST.get("mode", ""))
+    except InvalidInput as error:
+        show_on_messages(request, error)
+    else:
+        messages.success(
+            request,
+            _(
+                "The MTA-STS mode is now “%(mode)s”. Publish the new _mta-sts record under "
+                "“View records” so that senders apply it."
+            )
+            % {"mode": found.get_mta_sts_mode_display()},
+        )
+    return redirect(reverse("web:dashboard", args=[found.name]) + "#mta-sts")
 
 
 @require_GET
