@@ -233,6 +233,11 @@ def test_reports_to_another_domain_need_its_authorization(spf_passes, domain):
     assert "example.com._report._dmarc.reports.example.net" in warning
     assert "agg@reports.example.net" in warning
 
+    spf_passes.hang("example.com._report._dmarc.reports.example.net")
+    dmarc = report(domain).dmarc  # the policy stands; only that address is undecided
+    assert (dmarc.state, dmarc.warnings) == (DmarcState.CONFIGURED, [])
+    assert {r.uri: r.authorized for r in dmarc.reports}["mailto:agg@reports.example.net"] is None
+    spf_passes.recover("example.com._report._dmarc.reports.example.net")
     spf_passes.set_txt("example.com._report._dmarc.reports.example.net", "v=DMARC1")
     dmarc = report(domain).dmarc
     assert dmarc.warnings == []

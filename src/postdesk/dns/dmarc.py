@@ -243,15 +243,13 @@ def check_dmarc(
         dkim=dkim_passes,
         spf=spf_passes,
     )
-    try:
-        reports = [
-            _authorization(policy_domain, uri, fetch_txt)
-            for name in ("rua", "ruf")
-            for uri in _uris(tags.get(name, ""))
-            if uri.lower().startswith("mailto:")
-        ]
-    except TemporaryDnsFailure:
-        return unknown()
+    reports = [
+        _authorization(policy_domain, uri, fetch_txt)
+        for name in ("rua", "ruf")
+        for uri in _uris(tags.get(name, ""))
+        # A mailto: without a domain can reach no one: there is nothing to authorize.
+        if uri.lower().startswith("mailto:") and "@" in uri
+    ]
     if inherited:
         message = _("Your domain follows the DMARC policy of %(parent)s (p=%(policy)s).") % {
             "parent": policy_domain,
@@ -322,7 +320,10 @@ def _authorization(policy_domain: str, uri: str, fetch_txt: FetchTxt) -> ReportA
     if organizational_domain(report_domain) == organizational_domain(policy_domain):
         return ReportAddress(uri, report_domain, False, None)
     host = report_authorization_host(policy_domain, report_domain)
-    authorized = any(_is_dmarc(t) for t in fetch_txt(host))
+    try:
+        authorized: bool | None = any(_is_dmarc(t) for t in fetch_txt(host))
+    except TemporaryDnsFailure:
+        authorized = None  # the policy stands; only this address's reports are unknown
     return ReportAddress(uri, report_domain, True, authorized, host, "v=DMARC1")
 
 
