@@ -277,6 +277,14 @@ POSTDESK_SENDING_IPS = [
 ]
 # The name our outgoing servers give in HELO/EHLO: what an SPF record's %{h} macro expands to.
 POSTDESK_SENDING_HELO = os.environ.get("POSTDESK_SENDING_HELO", "mail.postdesk.example")
+# DNS blocklists our sending IPs are checked against (`postdesk dns hosts`), comma-separated.
+# Spamhaus refuses queries that come through public resolvers (8.8.8.8, 1.1.1.1…): ask it
+# through a resolver of your own (POSTDESK_DNS_NAMESERVERS), or its answers read "refused".
+POSTDESK_DNSBL_ZONES = [
+    z.strip().strip(".").lower()
+    for z in os.environ.get("POSTDESK_DNSBL_ZONES", "zen.spamhaus.org").split(",")
+    if z.strip()
+]
 # The DKIM selector of new keys: the record lives at SELECTOR._domainkey.DOMAIN.
 POSTDESK_DKIM_SELECTOR = os.environ.get("POSTDESK_DKIM_SELECTOR", "mail")
 # Our inbound mail servers, comma-separated, in order of preference.

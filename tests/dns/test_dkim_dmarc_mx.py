@@ -144,7 +144,8 @@ def mx_fetch(records):
         ([(10, "mx1.host.example"), (20, "mx2.host.example")], MxState.CONFIGURED),
         ([(5, "mx2.host.example")], MxState.CONFIGURED),
         ([], MxState.NOT_CONFIGURED),
-        ([(0, "")], MxState.NOT_CONFIGURED),  # null MX: the domain accepts no mail
+        ([(0, "")], MxState.NULL_MX),  # RFC 7505: the domain says it accepts no mail
+        ([(0, ""), (10, "mx1.host.example")], MxState.NEEDS_UPDATE),  # §3: never with others
         ([(10, "mx1.host.example"), (20, "mail.elsewhere.example")], MxState.NEEDS_UPDATE),
         ([(10, "aspmx.l.google.example")], MxState.NEEDS_UPDATE),
     ],

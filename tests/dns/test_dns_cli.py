@@ -25,8 +25,8 @@ def pd(tmp_path, _dns_server_process):
         "POSTDESK_TLS_RPT_ADDRESS": "tls@host.example",
     }
 
-    def run(*args: str):
-        return run_postdesk(tmp_path, *args, env=env)
+    def run(*args: str, **more_env: str):
+        return run_postdesk(tmp_path, *args, env={**env, **more_env})
 
     for step in (
         ("migrate", "--noinput"),
@@ -131,3 +131,63 @@ def test_dns_check_json_spf_is_judged_for_the_sending_ips_with_a_warning(pd):
     assert "“redirect=gone.example” leads to gone.example" in report["spf"]["message"]
     assert report["spf"]["record"] == "v=spf1 include:spf.host.example"
     assert report["spf"]["warning"] == ""
+
+
+def test_dns_check_json_says_what_receivers_make_of_dkim_dmarc_and_mx(pd):
+    pd.server.set_txt("spf.host.example", "v=spf1 ip4:192.0.2.1 -all")
+    pd.server.set_txt("example.com", "v=spf1 include:spf.host.example -all")
+    pd.server.set_txt("_dmarc.example.com", "v=DMARC1; p=none; rua=mailto:d@reports.example.net")
+    pd.server.set_mx("example.com", [(0, ".")])
+    assert_ok(pd("dkim", "enable", "example.com"))
+    record = json.loads(pd("dkim", "record", "example.com", "--json").stdout)
+    pd.server.set_txt(record["host"], record["value"].replace("k=rsa;", "k=rsa; t=y;"))
+    report = json.loads(pd("dns", "check", "example.com", "--json").stdout)
+    dkim, dmarc, mx = report["dkim"], report["dmarc"], report["mx"]
+    assert (dkim["state"], dkim["selector"], dkim["bits"]) == ("testing", "mail", 2048)
+    assert dkim["value"] == record["value"]  # the corrected record: no test flag
+    assert [(k["status"], k["state"]) for k in dkim["keys"]] == [("signing", "testing")]
+    assert dmarc["policy"] == "none"
+    assert dmarc["alignment"] == {
+        "adkim": "r",
+        "aspf": "r",
+        "dkim_aligned": False,
+        "spf_aligned": True,
+        "aligned": True,
+    }
+    assert dmarc["policy_none_since"]  # dated from this first check
+    [external] = dmarc["reports"]
+    assert (external["uri"], external["authorized"]) == ("mailto:d@reports.example.net", False)
+    assert external["host"] == "example.com._report._dmarc.reports.example.net"
+    assert any(external["host"] in w for w in dmarc["warnings"])
+    assert (mx["state"], mx["found"]) == ("null_mx", [[0, "."]])
+
+
+def test_dns_hosts_reverse_dns_and_blocklists_for_the_operator(pd):
+    pd.server.set_ptr("1.2.0.192.in-addr.arpa", "mail.host.example")
+    pd.server.set_a("mail.host.example", "192.0.2.1")
+    pd.server.set_a("1.2.0.192.bl.test", "127.0.0.3")
+    pd.server.set_txt("1.2.0.192.bl.test", "listed for testing")
+    settings = {
+        "POSTDESK_SENDING_IPS": "192.0.2.1,198.51.100.7",
+        "POSTDESK_SENDING_HELO": "mail.host.example",
+        "POSTDESK_DNSBL_ZONES": "bl.test",
+    }
+    result = pd("dns", "hosts", "--json", **settings)
+    assert_ok(result)
+    first, second = json.loads(result.stdout)
+    assert first["ip"] == "192.0.2.1"
+    assert first["reverse_dns"]["state"] == "confirmed"
+    assert first["blocklists"] == [
+        {
+            "zone": "bl.test",
+            "query": "1.2.0.192.bl.test",
+            "state": "listed",
+            "codes": ["127.0.0.3"],
+            "reason": "listed for testing",
+        }
+    ]
+    assert second["reverse_dns"]["state"] == "no_ptr"
+    assert second["blocklists"][0]["state"] == "not_listed"
+    text = pd("dns", "hosts", **settings).stdout
+    assert "192.0.2.1: bl.test: listed (127.0.0.3): listed for testing" in text
+    assert "198.51.100.7: reverse DNS: no_ptr: 198.51.100.7 has no PTR record" in text

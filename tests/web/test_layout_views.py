@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from postdesk.billing.services import client_set_plan, plan_create
+from postdesk.dns.services import dkim_enable
 from postdesk.dns.status import dns_check_domain
 from postdesk.mail.models import Mailbox
 from postdesk.mail.selectors import address_list
@@ -211,3 +212,29 @@ def test_dmarc_and_mx_configured(owner_browser, domain, dns_server):
     assert "badge--green" in mx and "mail is delivered to our servers." in mx
     french = _text(owner_browser.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="fr"))
     assert "Configuré" in french[french.index('id="dmarc"') : french.index('id="mx"')]
+
+
+def test_receivers_verdicts_on_the_cards_in_both_languages(
+    owner_browser, owner, domain, dns_server
+):
+    key = dkim_enable(actor=owner, domain=domain)
+    dns_server.set_txt("mail._domainkey.example.com", f"v=DKIM1; t=y; p={key.public_key}")
+    dns_server.set_txt("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:d@elsewhere.example")
+    dns_server.set_mx("example.com", [(0, ".")])
+    dns_check_domain(domain)
+    text = _text(owner_browser.get(DASHBOARD))
+    dkim = text[text.index('id="dkim"') : text.index('id="dmarc"')]
+    assert "Test mode" in dkim and "marked as a test" in dkim
+    dmarc = text[text.index('id="dmarc"') : text.index('id="mx"')]
+    # Neither DKIM (a test record) nor SPF (none published) passes: rejected.
+    assert "Your messages fail DMARC" in dmarc and "p=reject" in dmarc
+    assert "example.com._report._dmarc.elsewhere.example" in dmarc
+    mx = text[text.index('id="mx"') :]
+    assert "No mail accepted" in mx and "no message can be received" in mx
+    assert "<code>0 .</code>" in mx
+    # Our sending servers' reverse DNS and listings are the operator's, never the customer's.
+    assert "blocklist" not in text.lower() and "PTR" not in text
+    french = _text(owner_browser.get(DASHBOARD, HTTP_ACCEPT_LANGUAGE="fr"))
+    assert "Mode test" in french
+    assert "Vos messages échouent à DMARC" in french
+    assert "Aucun courriel accepté" in french

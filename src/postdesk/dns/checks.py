@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .answers import TemporaryDnsFailure
-from .dkim import DkimResult, check_dkim
+from .dkim import DkimResult, DkimState, check_dkim
 from .dmarc import DmarcResult, check_dmarc
 from .mtasts import MtaStsResult, check_mta_sts
 from .mx import MxResult, check_mx
-from .spf import SpfResult, check_spf
+from .spf import SpfResult, SpfState, check_spf
 from .tlsrpt import TlsRptResult, check_tls_rpt
 
 # The settings' defaults (postdesk.settings), for callers that give none.
@@ -33,6 +34,9 @@ class DnsExpectations:
     mx_hosts: list[str]
     dkim_selector: str | None = None
     dkim_public_key: str | None = None
+    # A rotation's prepared key: published before it signs, so checked alike.
+    dkim_prepared_selector: str | None = None
+    dkim_prepared_public_key: str | None = None
     # Our outgoing servers' addresses and HELO name: what receivers evaluate SPF for.
     sending_ips: list[str] = field(default_factory=lambda: list(DEFAULT_SENDING_IPS))
     helo: str = DEFAULT_HELO
@@ -64,17 +68,37 @@ class DnsReport:
                 "host": self.dkim.host,
                 "value": self.dkim.value,
                 "message": self.dkim.message,
+                "selector": self.dkim.selector,
+                "found": self.dkim.found,
+                "bits": self.dkim.bits,
+                "warning": self.dkim.warning,
+                # Every key in use: the signing one, then a rotation's prepared one.
+                "keys": [
+                    {"status": status, **result.as_dict()}
+                    for status, result in (("signing", self.dkim), ("prepared", self.dkim.prepared))
+                    if result is not None and result.state != DkimState.DISABLED
+                ],
             },
             "dmarc": {
                 "state": self.dmarc.state,
                 "host": self.dmarc.host,
                 "record": self.dmarc.record,
                 "message": self.dmarc.message,
+                "policy": self.dmarc.policy,
+                "policy_domain": self.dmarc.policy_domain,
+                "found": self.dmarc.found,
+                "alignment": self.dmarc.alignment.as_dict() if self.dmarc.alignment else None,
+                "policy_none_since": (
+                    self.dmarc.none_since.isoformat() if self.dmarc.none_since else None
+                ),
+                "reports": [report.as_dict() for report in self.dmarc.reports],
+                "warnings": self.dmarc.warnings,
             },
             "mx": {
                 "state": self.mx.state,
                 "records": [[p, h] for p, h in self.mx.records],
                 "message": self.mx.message,
+                "found": [[p, h or "."] for p, h in self.mx.found],
             },
             "mta_sts": {
                 "state": self.mta_sts.state,
@@ -172,22 +196,48 @@ class Replay:
         return value
 
 
-def evaluate(expected: DnsExpectations, source: Recorder | Replay) -> DnsReport:
+def evaluate(
+    expected: DnsExpectations,
+    source: Recorder | Replay,
+    *,
+    dmarc_none_since: datetime | None = None,
+    now: datetime | None = None,
+) -> DnsReport:
+    """Every check. `dmarc_none_since`: since when the stored checks have seen `p=none`, for
+    the DMARC flag after weeks (with `now`)."""
+
     def addresses(name: str) -> list[str]:
         return source.a(name) + source.aaaa(name)
 
+    prepared = None
+    if expected.dkim_prepared_selector and expected.dkim_prepared_public_key:
+        prepared = (expected.dkim_prepared_selector, expected.dkim_prepared_public_key)
+    spf = check_spf(
+        expected.domain,
+        expected.spf_mechanism,
+        source,
+        expected.sending_ips,
+        expected.helo,
+    )
+    dkim = check_dkim(
+        expected.domain,
+        expected.dkim_selector,
+        expected.dkim_public_key,
+        source.txt,
+        prepared=prepared,
+    )
     return DnsReport(
-        spf=check_spf(
+        spf=spf,
+        dkim=dkim,
+        # Our DKIM d= and MAIL FROM are the From domain: DMARC passes when either passes.
+        dmarc=check_dmarc(
             expected.domain,
-            expected.spf_mechanism,
-            source,
-            expected.sending_ips,
-            expected.helo,
+            source.txt,
+            dkim_passes=_passes(dkim.state, DkimState.ACTIVE, DkimState.UNKNOWN),
+            spf_passes=_passes(spf.state, SpfState.CONFIGURED, SpfState.UNKNOWN),
+            none_since=dmarc_none_since,
+            now=now,
         ),
-        dkim=check_dkim(
-            expected.domain, expected.dkim_selector, expected.dkim_public_key, source.txt
-        ),
-        dmarc=check_dmarc(expected.domain, source.txt),
         mx=check_mx(expected.domain, expected.mx_hosts, source.mx),
         mta_sts=check_mta_sts(
             expected.domain,
@@ -199,3 +249,7 @@ def evaluate(expected: DnsExpectations, source: Recorder | Replay) -> DnsReport:
         ),
         tls_rpt=check_tls_rpt(expected.domain, expected.tls_rpt_address, source.txt),
     )
+
+
+def _passes(state: str, passing: str, unknown: str) -> bool | None:
+    return None if state == unknown else state == passing

@@ -73,6 +73,10 @@ class DnsStatus(models.Model):
     mx_state = models.CharField(max_length=16, blank=True)
     mta_sts_state = models.CharField(max_length=16, blank=True)
     tls_rpt_state = models.CharField(max_length=16, blank=True)
+    # The DMARC policy receivers found ("" for none) and since when the checks have seen it:
+    # how long a `p=none` has stayed. A check the DNS could not answer changes neither.
+    dmarc_policy = models.CharField(max_length=16, blank=True)
+    dmarc_policy_since = models.DateTimeField(null=True, blank=True)
     checked_at = models.DateTimeField(_("checked"))
 
     class Meta:

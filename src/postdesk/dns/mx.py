@@ -1,4 +1,14 @@
-"""MX: does the domain's mail reach our servers? Pure functions over the MX answer."""
+"""MX: does the domain's mail reach our servers? Pure functions over the MX answer.
+
+States:
+- configured:     every MX host is one of ours;
+- not_configured: no MX record (senders then try the domain's own address, RFC 5321 §5.1);
+- null_mx:        the domain publishes a null MX (RFC 7505: `0 .`, "this domain accepts no
+                  mail"): senders return every message at once, none can be received;
+- needs_update:   some or all MX hosts are not ours, or a null MX stands beside other MX
+                  records (RFC 7505 §3 forbids it: senders may treat the domain either way);
+- unknown:        the DNS could not answer now; retried.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ class MxState(StrEnum):
     CONFIGURED = "configured"
     NOT_CONFIGURED = "not_configured"
     NEEDS_UPDATE = "needs_update"
+    NULL_MX = "null_mx"
     UNKNOWN = "unknown"
 
 
@@ -49,6 +60,28 @@ def check_mx(domain: str, our_hosts: list[str], fetch_mx: FetchMx) -> MxResult:
         )
     hosts = {host for _preference, host in found if host}
     ours = set(our_hosts)
+    null_mx = any(not host for _preference, host in found)
+    if null_mx and not hosts:
+        return MxResult(
+            MxState.NULL_MX,
+            wanted,
+            _(
+                "Your domain publishes a “null MX” (0 .), which tells every sender that it "
+                "accepts no mail: no message can be received. Replace it with our MX records."
+            ),
+            found,
+        )
+    if null_mx:
+        return MxResult(
+            MxState.NEEDS_UPDATE,
+            wanted,
+            _(
+                "Your domain publishes a “null MX” (0 .), which says it accepts no mail, "
+                "beside other MX records: senders may refuse to deliver. Keep only our MX "
+                "records."
+            ),
+            found,
+        )
     if not hosts:
         return MxResult(
             MxState.NOT_CONFIGURED,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.utils import timezone
 
 from postdesk.errors import InvalidInput
 from postdesk.mail.addresses import normalize_domain_name
@@ -25,14 +26,19 @@ from .spf import new_record
 from .tlsrpt import expected_records as tls_rpt_records
 
 
-def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
-    """What the domain's DNS should say: our SPF mechanism and MX hosts, and `key`'s record."""
+def expectations(
+    domain: Domain, key: DkimKey | None, prepared: DkimKey | None = None
+) -> DnsExpectations:
+    """What the domain's DNS should say: our SPF mechanism and MX hosts, `key`'s record, and
+    during a rotation the `prepared` key's."""
     return DnsExpectations(
         domain=domain.name,
         spf_mechanism=settings.POSTDESK_SPF_MECHANISM,
         mx_hosts=list(settings.POSTDESK_MX_HOSTS),
         dkim_selector=key.selector if key else None,
         dkim_public_key=key.public_key if key else None,
+        dkim_prepared_selector=prepared.selector if prepared else None,
+        dkim_prepared_public_key=prepared.public_key if prepared else None,
         sending_ips=list(settings.POSTDESK_SENDING_IPS),
         helo=settings.POSTDESK_SENDING_HELO,
         mta_sts_mode=domain.mta_sts_mode,
@@ -44,6 +50,28 @@ def expectations(domain: Domain, key: DkimKey | None) -> DnsExpectations:
 def signing_key(domain: Domain) -> DkimKey | None:
     """The key OpenDKIM signs the domain's mail with, if DKIM is on."""
     return DkimKey.objects.filter(domain=domain, status=DkimKeyStatus.SIGNING).first()
+
+
+def keys_in_use(domain: Domain) -> tuple[DkimKey | None, DkimKey | None]:
+    """The signing key and a rotation's prepared key (each may be missing), in one query."""
+    keys = {
+        k.status: k
+        for k in DkimKey.objects.filter(
+            domain=domain, status__in=[DkimKeyStatus.SIGNING, DkimKeyStatus.PREPARED]
+        )
+    }
+    return keys.get(DkimKeyStatus.SIGNING), keys.get(DkimKeyStatus.PREPARED)
+
+
+def replay(domain: Domain, status: DnsStatus, keys: tuple[DkimKey | None, DkimKey | None]):
+    """The stored answers re-evaluated against today's settings and keys."""
+    none_since = status.dmarc_policy_since if status.dmarc_policy == "none" else None
+    return evaluate(
+        expectations(domain, *keys),
+        Replay(status.answers),
+        dmarc_none_since=none_since,
+        now=timezone.now(),
+    )
 
 
 @dataclass(frozen=True)
@@ -84,7 +112,7 @@ def dns_report(*, actor: Actor, domain: Domain) -> StoredReport:
     status = DnsStatus.objects.filter(domain=domain).first()
     if status is None:
         return StoredReport(None, None, **advice)
-    report = evaluate(expectations(domain, signing_key(domain)), Replay(status.answers))
+    report = replay(domain, status, keys_in_use(domain))
     return StoredReport(report, status.checked_at, **advice)
 
 

@@ -130,12 +130,13 @@ class DkimCard:
     host: str
     value: str
     message: str
+    warning: str = ""
 
 
 def _dkim_card(report, records) -> DkimCard:
     if report is not None:
         dkim = report.dkim
-        return DkimCard(dkim.state, dkim.host, dkim.value, dkim.message)
+        return DkimCard(dkim.state, dkim.host, dkim.value, dkim.message, dkim.warning)
     signing = [r for r in records if r.status == "signing"]
     if not signing:
         return DkimCard(DkimState.DISABLED, "", "", "")

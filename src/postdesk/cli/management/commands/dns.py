@@ -2,12 +2,15 @@ import json
 from typing import Any
 
 from postdesk.cli.base import OperatorCommand, add_subcommands
-from postdesk.dns.status import dns_check_domain, dns_recheck_all
+from postdesk.dns.status import dns_check_domain, dns_recheck_all, sending_hosts_check
 from postdesk.mail.selectors import domain_get
 
 
 class Command(OperatorCommand):
-    help = "Check domains' DNS: SPF, DKIM, DMARC and MX."
+    help = (
+        "Check domains' DNS (SPF, DKIM, DMARC, MX, MTA-STS, TLS-RPT), and our sending "
+        "servers' reverse DNS and blocklist listings."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         actions = add_subcommands(parser)
@@ -25,8 +28,16 @@ class Command(OperatorCommand):
             help="only domains last checked longer ago than this",
         )
         recheck.add_argument("--concurrency", type=int, default=32, metavar="N")
+        hosts = actions.add_parser(
+            "hosts",
+            help="Check our sending IPs now: reverse DNS against the HELO name, and blocklists.",
+        )
+        hosts.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if action == "hosts":
+            self._hosts(json_output=options["json"])
+            return
         if action == "recheck-all":
             summary = dns_recheck_all(
                 stale_after_seconds=options["stale_after"] * 60,
@@ -44,3 +55,18 @@ class Command(OperatorCommand):
             return
         for name, part in report.as_dict().items():
             self.stdout.write(f"{name.upper()}: {part['state']}: {part['message']}")
+
+    def _hosts(self, *, json_output: bool) -> None:
+        hosts = sending_hosts_check()
+        if json_output:
+            self.stdout.write(json.dumps([host.as_dict() for host in hosts], indent=2))
+            return
+        for host in hosts:
+            self.stdout.write(f"{host.ip}: reverse DNS: {host.reverse_state}: {host.message}")
+            for listing in host.listings:
+                line = f"{host.ip}: {listing.zone}: {listing.state}"
+                if listing.codes:
+                    line += f" ({', '.join(listing.codes)})"
+                if listing.reason:
+                    line += f": {listing.reason}"
+                self.stdout.write(line)
