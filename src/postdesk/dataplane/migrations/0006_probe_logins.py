@@ -22,7 +22,7 @@ VIEW = """
 class Migration(migrations.Migration):
     dependencies = [
         ("dataplane", "0005_dkim_read_by_the_signer"),
-        ("dns", "0004_deliverabilitytest"),
+        ("dns", "0005_deliverabilitytest"),
     ]
 
     operations = [
