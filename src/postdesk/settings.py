@@ -285,6 +285,14 @@ POSTDESK_DNSBL_ZONES = [
     for z in os.environ.get("POSTDESK_DNSBL_ZONES", "zen.spamhaus.org").split(",")
     if z.strip()
 ]
+# The deliverability self-test (docs/dns.md): the provider's probe mailbox its messages go to
+# (empty: no self-test), the submission port the panel sends them through ("host:port",
+# STARTTLS, the certificate checked for that host), and how long to wait for one to arrive.
+POSTDESK_PROBE_ADDRESS = os.environ.get("POSTDESK_PROBE_ADDRESS", "").strip().lower()
+POSTDESK_PROBE_SUBMISSION = os.environ.get(
+    "POSTDESK_PROBE_SUBMISSION", f"{POSTDESK_SENDING_HELO}:587"
+)
+POSTDESK_PROBE_TIMEOUT = _env_int("POSTDESK_PROBE_TIMEOUT", 120)
 # The DKIM selector of new keys: the record lives at SELECTOR._domainkey.DOMAIN.
 POSTDESK_DKIM_SELECTOR = os.environ.get("POSTDESK_DKIM_SELECTOR", "mail")
 # Our inbound mail servers, comma-separated, in order of preference.

@@ -70,6 +70,9 @@ def sink():
 
 
 STACK_HOSTNAME = "mail.postdesk.test"
+# The provider's probe mailbox of the deliverability self-test (tests/dataplane/
+# test_deliverability.py creates it; the stack routes mail to it through its probe receiver).
+PROBE_ADDRESS = "probe@probe.postdesk.test"
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +128,7 @@ def mail_stack(django_db_setup, django_db_blocker, sink, live_server, test_ca):
             tls_key=tls_key,
             relay=f"127.0.0.1:{sink_port(sink)}",
             panel_url=live_server.url,  # nginx's EAS/MAPI gate asks this panel
+            probe_address=PROBE_ADDRESS,
         )
         state = stack.up(config)
     yield state

@@ -23,6 +23,7 @@ class Action(models.TextChoices):
     DKIM_PREPARE = "dkim.prepare", _("DKIM key prepared")
     DKIM_ROTATE = "dkim.rotate", _("DKIM key rotated")
     MTA_STS_MODE = "mta_sts.mode", _("MTA-STS mode changed")
+    DELIVERABILITY_TEST = "deliverability.test", _("Deliverability test sent")
     CLIENT_CREATE = "client.create", _("Account created")
     CLIENT_SET_PLAN = "client.set_plan", _("Plan changed")
     CLIENT_SUSPEND = "client.suspend", _("Account suspended")

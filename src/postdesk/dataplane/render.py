@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.template import Context, Engine
 
@@ -47,6 +48,14 @@ _DOVECOT_MAILBOX = {
     "sqlite": "dataplane_mailboxes WHERE local_part = '%n' AND domain = '%d'",
     "pgsql": "dataplane_mailbox('%n', '%d')",
 }
+
+# The deliverability self-test's single-use logins (dataplane_probe_logins): a second passdb,
+# asked only when the mailbox's own password did not match, and only for SMTP AUTH (%s: the
+# service Postfix's SASL names), so a probe login never opens a mailbox over IMAP.
+PROBE_PASSWORD_QUERY = (
+    "SELECT address AS user, password FROM dataplane_probe_logins "  # noqa: S105 - a query
+    "WHERE local_part = '%n' AND domain = '%d' AND '%s' = 'smtp'"
+)
 
 
 def dovecot_queries(engine: str, vmail: str) -> dict[str, str]:
@@ -111,6 +120,11 @@ class StackConfig:
     srs_reverse_port: int = field(default_factory=free_port)
     upstream_port: int = field(default_factory=free_port)
     opendkim_port: int = field(default_factory=free_port)
+    # The deliverability self-test's receiver (docs/dns.md): mail to `probe_address` leaves
+    # through our SMTP client to a loopback smtpd on `probe_port` (inbound settings, its own
+    # name), which delivers it to that mailbox. Empty: no self-test.
+    probe_address: str = field(default_factory=lambda: settings.POSTDESK_PROBE_ADDRESS)
+    probe_port: int = field(default_factory=free_port)
     # The panel, as nginx reaches it for the EAS/MAPI gate, and the key nginx shows it.
     panel_url: str = "http://127.0.0.1:8000"
     gate_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -133,6 +147,7 @@ class StackConfig:
             "postfix_maps": f"{self.dir}/postfix",
             "dovecot_conf": f"{self.dir}/dovecot/dovecot.conf",
             "dovecot_sql": f"{self.dir}/dovecot/sql.conf.ext",
+            "dovecot_probe_sql": f"{self.dir}/dovecot/probe-sql.conf.ext",
             "nginx_conf": f"{self.dir}/nginx/nginx.conf",
             "opendkim_conf": f"{self.dir}/opendkim/opendkim.conf",
             "opendkim_dir": f"{self.dir}/opendkim",
@@ -168,6 +183,7 @@ SYSTEM_LAYOUT = {
     "postfix_maps": "/etc/postfix/postdesk",
     "dovecot_conf": "/etc/dovecot/dovecot.conf",
     "dovecot_sql": "/etc/dovecot/postdesk-sql.conf.ext",
+    "dovecot_probe_sql": "/etc/dovecot/postdesk-probe-sql.conf.ext",
     # Debian's nginx.conf includes conf.d/*.conf at its http level.
     "nginx_conf": "/etc/nginx/conf.d/postdesk.conf",
     "opendkim_conf": "/etc/opendkim.conf",
@@ -314,6 +330,12 @@ def render_stack(
         where["dovecot_sql"],
         "dovecot/sql.conf.ext",
         dovecot_queries(db["engine"], str(config.vmail)),
+        secret,
+    )
+    writer.write(
+        where["dovecot_probe_sql"],
+        "dovecot/sql.conf.ext",
+        {"password_query": PROBE_PASSWORD_QUERY, "user_query": ""},
         secret,
     )
     # On the host, only the gate's http-level part: Debian's nginx.conf is the main file.

@@ -131,7 +131,8 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
     render_stack(config, db)
     for path in (config.dir / "postfix").glob("*.cf"):
         shutil.chown(path, group="postfix")
-    shutil.chown(config.dir / "dovecot" / "sql.conf.ext", group="dovecot")
+    for sql_conf in (config.dir / "dovecot").glob("*sql.conf.ext"):
+        shutil.chown(sql_conf, group="dovecot")
 
     postfix_dir = str(config.dir / "postfix")
     check = _run("postfix", "-c", postfix_dir, "check")
@@ -224,6 +225,7 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "gate": config.gate_port,
             "upstream": config.upstream_port,
             "opendkim": config.opendkim_port,
+            **({"probe": config.probe_port} if config.probe_address else {}),
         },
         "tls_cert": str(certificate.cert),
         "tls_key": str(certificate.key),

@@ -35,6 +35,7 @@ SYSTEM_PORTS = {
     "auth_port": 10026,
     "quota_status_port": 10027,
     "doveadm_port": 10028,
+    "probe_port": 10029,  # the deliverability self-test's receiver
     "srs_forward_port": 10001,  # Debian's postsrsd defaults
     "srs_reverse_port": 10002,
     "opendkim_port": 8891,
@@ -114,7 +115,10 @@ def render_system(
     for path in writer.written:
         if path.parent == config.written_at(layout["postfix_maps"]):
             _give_group(path, "postfix")
-        elif path == config.written_at(layout["dovecot_sql"]):
+        elif path in (
+            config.written_at(layout["dovecot_sql"]),
+            config.written_at(layout["dovecot_probe_sql"]),
+        ):
             _give_group(path, "dovecot")
         elif path == config.written_at(layout["opendkim_conf"]):
             _give_group(path, "opendkim")

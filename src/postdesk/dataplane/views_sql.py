@@ -84,6 +84,19 @@ VIEWS = {
         JOIN tenancy_client c ON c.id = d.client_id
         WHERE k.status = 'signing' AND k.key_file <> '' AND c.suspended_at IS NULL
     """,
+    # The deliverability self-test's single-use SMTP logins (Dovecot's second passdb): one
+    # mailbox each, until used or expired, and never for a suspended client.
+    "dataplane_probe_logins": """
+        SELECT a.local_part || '@' || d.name AS address, a.local_part AS local_part,
+               d.name AS domain, t.login_hash AS password
+        FROM dns_deliverabilitytest t
+        JOIN mail_mailbox m ON m.id = t.mailbox_id
+        JOIN mail_address a ON a.id = m.address_id
+        JOIN mail_domain d ON d.id = a.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL AND t.login_hash <> ''
+          AND t.login_expires_at > CURRENT_TIMESTAMP
+    """,
 }
 
 

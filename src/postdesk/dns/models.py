@@ -99,3 +99,52 @@ class DnsStatus(models.Model):
             self.tls_rpt_state,
         ]
         return "unknown" in states
+
+
+class DeliverabilityTestState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    # Accepted by our submission port; waiting for it at the probe address.
+    WAITING = "waiting", _("Waiting for the message")
+    DONE = "done", _("Received")
+    NOT_ARRIVED = "not_arrived", _("Not arrived")
+    # The submission port refused it, or the mail servers could not be reached.
+    FAILED = "failed", _("Could not be sent")
+
+
+class DeliverabilityTest(models.Model):
+    """The last deliverability self-test of a domain (one row per domain: the next replaces
+    it). `facts` holds what the receiving side saw, as codes (selftest.py); pages put them
+    in words in the reader's language."""
+
+    domain = models.OneToOneField(
+        "mail.Domain", on_delete=models.CASCADE, related_name="deliverability_test"
+    )
+    # The mailbox the message leaves from; its address stays in `sender` once it is gone.
+    mailbox = models.ForeignKey("mail.Mailbox", on_delete=models.SET_NULL, null=True)
+    sender = models.CharField(_("sent from"), max_length=254)
+    state = models.CharField(_("state"), max_length=16, choices=DeliverabilityTestState.choices)
+    # The probe's id, in its X-Postdesk-Probe header: how the message is found on arrival.
+    token = models.CharField(max_length=64, unique=True)
+    # The single-use SMTP login the message is submitted with ({ARGON2ID} hash, read by
+    # Dovecot through dataplane_probe_logins); erased once used, useless after expiry.
+    login_hash = models.CharField(max_length=255, blank=True, default="")
+    login_expires_at = models.DateTimeField(null=True)
+    requested_at = models.DateTimeField(_("requested"))
+    submitted_at = models.DateTimeField(_("sent"), null=True)
+    received_at = models.DateTimeField(_("received"), null=True)
+    facts = models.JSONField(default=dict)
+    # Why it could not be sent: the server's answer, for the operator (not translated).
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = _("deliverability test")
+        verbose_name_plural = _("deliverability tests")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=DeliverabilityTestState.values),
+                name="dns_deliverabilitytest_state",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deliverability test of domain {self.domain_id} ({self.state})"

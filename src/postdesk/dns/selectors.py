@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from postdesk.errors import InvalidInput
 from postdesk.mail.addresses import normalize_domain_name
@@ -15,10 +17,17 @@ from postdesk.tenancy.access import Actor, require_client_access
 
 from .answers import Record
 from .checks import DnsExpectations, DnsReport, Replay, evaluate
+from .deliverability import Finding, explain
 from .dkim import record_host, record_value
 from .dmarc import record_host as dmarc_host
 from .dmarc import suggested_record
-from .models import DkimKey, DkimKeyStatus, DnsStatus
+from .models import (
+    DeliverabilityTest,
+    DeliverabilityTestState,
+    DkimKey,
+    DkimKeyStatus,
+    DnsStatus,
+)
 from .mtasts import domain_of_policy_host, policy_text
 from .mtasts import expected_records as mta_sts_records
 from .mx import suggested_records
@@ -155,3 +164,113 @@ def mta_sts_policy(host: str) -> str | None:
     if mode is None:
         return None
     return policy_text(mode, list(settings.POSTDESK_MX_HOSTS))
+
+
+@dataclass(frozen=True)
+class DeliverabilityReport:
+    """The domain's last self-test, in the reader's language."""
+
+    state: str  # a DeliverabilityTestState
+    sender: str
+    probe: str
+    requested_at: datetime
+    submitted_at: datetime | None
+    received_at: datetime | None
+    findings: list[Finding]  # one per check, once the message arrived
+    message: str  # the state in words
+    error: str  # why it could not be sent (the server's answer)
+    facts: dict
+
+    @property
+    def running(self) -> bool:
+        return self.state in (DeliverabilityTestState.QUEUED, DeliverabilityTestState.WAITING)
+
+    @property
+    def passed(self) -> bool:
+        return self.state == DeliverabilityTestState.DONE and all(f.ok for f in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `postdesk deliverability test --json` shape (docs/dns.md)."""
+        facts = self.facts
+        by_check = {f.check: f for f in self.findings}
+
+        def part(check: str, values: dict[str, Any]) -> dict[str, Any] | None:
+            found = by_check.get(check)
+            if found is None:
+                return None
+            return {**values, "ok": found.ok, "message": found.message, "fix": found.fix}
+
+        return {
+            "sender": self.sender,
+            "probe": self.probe,
+            "state": self.state,
+            "passed": self.passed,
+            "message": self.message,
+            "error": self.error,
+            "requested_at": _iso(self.requested_at),
+            "submitted_at": _iso(self.submitted_at),
+            "received_at": _iso(self.received_at),
+            "seconds": facts.get("seconds"),
+            "spf": part(
+                "spf", {k: facts.get("spf", {}).get(k) for k in ("result", "ip", "domain")}
+            ),
+            "dkim": part(
+                "dkim", {k: facts.get("dkim", {}).get(k) for k in ("result", "domain", "selector")}
+            ),
+            "dmarc": part(
+                "dmarc",
+                {
+                    k: facts.get("dmarc", {}).get(k)
+                    for k in ("result", "policy", "spf_aligned", "dkim_aligned", "disposition")
+                },
+            ),
+            "tls": part("tls", {"hops": facts.get("tls", [])}),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _state_message(test: DeliverabilityTest) -> str:
+    if test.state == DeliverabilityTestState.QUEUED:
+        return _("The test message is about to leave %(sender)s.") % {"sender": test.sender}
+    if test.state == DeliverabilityTestState.WAITING:
+        return _("The test message has left %(sender)s; waiting for it to arrive.") % {
+            "sender": test.sender
+        }
+    if test.state == DeliverabilityTestState.FAILED:
+        return _(
+            "Our submission server did not accept the test message from %(sender)s, so it "
+            "was not sent. Try again in a few minutes; if it fails again, tell our support."
+        ) % {"sender": test.sender}
+    if test.state == DeliverabilityTestState.NOT_ARRIVED:
+        return _(
+            "The test message left %(sender)s but did not arrive within %(seconds)s seconds. "
+            "It may be stuck in a queue: try again later, and tell our support if it happens "
+            "again."
+        ) % {"sender": test.sender, "seconds": settings.POSTDESK_PROBE_TIMEOUT}
+    return _("What a receiving server saw of the message from %(sender)s:") % {
+        "sender": test.sender
+    }
+
+
+def deliverability_report(*, actor: Actor, domain: Domain) -> DeliverabilityReport | None:
+    """The domain's last deliverability self-test, or None when it never had one."""
+    require_client_access(actor, domain.client_id, write=False)
+    test = DeliverabilityTest.objects.filter(domain=domain).first()
+    if test is None:
+        return None
+    done = test.state == DeliverabilityTestState.DONE
+    return DeliverabilityReport(
+        state=test.state,
+        sender=test.sender,
+        probe=settings.POSTDESK_PROBE_ADDRESS,
+        requested_at=test.requested_at,
+        submitted_at=test.submitted_at,
+        received_at=test.received_at,
+        findings=explain(test.facts) if done else [],
+        message=_state_message(test),
+        error=test.error,
+        facts=test.facts if done else {},
+    )

@@ -6,6 +6,9 @@ the task worker and `dns recheck-all`."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -14,16 +17,16 @@ from django.utils.translation import gettext as _
 from postdesk import crypto
 from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
-from postdesk.errors import InvalidInput
+from postdesk.errors import InvalidInput, NotFound
 from postdesk.mail.choices import MtaStsMode
-from postdesk.mail.models import Domain
+from postdesk.mail.models import Domain, Mailbox
 from postdesk.tenancy.access import Actor, require_client_access
 
 from . import resolver
 from .dkim import DkimState, check_dkim, generate_key_pair, is_valid_selector
-from .models import DkimKey, DkimKeyStatus
+from .models import DeliverabilityTest, DeliverabilityTestState, DkimKey, DkimKeyStatus
 from .selectors import signing_key
-from .tasks import check_domain_dns, dkim_keys_deploy
+from .tasks import check_domain_dns, deliverability_test_send, dkim_keys_deploy
 
 # --- DKIM --------------------------------------------------------------------------------------
 
@@ -209,3 +212,87 @@ def mta_sts_mode_set(*, actor: Actor, domain: Domain, mode: str) -> Domain:
                 changes={"mta_sts_mode": [before, mode]},
             )
     return domain
+
+
+# --- The deliverability self-test ----------------------------------------------------------------
+
+# A test still queued or waiting this long after the timeout is over: its worker died.
+_STALE_AFTER = timedelta(minutes=5)
+
+
+def _sender(domain: Domain, address: str | None) -> Mailbox:
+    mailboxes = Mailbox.objects.filter(domain=domain).select_related("address")
+    if address is not None:
+        local_part, _at, domain_name = address.strip().lower().rpartition("@")
+        mailbox = mailboxes.filter(local_part=local_part).first()
+        if mailbox is None or domain_name != domain.name:
+            raise NotFound(_("No mailbox %(address)s.") % {"address": address}, "address")
+        return mailbox
+    # One click on the dashboard: the domain's first mailbox by name.
+    mailbox = mailboxes.order_by("local_part").first()
+    if mailbox is None:
+        raise InvalidInput(
+            "no_mailbox",
+            _("Create a mailbox first: the test message leaves from one of your mailboxes."),
+            None,
+        )
+    return mailbox
+
+
+def deliverability_test_request(
+    *, actor: Actor, domain: Domain, address: str | None = None, queue: bool = True
+) -> DeliverabilityTest:
+    """Start a self-test: a message from `address` (a mailbox of `domain`; by default its
+    first mailbox) to the provider's probe address, judged as a receiver would on arrival.
+    It replaces the domain's last test. Queued for the worker unless `queue` is False (the
+    operator's command runs it itself: probe.selftest_run)."""
+    require_client_access(actor, domain.client_id, write=True)
+    if not settings.POSTDESK_PROBE_ADDRESS:
+        raise InvalidInput(
+            "selftest_unavailable",
+            _("The deliverability test is not available on this service."),
+            None,
+        )
+    mailbox = _sender(domain, address)
+    now = timezone.now()
+    busy_after = now - timedelta(seconds=settings.POSTDESK_PROBE_TIMEOUT) - _STALE_AFTER
+    with transaction.atomic():
+        Domain.objects.select_for_update().filter(pk=domain.pk).first()
+        last = DeliverabilityTest.objects.filter(domain=domain).first()
+        if (
+            last is not None
+            and last.state in (DeliverabilityTestState.QUEUED, DeliverabilityTestState.WAITING)
+            and last.requested_at > busy_after
+        ):
+            raise InvalidInput(
+                "selftest_running",
+                _("A deliverability test is already under way. Its result shows here shortly."),
+                None,
+            )
+        sender = f"{mailbox.local_part}@{domain.name}"
+        test, _created = DeliverabilityTest.objects.update_or_create(
+            domain=domain,
+            defaults={
+                "mailbox": mailbox,
+                "sender": sender,
+                "state": DeliverabilityTestState.QUEUED,
+                "token": secrets.token_hex(16),
+                "login_hash": "",
+                "login_expires_at": None,
+                "requested_at": now,
+                "submitted_at": None,
+                "received_at": None,
+                "facts": {},
+                "error": "",
+            },
+        )
+        if queue:
+            deliverability_test_send.enqueue(test.pk)
+        audit_record(
+            actor=actor,
+            action=Action.DELIVERABILITY_TEST,
+            client_id=domain.client_id,
+            domain_name=domain.name,
+            target=sender,
+        )
+    return test

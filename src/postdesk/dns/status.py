@@ -32,7 +32,8 @@ KeysInUse = tuple[DkimKey | None, DkimKey | None]
 logger = logging.getLogger(__name__)
 
 
-def _recorder(dns_resolver) -> Recorder:
+def live_dns(dns_resolver) -> Recorder:
+    """The live DNS through `dns_resolver`, each answer remembered (see checks.Recorder)."""
     return Recorder(
         lambda name: resolver.lookup_txt(name, dns_resolver),
         lambda name: resolver.lookup_mx(name, dns_resolver),
@@ -44,7 +45,7 @@ def _recorder(dns_resolver) -> Recorder:
 
 def _ask(domain: Domain, keys: KeysInUse, dns_resolver) -> DnsStatus:
     """Run every check against the live DNS; an unsaved status row with the answers."""
-    recorder = _recorder(dns_resolver)
+    recorder = live_dns(dns_resolver)
     report = evaluate(expectations(domain, *keys), recorder)
     return DnsStatus(
         domain=domain,
@@ -177,5 +178,5 @@ def sending_hosts_check(dns_resolver=None) -> list[SendingHost]:
         list(settings.POSTDESK_SENDING_IPS),
         settings.POSTDESK_SENDING_HELO,
         list(settings.POSTDESK_DNSBL_ZONES),
-        _recorder(dns_resolver or resolver.make_resolver()),
+        live_dns(dns_resolver or resolver.make_resolver()),
     )

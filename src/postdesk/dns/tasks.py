@@ -1,6 +1,7 @@
 """The DNS area's background work, queued in the database (django-tasks) and run by
 `postdesk db_worker`: checks asked for with "Check now", and the DKIM keys handed to the
-signer after each change (a transactional outbox: queued in the change's transaction)."""
+signer after each change (a transactional outbox: queued in the change's transaction), and
+the deliverability self-test's steps."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from postdesk.dataplane import provisioner
 from postdesk.dataplane.outbox import retry_later
 from postdesk.mail.models import Domain
 
-from .models import DkimKey, DkimKeyStatus
+from .models import DeliverabilityTest, DeliverabilityTestState, DkimKey, DkimKeyStatus
+from .probe import POLL_SECONDS, selftest_collect, selftest_send
 from .status import dns_check_domain
 
 # A temporary DNS failure is retried after these delays, then left to the periodic re-check.
@@ -70,3 +72,31 @@ def dkim_keys_deploy(attempt: int = 0) -> str:
             key_file=""
         )
     return f"{len(written)} key(s) deployed"
+
+
+@task()
+def deliverability_test_send(test_id: int) -> str:
+    """The self-test's first step: submit the probe message, then look for it shortly."""
+    test = DeliverabilityTest.objects.filter(pk=test_id).first()
+    if test is None:
+        return "test gone"
+    selftest_send(test)
+    if test.state == DeliverabilityTestState.WAITING:
+        deliverability_test_collect.using(
+            run_after=timezone.now() + timedelta(seconds=POLL_SECONDS)
+        ).enqueue(test_id)
+    return test.state
+
+
+@task()
+def deliverability_test_collect(test_id: int) -> str:
+    """Look for the probe message; until it arrives or the timeout passes, look again later
+    (queued again rather than waiting, so the worker runs other tasks meanwhile)."""
+    test = DeliverabilityTest.objects.filter(pk=test_id).first()
+    if test is None:
+        return "test gone"
+    if not selftest_collect(test):
+        deliverability_test_collect.using(
+            run_after=timezone.now() + timedelta(seconds=POLL_SECONDS)
+        ).enqueue(test_id)
+    return test.state

@@ -39,7 +39,7 @@ from postdesk.billing.selectors import (
 )
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
-from postdesk.dns.selectors import dkim_records, dns_report
+from postdesk.dns.selectors import deliverability_report, dkim_records, dns_report
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied, PostdeskError
 from postdesk.mail import services as mail_services
 from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType, MtaStsMode
@@ -74,6 +74,7 @@ from .forms import ForwardForm, MailboxCreateForm, MailboxSettingsForm, Password
 
 ADDRESS_LIST_TARGET = "address-list"
 BILLING_CARD_TARGET = "billing-card"
+DELIVERABILITY_CARD_TARGET = "deliverability"
 
 
 def _can_write(actor: Actor, domain: Domain) -> bool:
@@ -323,6 +324,43 @@ def dns_check(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
         _("A DNS check has been requested. Reload this page in a minute to see its result."),
     )
     return redirect(reverse("web:dashboard", args=[found.name]) + "#dns")
+
+
+@require_GET
+@client_area_view
+def deliverability(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    """The last deliverability self-test: the dashboard's card when htmx asks for it (it asks
+    again every few seconds while a test runs), or a page of its own."""
+    found = domain_get(actor=actor, name=domain)
+    context = {
+        "domain": found,
+        "can_write": _can_write(actor, found),
+        "selftest": deliverability_report(actor=actor, domain=found),
+        "selftest_available": bool(settings.POSTDESK_PROBE_ADDRESS),
+    }
+    htmx = getattr(request, "htmx", None)
+    card = bool(htmx and htmx.target == DELIVERABILITY_CARD_TARGET)
+    response = render(
+        request, "web/_deliverability_card.html" if card else "web/deliverability.html", context
+    )
+    patch_vary_headers(response, ["HX-Request", "HX-Target"])
+    return response
+
+
+@require_POST
+@client_area_view
+def deliverability_test(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    try:
+        dns_services.deliverability_test_request(actor=actor, domain=found)
+    except InvalidInput as error:
+        show_on_messages(request, error)
+    else:
+        messages.success(
+            request,
+            _("A test message is on its way. Its result shows below in a minute or less."),
+        )
+    return redirect(reverse("web:dashboard", args=[found.name]) + "#deliverability")
 
 
 @require_POST
