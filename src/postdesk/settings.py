@@ -318,6 +318,9 @@ POSTDESK_TLS_RPT_ADDRESS = os.environ.get(
 # Dovecot's doveadm HTTP API, to disconnect a mailbox's sessions after a password change.
 POSTDESK_DOVEADM_URL = os.environ.get("POSTDESK_DOVEADM_URL", "")
 POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
+# SOGo's memcached ("host:port"; empty: no groupware): SOGo caches a user's password check
+# and module access there, which the worker forgets after a change (dataplane/provisioner.py).
+POSTDESK_SOGO_MEMCACHED = os.environ.get("POSTDESK_SOGO_MEMCACHED", "")
 
 # How often the periodic jobs run (postdesk.jobs): `postdesk jobs run-due` runs those due.
 POSTDESK_JOB_DNS_RECHECK = timedelta(minutes=_env_int("POSTDESK_JOB_DNS_RECHECK_MINUTES", 60))

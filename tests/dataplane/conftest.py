@@ -210,6 +210,9 @@ def mail(mail_stack, sink, transactional_db, settings, test_ca):
     settings.POSTDESK_VMAIL_DIR = mail_stack["vmail"]
     settings.POSTDESK_GATE_KEY = mail_stack["gate_key"]
     settings.POSTDESK_OPENDKIM_DIR = mail_stack["opendkim_dir"]
+    # SOGo runs on the PostgreSQL pass (groupware.py): the worker forgets what it caches.
+    memcached = mail_stack["ports"].get("memcached")
+    settings.POSTDESK_SOGO_MEMCACHED = f"127.0.0.1:{memcached}" if memcached else ""
     return Mail(mail_stack, client_context(test_ca))
 
 

@@ -1,6 +1,7 @@
 """The EAS/MAPI gate: nginx lets a client through to ActiveSync or MAPI only when the
-mailbox's option is on and its credentials are right (the upstream is a stand-in: no
-ActiveSync/MAPI server is packaged for Debian)."""
+mailbox's option is on and its credentials are right. Behind it, MAPI's upstream is a
+stand-in (no MAPI server is packaged for Debian); ActiveSync's is SOGo on the PostgreSQL pass
+(test_groupware.py), the stand-in on SQLite."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ from django.core.cache import cache
 
 from postdesk.mail.services import mailbox_create, mailbox_set_password, mailbox_update
 from tests.conftest import GOOD_PASSWORD
+from tests.dataplane.conftest import run_worker
 
 pytestmark = pytest.mark.mailstack
 
-EAS = "/Microsoft-Server-ActiveSync?Cmd=Sync"
+# A phone's first request is OPTIONS: SOGo and the stand-in both answer it 200.
+EAS = "/Microsoft-Server-ActiveSync"
 MAPI = "/mapi/emsmdb/"
 
 
 def answer(mail, path: str, user: str | None = None, password: str | None = None):
     """The gate's status and Retry-After for a request over HTTPS (the test CA verified)."""
-    request = urllib.request.Request(f"https://127.0.0.1:{mail.ports['gate']}{path}")
+    method = "OPTIONS" if path == EAS else "GET"
+    request = urllib.request.Request(f"https://127.0.0.1:{mail.ports['gate']}{path}", method=method)
     if user is not None:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
@@ -71,6 +75,7 @@ def test_the_old_password_is_refused_after_a_change(mail, operator, domain):
     assert status(mail, EAS, "marie@example.com", GOOD_PASSWORD) == 200
     mailbox_set_password(actor=operator, mailbox=mailbox, password="Other-Secret-42xy")
     assert status(mail, EAS, "marie@example.com", GOOD_PASSWORD) == 401
+    run_worker()  # SOGo, behind the gate on PostgreSQL, forgets the password it verified
     assert status(mail, EAS, "marie@example.com", "Other-Secret-42xy") == 200
 
 

@@ -4,6 +4,7 @@ installs them (one copy of DIR/etc onto /etc), each file passing its daemon's ow
 from __future__ import annotations
 
 import os
+import plistlib
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from postdesk.jobs.services import jobs_all
 
@@ -226,3 +228,29 @@ def test_the_tree_keeps_the_hosts_folder_modes_and_daemon_groups(tmp_path):
     if os.geteuid() == 0 and shutil.which("postfix"):
         assert {path.group() for path in lookups.iterdir()} == {"postfix"}
         assert (out / "etc/dovecot/postdesk-sql.conf.ext").group() == "dovecot"
+
+
+def test_the_host_gets_sogo_behind_the_gate_when_the_panel_is_on_postgresql(tmp_path):
+    """SOGo keeps its tables only in PostgreSQL (groupware.py): on SQLite the host's gate
+    keeps ActiveSync's upstream port and no SOGo configuration is written."""
+    out = tmp_path / "out"
+    _render(out)
+    etc = out / "etc"
+    nginx = (etc / "nginx/conf.d/postdesk.conf").read_text()
+    env = (etc / "postdesk/dataplane.env").read_text()
+    if connection.vendor != "postgresql":
+        assert not (etc / "sogo/sogo.conf").exists()
+        assert "/SOGo/" not in nginx and "POSTDESK_SOGO_MEMCACHED" not in env
+        return
+    sogo = plistlib.loads((etc / "sogo/sogo.conf").read_bytes())
+    assert sogo["WOPort"] == "127.0.0.1:20000"
+    assert sogo["SOGoIMAPServer"].startswith("imap://127.0.0.1:143/?tls=YES")
+    assert sogo["SOGoSMTPServer"].startswith("smtp://127.0.0.1:587/?tls=YES")
+    assert sogo["SOGoMemcachedHost"] == "127.0.0.1:11211"
+    (source,) = sogo["SOGoUserSources"]
+    name = connection.settings_dict["NAME"]
+    assert source["viewURL"].endswith(f"/{name}/dataplane_sogo_users")
+    assert source["ModulesConstraints"] == {"ActiveSync": {"activesync": "1"}}
+    assert "proxy_pass http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync;" in nginx
+    assert "location /SOGo/ {" in nginx
+    assert "POSTDESK_SOGO_MEMCACHED=127.0.0.1:11211" in env

@@ -19,6 +19,8 @@ import urllib.request
 from pathlib import Path
 
 from django.conf import settings
+from pymemcache.client.base import Client as MemcacheClient
+from pymemcache.exceptions import MemcacheError
 
 # What the operator is told while no mail server is connected.
 NOT_CONNECTED = (
@@ -85,6 +87,28 @@ def kick_sessions(address: str) -> None:
     """Disconnect every IMAP (and other Dovecot) session of a mailbox."""
     with contextlib.suppress(NothingMatched):  # no session open: nothing to disconnect
         _doveadm("kick", {"mask": [address]})
+
+
+def forget_groupware_user(address: str) -> None:
+    """Have SOGo check a mailbox against the database again at its next request.
+
+    SOGo caches, per login, the password it last verified (SHA-1) and the modules the
+    mailbox may use, in memcached under "LOGIN+attributes", for SOGoCacheCleanupInterval
+    (300 s): until it is gone, the old password keeps working there, the new one is
+    refused, and an ActiveSync switched off still passes. Without the groupware
+    (POSTDESK_SOGO_MEMCACHED empty) there is nothing to forget.
+    """
+    server = settings.POSTDESK_SOGO_MEMCACHED
+    if not server:
+        return
+    host, _, port = server.rpartition(":")
+    client = MemcacheClient((host, int(port)), connect_timeout=5, timeout=5)
+    try:
+        client.delete(f"{address}+attributes", noreply=False)
+    except (MemcacheError, OSError) as error:
+        raise ProvisionerUnavailable(f"SOGo's memcached at {server}: {error}") from None
+    finally:
+        client.close()
 
 
 def storage_path(domain: str, storage: str) -> Path:

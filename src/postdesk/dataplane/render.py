@@ -2,8 +2,9 @@
 
 `render_stack(config)` writes, under one directory: Postfix's main.cf/master.cf and its SQL
 lookup files, Dovecot's configuration and SQL queries, OpenDKIM's and the gate's nginx
-configuration. Every lookup reads the `dataplane_*` views (views_sql.py), so a saved change is
-live for mail at once. Every port a client reaches speaks TLS (tls.py).
+configuration, and SOGo's when the groupware runs (groupware.py). Every lookup reads the
+`dataplane_*` views (views_sql.py), so a saved change is live for mail at once. Every port
+a client reaches speaks TLS (tls.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.template import Context, Engine
 
-from . import tls
+from . import groupware, tls
 
 TEMPLATES = Path(__file__).parent / "templates" / "dataplane"
 
@@ -118,13 +119,15 @@ class StackConfig:
     reinject_port: int = field(default_factory=free_port)
     srs_forward_port: int = field(default_factory=free_port)
     srs_reverse_port: int = field(default_factory=free_port)
-    upstream_port: int = field(default_factory=free_port)
+    upstream_port: int = field(default_factory=free_port)  # the stand-in (MAPI; EAS without SOGo)
     opendkim_port: int = field(default_factory=free_port)
     # The deliverability self-test's receiver (docs/dns.md): mail to `probe_address` leaves
     # through our SMTP client to a loopback smtpd on `probe_port` (inbound settings, its own
     # name), which delivers it to that mailbox. Empty: no self-test.
     probe_address: str = field(default_factory=lambda: settings.POSTDESK_PROBE_ADDRESS)
     probe_port: int = field(default_factory=free_port)
+    sogo_port: int = field(default_factory=free_port)
+    memcached_port: int = field(default_factory=free_port)
     # The panel, as nginx reaches it for the EAS/MAPI gate, and the key nginx shows it.
     panel_url: str = "http://127.0.0.1:8000"
     gate_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -152,8 +155,14 @@ class StackConfig:
             "opendkim_conf": f"{self.dir}/opendkim/opendkim.conf",
             "opendkim_dir": f"{self.dir}/opendkim",
             "opendkim_pidfile": f"{self.dir}/run/opendkim.pid",
+            "sogo_conf": f"{self.dir}/sogo/GNUstep/Defaults/sogod.plist",
             "vmail": str(self.vmail),
         }
+
+    def groupware_unavailable(self, db: dict[str, Any]) -> str:
+        """Why SOGo is not part of this stack; "" when it is. The host's render writes its
+        configuration for a PostgreSQL panel whatever is installed where it runs."""
+        return groupware.unavailable_reason(db, installed_here=not self.system)
 
     def written_at(self, final: str) -> Path:
         """Where the file the daemons will read at `final` is written now: the same place for
@@ -189,6 +198,7 @@ SYSTEM_LAYOUT = {
     "opendkim_conf": "/etc/opendkim.conf",
     "opendkim_dir": "/var/lib/opendkim",
     "opendkim_pidfile": "/run/opendkim/opendkim.pid",  # Debian's opendkim.service reads it
+    "sogo_conf": "/etc/sogo/sogo.conf",
 }
 SYSTEM_TLS = Path("/etc/postdesk/tls")
 
@@ -284,6 +294,8 @@ def render_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
         "tls_dh": str(tls.FFDHE_GROUP) if tls.FFDHE_GROUP.exists() else "",
         "dkim_dsn": dkim_dsn,
         "dkim_directory": dkim_directory,
+        "groupware": not config.groupware_unavailable(db),
+        "sogo_resources": str(groupware.WEB_RESOURCES),
     }
 
 
@@ -299,11 +311,14 @@ class TemplateWriter:
     def write(
         self, final: str, template: str, extra: dict[str, Any] | None = None, mode: int = 0o644
     ) -> Path:
-        path = self.config.written_at(final)
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = self.engine.get_template(template).render(
             Context({**self.context, **(extra or {})}, autoescape=False)
         )
+        return self.write_text(final, text, mode)
+
+    def write_text(self, final: str, text: str, mode: int = 0o644) -> Path:
+        path = self.config.written_at(final)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         path.chmod(mode)
         self.written.append(path)
@@ -342,4 +357,25 @@ def render_stack(
     writer.write(where["nginx_conf"], "nginx/gate.conf" if config.system else "nginx/nginx.conf")
     # OpenDKIM reads the signing table from the database too (the same password).
     writer.write(where["opendkim_conf"], "opendkim/opendkim.conf", mode=secret)
+    if not config.groupware_unavailable(db):
+        render_sogo(config, db, writer)
     return writer.written
+
+
+def render_sogo(config: StackConfig, db: dict[str, Any], writer: TemplateWriter) -> None:
+    """SOGo's settings (they hold the database password: readable by its group only)."""
+    where = config.layout()
+    settings = groupware.defaults(
+        db=db,
+        hostname=config.hostname,
+        sogo_port=config.sogo_port,
+        memcached_port=config.memcached_port,
+        imap_port=config.imap_port,
+        submission_port=config.submission_port,
+        # Debian's unit starts 3; on loopback 2 are enough and start faster.
+        workers=3 if config.system else 2,
+    )
+    writer.write_text(where["sogo_conf"], groupware.render(settings), 0o640)
+    if not config.system:
+        defaults_dir = Path(where["sogo_conf"]).parent
+        writer.write_text(f"{config.dir}/sogo/GNUstep.conf", groupware.gnustep_config(defaults_dir))

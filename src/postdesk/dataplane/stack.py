@@ -1,9 +1,10 @@
 """Start and stop the mail stack on 127.0.0.1, wired to the panel's database.
 
 `up` renders the configuration into a run directory, prepares its directories with the
-ownership each daemon needs, starts Postfix and Dovecot detached from the caller (stdin from
-/dev/null, output to log files: see DATAPLANE-NOTES), waits until every port accepts
-connections, and records what it started in DIR/stack.json. `down` stops exactly that.
+ownership each daemon needs, starts Postfix and Dovecot (and SOGo with memcached when the
+groupware can run: groupware.py) detached from the caller (stdin from /dev/null, output to
+log files: see DATAPLANE-NOTES), waits until every port accepts connections, and records
+what it started in DIR/stack.json. `down` stops exactly that.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import tls
+from . import groupware, tls
 from .render import StackConfig, database_settings, instance_name, render_stack
 
 STATE_FILE = "stack.json"
@@ -204,6 +205,19 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
         _stop_pidfile(opendkim_pidfile)
         raise StackError(f"nginx did not start: {startup_log.read_text()[-500:]}")
 
+    groupware_off = config.groupware_unavailable(db)
+    groupware_ports: dict[str, int] = {}
+    if not groupware_off:
+        try:
+            _start_groupware(config, startup_log)
+        except StackError:
+            for pidfile in (srs_pidfile, opendkim_pidfile, config.dir / "run" / "nginx.pid"):
+                _stop_pidfile(pidfile)
+            _start_detached(startup_log, "dovecot", "-c", dovecot_conf, "stop")
+            _start_detached(startup_log, "postfix", "-c", postfix_dir, "stop")
+            raise
+        groupware_ports = {"sogo": config.sogo_port, "memcached": config.memcached_port}
+
     state = {
         "dir": str(config.dir),
         "postfix_config": postfix_dir,
@@ -226,7 +240,11 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "upstream": config.upstream_port,
             "opendkim": config.opendkim_port,
             **({"probe": config.probe_port} if config.probe_address else {}),
+            **groupware_ports,
         },
+        # Whether SOGo (webmail, ActiveSync, CalDAV/CardDAV) runs behind the gate, and if
+        # not, why.
+        "groupware": {"running": not groupware_off, "reason": groupware_off},
         "tls_cert": str(certificate.cert),
         "tls_key": str(certificate.key),
         "opendkim_dir": str(dkim_dir),
@@ -242,13 +260,118 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
     state_path.write_text(json.dumps(state, indent=2))
     state_path.chmod(0o600)
     try:
-        _wait_for_ports(
-            state["ports"], [config.dir / "log" / "postfix.log", config.dir / "log" / "dovecot.log"]
-        )
+        logs = [config.dir / "log" / "postfix.log", config.dir / "log" / "dovecot.log"]
+        _wait_for_ports(state["ports"], [*logs, config.dir / "sogo" / "sogod.log"])
     except StackError:
         down(config.dir)
         raise
     return state
+
+
+def _start_groupware(config: StackConfig, startup_log: Path) -> None:
+    """Start memcached and a private sogod, both detached, on loopback.
+
+    sogod runs as Debian's `sogo` user (it refuses root) and reads its settings from
+    DIR/sogo (GNUSTEP_CONFIG_FILE), not from /etc/sogo/sogo.conf's keys that we set.
+    """
+    sogo_dir = config.dir / "sogo"
+    cache_run = config.dir / "run" / "memcached"
+    cache_run.mkdir(exist_ok=True)
+    _chown(cache_run, "memcache")
+    if (
+        _start_detached(
+            startup_log,
+            "memcached",
+            "-d",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            str(config.memcached_port),
+            "-U",
+            "0",
+            "-m",
+            "64",
+            "-u",
+            "memcache",
+            "-P",
+            str(cache_run / "memcached.pid"),
+        )
+        != 0
+    ):
+        raise StackError(f"memcached did not start: {startup_log.read_text()[-500:]}")
+    for path in [sogo_dir, *sogo_dir.rglob("*")]:
+        _chown(path, groupware.USER)
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "GNUSTEP_CONFIG_FILE": str(sogo_dir / "GNUstep.conf"),
+        "HOME": str(sogo_dir),
+    }
+    started = _start_detached(
+        startup_log,
+        "runuser",
+        "-u",
+        groupware.USER,
+        "--",
+        "env",
+        "-i",
+        *(f"{name}={value}" for name, value in env.items()),
+        str(groupware.SOGOD),
+        "-WOPidFile",
+        str(sogo_dir / "sogod.pid"),
+        "-WOLogFile",
+        str(sogo_dir / "sogod.log"),
+    )
+    if started != 0:
+        _stop_pidfile(cache_run / "memcached.pid")
+        raise StackError(f"sogod did not start: {startup_log.read_text()[-500:]}")
+
+
+def _stop_groupware(directory: Path) -> None:
+    _stop_process_tree(directory / "sogo" / "sogod.pid")
+    _stop_pidfile(directory / "run" / "memcached" / "memcached.pid")
+
+
+def _stop_process_tree(pidfile: Path, grace: float = 1) -> None:
+    """End sogod's watchdog and its workers: SIGTERM, and SIGKILL for what is left after
+    `grace` seconds: its watchdog takes about 9 s to end on TERM, and SOGo keeps nothing in
+    memory that a kill would lose (its tables are in the database, its cache is memcached)."""
+    pid = _pid(pidfile)
+    if pid is None:
+        return
+    children = _children(pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.1)
+    for leftover in [pid, *children]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leftover, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (a zombie does not: nobody may be there to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        # "PID (comm) STATE PPID ...": comm may hold spaces, so read after its ")".
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(proc.name))
+    return found
 
 
 def reload(directory: Path) -> None:
@@ -284,6 +407,8 @@ def down(directory: Path) -> None:
     _stop_pidfile(Path(state["postsrsd_pidfile"]))
     _stop_pidfile(Path(state["nginx_pidfile"]))
     _stop_pidfile(Path(state["opendkim_pidfile"]))
+    if state.get("groupware", {}).get("running"):
+        _stop_groupware(Path(state["dir"]))
     deadline = time.monotonic() + 15
     pidfiles = [
         Path(state["dir"]) / "postfix-queue" / "pid" / "master.pid",

@@ -39,7 +39,9 @@ SYSTEM_PORTS = {
     "srs_forward_port": 10001,  # Debian's postsrsd defaults
     "srs_reverse_port": 10002,
     "opendkim_port": 8891,
-    "upstream_port": 20000,  # SOGo's default port, for ActiveSync behind the gate
+    "upstream_port": 20000,  # MAPI behind the gate: no server is packaged for Debian
+    "sogo_port": 20000,  # SOGo's default port (ActiveSync, webmail, DAV behind the gate)
+    "memcached_port": 11211,  # Debian's memcached
 }
 UNIT_USER = "postdesk"
 UNITS = "/etc/systemd/system"
@@ -122,6 +124,8 @@ def render_system(
             _give_group(path, "dovecot")
         elif path == config.written_at(layout["opendkim_conf"]):
             _give_group(path, "opendkim")
+        elif path == config.written_at(layout["sogo_conf"]):
+            _give_group(path, "sogo")
     _traversable_tree(config.dir)
     return writer.written
 

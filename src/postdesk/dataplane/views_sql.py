@@ -40,6 +40,24 @@ VIEWS = {
         JOIN tenancy_client c ON c.id = d.client_id
         WHERE c.suspended_at IS NULL
     """,
+    # The mailboxes as SOGo's SQL user source reads them (SOGo names these columns itself:
+    # c_uid, c_name, c_password, c_cn, mail). SOGo verifies the same {ARGON2ID} hash as
+    # Dovecot. `activesync` is what SOGo's ModulesConstraints compare ('1' or '0': SOGo
+    # matches the value as a string), so ActiveSync off holds in SOGo too, gate or no gate.
+    "dataplane_sogo_users": """
+        SELECT a.local_part || '@' || d.name AS c_uid,
+               a.local_part || '@' || d.name AS c_name,
+               m.password_hash AS c_password,
+               a.local_part || '@' || d.name AS c_cn,
+               a.local_part || '@' || d.name AS mail,
+               d.name AS domain,
+               CASE WHEN m.eas_enabled THEN '1' ELSE '0' END AS activesync
+        FROM mail_mailbox m
+        JOIN mail_address a ON a.id = m.address_id
+        JOIN mail_domain d ON d.id = a.domain_id
+        JOIN tenancy_client c ON c.id = d.client_id
+        WHERE c.suspended_at IS NULL
+    """,
     # Where mail to an address is rerouted: an alias to its mailbox, a standalone forward to
     # each destination (several rows; Postfix joins them).
     "dataplane_aliases": """

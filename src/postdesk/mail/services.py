@@ -63,7 +63,12 @@ from .choices import AddressKind
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 from .passwords import validate_password
 from .selectors import client_addresses_among
-from .tasks import mailbox_forwarding_apply, mailbox_sessions_kick, mailbox_storage_remove
+from .tasks import (
+    mailbox_forwarding_apply,
+    mailbox_groupware_forget,
+    mailbox_sessions_kick,
+    mailbox_storage_remove,
+)
 
 # --- Domains -----------------------------------------------------------------------------------
 
@@ -553,6 +558,9 @@ def mailbox_update(
         if new_destinations != current_destinations:
             _set_destinations(address, new_destinations)
             changes["destinations"] = [current_destinations, new_destinations]
+        if "eas_enabled" in changes:
+            # SOGo refuses ActiveSync itself too, once it reads the switch again.
+            mailbox_groupware_forget.enqueue(address.email)
         if "eas_enabled" in changes or "mapi_enabled" in changes:
             protocols_record(
                 mailbox=_billed(mailbox),
@@ -601,6 +609,8 @@ def mailbox_set_password(
             raise InvalidInput("not_found", _("This mailbox no longer exists."), None)
         # The guide: every session of the mailbox is disconnected when its password changes.
         mailbox_sessions_kick.enqueue(address.email)
+        # SOGo must not take the old password from its cache (nor refuse the new one).
+        mailbox_groupware_forget.enqueue(address.email)
         audit_record(
             actor=actor,
             action=Action.MAILBOX_PASSWORD,
@@ -629,6 +639,7 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         email = mailbox.address.email
         # The messages go for good, in the background; sessions still open are closed.
         mailbox_sessions_kick.enqueue(email)
+        mailbox_groupware_forget.enqueue(email)
         mailbox_storage_remove.enqueue(domain.name, mailbox.storage_id.hex)
         # Deleting the address deletes the mailbox row, its aliases and its destinations.
         mailbox.address.delete()

@@ -29,6 +29,15 @@ def mailbox_sessions_kick(address: str, attempt: int = 0) -> str:
 
 
 @task()
+def mailbox_groupware_forget(address: str, attempt: int = 0) -> str:
+    try:
+        provisioner.forget_groupware_user(address)
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(mailbox_groupware_forget, attempt, address)
+    return "groupware cache forgotten"
+
+
+@task()
 def mailbox_storage_remove(domain: str, storage: str, attempt: int = 0) -> str:
     try:
         provisioner.remove_storage(domain, storage)
