@@ -6,11 +6,9 @@ queries whatever the number of rows.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import reduce
 
 from django.conf import settings
 from django.core import signing
@@ -440,12 +438,16 @@ class _Listing:
                 candidates = candidates.filter(self._past(position, backward))
         else:
             total = self._total()
-            ids = [
-                Q(pk__in=ids)
+            branches = [
+                ids
                 for stream in self.streams()
                 for ids in stream.from_position(position, backward, limit)
             ]
-            candidates = Address.objects.filter(reduce(operator.or_, ids, Q(pk__in=[])))
+            candidates = (
+                Address.objects.filter(pk__in=_union_all(branches))
+                if branches
+                else Address.objects.none()
+            )
         rows = _rows(self.domain, candidates.order_by(*self.ordering(backward)), limit=limit)
         more, rows = len(rows) > per_page, rows[:per_page]
         if backward:
@@ -513,6 +515,20 @@ class _Listing:
             **{key: position.value, f"local_part__{after}": position.name}
         )
         return past if backward else past | Q(**{f"{key}__isnull": True})
+
+
+def _union_all(branches: list[QuerySet]) -> RawSQL:
+    """The ids of every branch (each ordered and cut by its index) as one subquery. Each is
+    wrapped as a derived table: SQLite allows no ORDER BY or LIMIT in a compound's parts, so
+    Django's `union` refuses them; and an OR of one IN per branch makes PostgreSQL test every
+    address of the table against each (85 ms at 100,000 mailboxes, against the union's few)."""
+    parts, params = [], []
+    for number, branch in enumerate(branches):
+        sql, branch_params = branch.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS branch{number}")  # noqa: S608 (Django's SQL)
+        params.extend(branch_params)
+    # Django's own SQL, its parameters still kept apart.
+    return RawSQL(" UNION ALL ".join(parts), params)  # noqa: S611
 
 
 # The sorts by a mailbox column (column, descending), ties by name: mailboxes first, then
