@@ -14,10 +14,12 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection
 from django.db.models import (
+    Count,
     F,
     Q,
     QuerySet,
     Subquery,
+    Window,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
@@ -431,11 +433,19 @@ class _Listing:
         """The page after `position` (before it, `backward`), or the first: one query for
         the total, one for the rows (with `_rows`' two)."""
         limit = per_page + 1  # one more row says whether another page follows
-        if self.filtered:
+        if self.filtered and position is None:
+            # A search's first page: the matches are found once, the page's ids with the
+            # number of all matches beside them (a window count), then the page's rows.
+            found = list(
+                self.queryset.annotate(matched=Window(Count("pk")))
+                .order_by(*self.ordering())
+                .values_list("pk", "matched")[:limit]
+            )
+            total = found[0][1] if found else 0
+            candidates = Address.objects.filter(pk__in=[pk for pk, _matched in found])
+        elif self.filtered:
             total = self.queryset.count()
-            candidates = self.queryset
-            if position is not None:
-                candidates = candidates.filter(self._past(position, backward))
+            candidates = self.queryset.filter(self._past(position, backward))
         else:
             total = self._total()
             branches = [
