@@ -89,6 +89,20 @@ def kick_sessions(address: str) -> None:
         _doveadm("kick", {"mask": [address]})
 
 
+def track_changes(address: str) -> None:
+    """Have Dovecot track the changes (modseqs) of a mailbox's Inbox from now on.
+
+    SOGo's ActiveSync reads a folder's state from HIGHESTMODSEQ in Dovecot's answer to
+    SELECT and, while that is absent, answers every Sync with "no changes" (it enables
+    CONDSTORE itself only once it saw a change). Dovecot sends HIGHESTMODSEQ once tracking
+    is on for the folder, which any use of a modseq turns on for good: a search on MODSEQ
+    does, even in an empty folder (`doveadm mailbox update --min-highest-modseq` does not
+    for Maildir). So a new mailbox's Inbox is searched once that way (Dovecot creates it if
+    no mail came yet).
+    """
+    _doveadm("search", {"user": address, "query": ["mailbox", "INBOX", "modseq", "1"]})
+
+
 def forget_groupware_user(address: str) -> None:
     """Have SOGo check a mailbox against the database again at its next request.
 

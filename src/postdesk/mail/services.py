@@ -64,6 +64,7 @@ from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 from .passwords import validate_password
 from .selectors import client_addresses_among
 from .tasks import (
+    mailbox_changes_track,
     mailbox_forwarding_apply,
     mailbox_groupware_forget,
     mailbox_sessions_kick,
@@ -427,6 +428,9 @@ def mailbox_create(
         _set_destinations(address, clean_destinations)
         if clean_destinations:
             mailbox_forwarding_apply.enqueue(mailbox.pk)
+        # A phone reading the mailbox through SOGo sees new mail only in folders Dovecot
+        # tracks the changes of (provisioner.track_changes).
+        mailbox_changes_track.enqueue(address.email)
         if eas_enabled or mapi_enabled:
             protocols_record(
                 mailbox=_billed(mailbox),

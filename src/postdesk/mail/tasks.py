@@ -29,6 +29,15 @@ def mailbox_sessions_kick(address: str, attempt: int = 0) -> str:
 
 
 @task()
+def mailbox_changes_track(address: str, attempt: int = 0) -> str:
+    try:
+        provisioner.track_changes(address)
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(mailbox_changes_track, attempt, address)
+    return "change tracking on"
+
+
+@task()
 def mailbox_groupware_forget(address: str, attempt: int = 0) -> str:
     try:
         provisioner.forget_groupware_user(address)
