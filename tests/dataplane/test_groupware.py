@@ -9,6 +9,7 @@ stack runs without it, and these tests skip saying so; on PostgreSQL they must r
 from __future__ import annotations
 
 import base64
+import json
 import time
 import urllib.error
 import urllib.parse
@@ -27,6 +28,7 @@ from postdesk.mail.services import (
     mailbox_set_password,
     mailbox_update,
 )
+from postdesk.workflows.clients import client_suspend, client_unsuspend
 from tests.conftest import GOOD_PASSWORD
 from tests.dataplane.conftest import run_worker
 
@@ -284,3 +286,155 @@ def test_a_deleted_mailbox_that_logged_in_before_cannot_log_in_again(sogo, opera
     run_worker()
 
     assert bypassing_the_gate(sogo).request("OPTIONS").status == 401
+
+
+class Webmail:
+    """A browser's requests to SOGo's webmail on its own port: the JSON login SOGo's page
+    posts, then the session cookie it sets."""
+
+    def __init__(self, mail) -> None:
+        self.base = f"http://127.0.0.1:{mail.ports['sogo']}/SOGo"
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(), NoRedirect()
+        )
+
+    def login(self, address: str, password: str) -> int:
+        request = urllib.request.Request(  # noqa: S310 - loopback SOGo
+            f"{self.base}/connect",
+            data=json.dumps({"userName": address, "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        return self._status(request)
+
+    def in_session(self, address: str) -> bool:
+        """Whether SOGo serves the mailbox's mail page (its Mailer UI) to this browser; without
+        a valid session it answers with its login page instead (also 200)."""
+        url = f"{self.base}/so/{urllib.parse.quote(address)}/Mail/view"
+        with self.opener.open(url, timeout=30) as response:
+            return b"MailerUI" in response.read()
+
+    def _status(self, request: urllib.request.Request) -> int:
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the redirect itself is the answer
+
+
+def dav_status(mail, address: str, password: str) -> int:
+    """PROPFIND of the mailbox's CalDAV/CardDAV home, on SOGo's own port."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{mail.ports['sogo']}/SOGo/dav/{urllib.parse.quote(address)}/",
+        method="PROPFIND",
+        headers={
+            "Depth": "0",
+            "Authorization": "Basic " + base64.b64encode(f"{address}:{password}".encode()).decode(),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_password_change_ends_webmail_activesync_and_dav_at_once(sogo, operator, domain):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    browser = Webmail(sogo)
+    assert browser.login(ME, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 207
+    assert phone(sogo).request("OPTIONS").status == 200
+
+    new = "Other-Secret-42xy"
+    mailbox_set_password(actor=operator, mailbox=mailbox, password=new)
+    run_worker()
+
+    assert not browser.in_session(ME)  # the open session is over
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 403
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 401
+    assert phone(sogo).request("OPTIONS").status == 401
+    assert Webmail(sogo).login(ME, new) == 200
+    assert dav_status(sogo, ME, new) == 207
+    assert phone(sogo, password=new).request("OPTIONS").status == 200
+
+
+def test_a_suspended_clients_mailboxes_cannot_log_in_to_sogo(sogo, operator, domain, client_a):
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 200  # SOGo caches the check
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 207
+    assert bypassing_the_gate(sogo).request("OPTIONS").status == 200
+
+    client_suspend(actor=operator, client=client_a)
+    run_worker()  # SOGo forgets what it cached of the client's mailboxes
+
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 403
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 401
+    assert bypassing_the_gate(sogo).request("OPTIONS").status == 401
+
+    client_unsuspend(actor=operator, client=client_a)
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 200
+
+
+def sogo_rows(address: str) -> dict[str, int]:
+    """How many rows SOGo keeps of a user: its folders (calendars, address books), their
+    content, and its preferences."""
+    with connection.cursor() as cursor:
+        counts = {}
+        for name, sql in {
+            "folders": "SELECT count(*) FROM sogo_folder_info WHERE c_path2 = %s",
+            "content": "SELECT count(*) FROM sogo_store WHERE c_folder_id IN"
+            " (SELECT c_folder_id FROM sogo_folder_info WHERE c_path2 = %s)",
+            "profile": "SELECT count(*) FROM sogo_user_profile WHERE c_uid = %s",
+        }.items():
+            cursor.execute(sql, [address])
+            counts[name] = cursor.fetchone()[0]
+    return counts
+
+
+def put_event(mail, address: str, password: str) -> int:
+    """A CalDAV PUT of one event in the mailbox's personal calendar (SOGo's own port)."""
+    event = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//postdesk//test//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:pytest-event-1\r\nDTSTAMP:20260101T090000Z\r\nDTSTART:20260102T090000Z\r\n"
+        "DTEND:20260102T100000Z\r\nSUMMARY:Planning\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{mail.ports['sogo']}/SOGo/dav/{urllib.parse.quote(address)}"
+        "/Calendar/personal/pytest-event-1.ics",
+        data=event.encode(),
+        method="PUT",
+        headers={
+            "Content-Type": "text/calendar; charset=utf-8",
+            "Authorization": "Basic " + base64.b64encode(f"{address}:{password}".encode()).decode(),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return response.status
+
+
+def test_a_deleted_mailboxs_calendars_contacts_and_preferences_go_with_its_mail(
+    sogo, operator, domain
+):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD
+    )
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 200
+    assert put_event(sogo, ME, GOOD_PASSWORD) == 201
+    kept = sogo_rows(ME)
+    assert kept["folders"] >= 1 and kept["content"] == 1 and kept["profile"] == 1
+
+    mailbox_delete(actor=operator, mailbox=mailbox)
+    run_worker()  # the task that removes its messages
+
+    assert sogo_rows(ME) == {"folders": 0, "content": 0, "profile": 0}

@@ -19,8 +19,11 @@ import urllib.request
 from pathlib import Path
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.exceptions import MemcacheError
+
+from . import groupware
 
 # What the operator is told while no mail server is connected.
 NOT_CONNECTED = (
@@ -104,7 +107,13 @@ def track_changes(address: str) -> None:
 
 
 def forget_groupware_user(address: str) -> None:
-    """Have SOGo check a mailbox against the database again at its next request.
+    """Have SOGo check a mailbox against the database again at its next request
+    (forget_groupware_users)."""
+    forget_groupware_users([address])
+
+
+def forget_groupware_users(addresses: list[str]) -> None:
+    """Have SOGo check these mailboxes against the database again at their next request.
 
     SOGo caches, per login, the password it last verified (SHA-1) and the modules the
     mailbox may use, in memcached under "LOGIN+attributes", for SOGoCacheCleanupInterval
@@ -118,7 +127,7 @@ def forget_groupware_user(address: str) -> None:
     host, _, port = server.rpartition(":")
     client = MemcacheClient((host, int(port)), connect_timeout=5, timeout=5)
     try:
-        client.delete(f"{address}+attributes", noreply=False)
+        client.delete_many([f"{address}+attributes" for address in addresses], noreply=False)
     except (MemcacheError, OSError) as error:
         raise ProvisionerUnavailable(f"SOGo's memcached at {server}: {error}") from None
     finally:
@@ -143,6 +152,19 @@ def remove_storage(domain: str, storage: str) -> None:
         pass  # never delivered to, or already removed: done either way
     except OSError as error:
         raise ProvisionerUnavailable(f"cannot remove {path}: {error}") from None
+
+
+def remove_groupware_data(address: str) -> None:
+    """Delete what SOGo keeps of a deleted mailbox (calendars, contacts, preferences), as
+    `sogo-tool remove` does: SOGo's tables live in the panel's own PostgreSQL database
+    (groupware.py); without them (SQLite, or SOGo never started) there is nothing to do."""
+    try:
+        with connection.cursor() as cursor:
+            tables = set(connection.introspection.table_names(cursor))
+            for sql in groupware.user_data_removal(tables):
+                cursor.execute(sql, [address])
+    except DatabaseError as error:
+        raise ProvisionerUnavailable(f"cannot remove SOGo's data of {address}: {error}") from None
 
 
 SIEVE_FILE = "postdesk-forwarding.sieve"
