@@ -438,3 +438,16 @@ def test_a_deleted_mailboxs_calendars_contacts_and_preferences_go_with_its_mail(
     run_worker()  # the task that removes its messages
 
     assert sogo_rows(ME) == {"folders": 0, "content": 0, "profile": 0}
+
+
+def test_webmail_and_dav_follow_the_mailboxs_own_access_not_activesync(sogo, operator, domain):
+    """On by default, whatever the ActiveSync switch says; straight at SOGo's port."""
+    mailbox_create(actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD)
+    browser = Webmail(sogo)
+    assert browser.login(ME, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 207
+    assert bypassing_the_gate(sogo).request("POST", "FolderSync", b"").status == 403
+
+    assert Webmail(sogo).login(ME, "Wrong-Password-9!") == 403
+    assert dav_status(sogo, ME, "Wrong-Password-9!") == 401
