@@ -451,3 +451,23 @@ def test_webmail_and_dav_follow_the_mailboxs_own_access_not_activesync(sogo, ope
 
     assert Webmail(sogo).login(ME, "Wrong-Password-9!") == 403
     assert dav_status(sogo, ME, "Wrong-Password-9!") == 401
+
+
+def test_a_login_in_another_case_works_in_sogo_as_in_imap(sogo, operator, domain):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    typed = "Marie@Example.COM"
+    assert sogo.imap(typed, GOOD_PASSWORD).logout()[0] == "BYE"  # Dovecot: %Lu
+    browser = Webmail(sogo)
+    assert browser.login(typed, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert dav_status(sogo, typed, GOOD_PASSWORD) == 207
+    assert phone(sogo, typed).folders()[INBOX][0] == "INBOX"
+
+    mailbox_set_password(actor=operator, mailbox=mailbox, password="Other-Secret-42xy")
+    run_worker()  # SOGo forgets its check of every case the login was typed in
+
+    assert not browser.in_session(ME)
+    assert dav_status(sogo, typed, GOOD_PASSWORD) == 401
+    assert phone(sogo, typed).request("OPTIONS").status == 401

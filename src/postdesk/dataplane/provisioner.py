@@ -17,6 +17,7 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -118,20 +119,39 @@ def forget_groupware_users(addresses: list[str]) -> None:
     SOGo caches, per login, the password it last verified (SHA-1) and the modules the
     mailbox may use, in memcached under "LOGIN+attributes", for SOGoCacheCleanupInterval
     (300 s): until it is gone, the old password keeps working there, the new one is
-    refused, and an ActiveSync switched off still passes. Without the groupware
-    (POSTDESK_SOGO_MEMCACHED empty) there is nothing to forget.
+    refused, and an ActiveSync switched off still passes. LOGIN is as the user typed it,
+    and SOGo takes a login in any case (the view's c_uid, as Dovecot does), so each case
+    typed has its own entry: memcached deletes by exact key only, so the keys are read from
+    its list of keys (`lru_crawler metadump`) and every case of the addresses is deleted.
+    Without the groupware (POSTDESK_SOGO_MEMCACHED empty) there is nothing to forget.
     """
     server = settings.POSTDESK_SOGO_MEMCACHED
     if not server:
         return
     host, _, port = server.rpartition(":")
+    wanted = {f"{address.lower()}+attributes" for address in addresses}
     client = MemcacheClient((host, int(port)), connect_timeout=5, timeout=5)
     try:
-        client.delete_many([f"{address}+attributes" for address in addresses], noreply=False)
+        cached = _cached_keys(client)
+        keys = wanted | {key for key in cached if key.lower() in wanted}
+        client.delete_many(sorted(keys), noreply=False)
     except (MemcacheError, OSError) as error:
         raise ProvisionerUnavailable(f"SOGo's memcached at {server}: {error}") from None
     finally:
         client.close()
+
+
+def _cached_keys(client: MemcacheClient) -> list[str]:
+    """Every key memcached holds now (its `lru_crawler metadump`, one "key=…" line each,
+    URL-encoded)."""
+    dump = client.raw_command("lru_crawler metadump all", "END\r\n").decode()
+    if dump.startswith("BUSY"):  # a crawl already running: the task tries again shortly
+        raise MemcacheError("memcached's key list is busy")
+    return [
+        unquote(line.split()[0].removeprefix("key="))
+        for line in dump.splitlines()
+        if line.startswith("key=")
+    ]
 
 
 def storage_path(domain: str, storage: str) -> Path:
