@@ -127,6 +127,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "postdesk.web.context.account_state",
+                "postdesk.web.context.groupware",
             ],
         },
     },
@@ -321,6 +322,10 @@ POSTDESK_DOVEADM_API_KEY = os.environ.get("POSTDESK_DOVEADM_API_KEY", "")
 # SOGo's memcached ("host:port"; empty: no groupware): SOGo caches a user's password check
 # and module access there, which the worker forgets after a change (dataplane/provisioner.py).
 POSTDESK_SOGO_MEMCACHED = os.environ.get("POSTDESK_SOGO_MEMCACHED", "")
+# The webmail's public address, on the gate's host ("https://mail.example.net/SOGo/"); its
+# host is also the server name phones use for ActiveSync. Empty: no groupware, the client
+# area shows neither a webmail link nor ActiveSync set-up facts.
+POSTDESK_WEBMAIL_URL = os.environ.get("POSTDESK_WEBMAIL_URL", "").strip()
 
 # How often the periodic jobs run (postdesk.jobs): `postdesk jobs run-due` runs those due.
 POSTDESK_JOB_DNS_RECHECK = timedelta(minutes=_env_int("POSTDESK_JOB_DNS_RECHECK_MINUTES", 60))

@@ -419,7 +419,9 @@ def test_terminate_removes_the_clients_data_and_keeps_the_audit(
     refused = api.get("domains", owner_token)
     assert (refused.status, refused.body["code"]) == (401, "account_disabled")
     # The mailbox's messages are removed on the mail servers, in the background.
-    assert ["example.com", mailbox.storage_id.hex] in queued("mailbox_storage_remove")
+    assert ["example.com", mailbox.storage_id.hex, mailbox.address.email] in queued(
+        "mailbox_storage_remove"
+    )
     # The audit log is kept, with the termination itself.
     assert AuditEvent.objects.count() == events_before + 1
     event = AuditEvent.objects.get(action="client.terminate")

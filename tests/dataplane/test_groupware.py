@@ -9,13 +9,15 @@ stack runs without it, and these tests skip saying so; on PostgreSQL they must r
 from __future__ import annotations
 
 import base64
-import imaplib
+import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import caldav
 import pytest
 from django.db import connection
 from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, find_all, text_of, wtag
@@ -28,6 +30,7 @@ from postdesk.mail.services import (
     mailbox_set_password,
     mailbox_update,
 )
+from postdesk.workflows.clients import client_suspend, client_unsuspend
 from tests.conftest import GOOD_PASSWORD
 from tests.dataplane.conftest import run_worker
 
@@ -38,6 +41,9 @@ ME = "marie@example.com"
 
 # MS-ASCMD FolderSync folder types.
 INBOX, TASKS, CALENDAR, CONTACTS = "2", "7", "8", "9"
+# An event's subject: MS-ASWBXML code page 4 (Calendar), token 0x26; pyactivesync's codec
+# has no names for that page and reads its tags as "page4.0xNN".
+CALENDAR_SUBJECT = "page4.0x26"
 
 
 @pytest.fixture
@@ -126,8 +132,11 @@ class ActiveSync:
             )
         return found
 
-    def sync(self, collection: str, key: str) -> tuple[str, list[str]]:
-        """One Sync of a collection: the next sync key and the subjects of the mail added."""
+    def sync(
+        self, collection: str, key: str, subject: str = "Email.Subject"
+    ) -> tuple[str, list[str]]:
+        """One Sync of a collection: the next sync key and the subjects (`subject`: the tag
+        that holds them in this kind of item) of the items added."""
         options = []
         if key != "0":  # MS-ASCMD: the first Sync of a collection only fetches a key
             options = [wtag("AirSync", "GetChanges"), wtag("AirSync", "WindowSize", text="50")]
@@ -157,7 +166,7 @@ class ActiveSync:
         if not nodes:  # an empty answer: nothing changed since `key`
             return key, []
         subjects = [
-            text_of(find(children, "Email.Subject"))
+            text_of(find(children, subject))
             for _tag, _text, children in find_all(nodes, "AirSync.Add")
         ]
         return text_of(find(nodes, "AirSync.SyncKey")), subjects
@@ -201,28 +210,16 @@ def test_folder_sync_lists_inbox_calendar_contacts_and_tasks(sogo, operator, dom
     assert {CALENDAR, CONTACTS, TASKS} <= folders.keys()
 
 
-def enable_change_tracking(sogo, address: str) -> None:
-    """What a first IMAP client with CONDSTORE (SOGo's webmail, Thunderbird) leaves behind:
-    Dovecot tracking the Inbox's changes (modseqs). SOGo's ActiveSync reads a folder's state
-    from HIGHESTMODSEQ in SELECT's answer, which Dovecot gives only once tracking is on, and
-    never turns it on itself before comparing: docs/dataplane.md (a gap still open)."""
-    client = imaplib.IMAP4("127.0.0.1", sogo.ports["imap"], timeout=20)
-    try:
-        client.starttls(ssl_context=sogo.tls)
-        client.login(address, GOOD_PASSWORD)
-        assert client._simple_command("ENABLE", "CONDSTORE")[0] == "OK"
-        assert client.select("INBOX")[0] == "OK"
-    finally:
-        client.logout()
-
-
 def test_a_sync_of_the_inbox_returns_a_message_just_delivered(sogo, operator, domain):
+    """A mailbox only a phone reads: no IMAP client ever turned Dovecot's change tracking
+    on, the worker did when the mailbox was created (provisioner.track_changes)."""
     mailbox_create(
         actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
     )
+    run_worker()
     sogo.send(ME, subject="Before the phone")
+    # Delivered (read over IMAP without CONDSTORE: this turns no tracking on).
     assert sogo.subjects(ME, GOOD_PASSWORD) == ["Before the phone"]
-    enable_change_tracking(sogo, ME)
     device = phone(sogo)
     inbox = device.folders()[INBOX][1]
     key, _ = device.sync(inbox, "0")
@@ -297,3 +294,231 @@ def test_a_deleted_mailbox_that_logged_in_before_cannot_log_in_again(sogo, opera
     run_worker()
 
     assert bypassing_the_gate(sogo).request("OPTIONS").status == 401
+
+
+class Webmail:
+    """A browser's requests to SOGo's webmail on its own port: the JSON login SOGo's page
+    posts, then the session cookie it sets."""
+
+    def __init__(self, mail) -> None:
+        self.base = f"http://127.0.0.1:{mail.ports['sogo']}/SOGo"
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(), NoRedirect()
+        )
+
+    def login(self, address: str, password: str) -> int:
+        request = urllib.request.Request(  # noqa: S310 - loopback SOGo
+            f"{self.base}/connect",
+            data=json.dumps({"userName": address, "password": password}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        return self._status(request)
+
+    def in_session(self, address: str) -> bool:
+        """Whether SOGo serves the mailbox's mail page (its Mailer UI) to this browser; without
+        a valid session it answers with its login page instead (also 200)."""
+        url = f"{self.base}/so/{urllib.parse.quote(address)}/Mail/view"
+        with self.opener.open(url, timeout=30) as response:
+            return b"MailerUI" in response.read()
+
+    def _status(self, request: urllib.request.Request) -> int:
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # the redirect itself is the answer
+
+
+def dav_status(mail, address: str, password: str) -> int:
+    """PROPFIND of the mailbox's CalDAV/CardDAV home, on SOGo's own port."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{mail.ports['sogo']}/SOGo/dav/{urllib.parse.quote(address)}/",
+        method="PROPFIND",
+        headers={
+            "Depth": "0",
+            "Authorization": "Basic " + base64.b64encode(f"{address}:{password}".encode()).decode(),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_password_change_ends_webmail_activesync_and_dav_at_once(sogo, operator, domain):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    browser = Webmail(sogo)
+    assert browser.login(ME, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 207
+    assert phone(sogo).request("OPTIONS").status == 200
+
+    new = "Other-Secret-42xy"
+    mailbox_set_password(actor=operator, mailbox=mailbox, password=new)
+    run_worker()
+
+    assert not browser.in_session(ME)  # the open session is over
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 403
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 401
+    assert phone(sogo).request("OPTIONS").status == 401
+    assert Webmail(sogo).login(ME, new) == 200
+    assert dav_status(sogo, ME, new) == 207
+    assert phone(sogo, password=new).request("OPTIONS").status == 200
+
+
+def test_a_suspended_clients_mailboxes_cannot_log_in_to_sogo(sogo, operator, domain, client_a):
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 200  # SOGo caches the check
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 207
+    assert bypassing_the_gate(sogo).request("OPTIONS").status == 200
+
+    client_suspend(actor=operator, client=client_a)
+    run_worker()  # SOGo forgets what it cached of the client's mailboxes
+
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 403
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 401
+    assert bypassing_the_gate(sogo).request("OPTIONS").status == 401
+
+    client_unsuspend(actor=operator, client=client_a)
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 200
+
+
+def sogo_rows(address: str) -> dict[str, int]:
+    """How many rows SOGo keeps of a user: its folders (calendars, address books), their
+    content, and its preferences."""
+    with connection.cursor() as cursor:
+        counts = {}
+        for name, sql in {
+            "folders": "SELECT count(*) FROM sogo_folder_info WHERE c_path2 = %s",
+            "content": "SELECT count(*) FROM sogo_store WHERE c_folder_id IN"
+            " (SELECT c_folder_id FROM sogo_folder_info WHERE c_path2 = %s)",
+            "profile": "SELECT count(*) FROM sogo_user_profile WHERE c_uid = %s",
+        }.items():
+            cursor.execute(sql, [address])
+            counts[name] = cursor.fetchone()[0]
+    return counts
+
+
+def put_event(mail, address: str, password: str) -> int:
+    """A CalDAV PUT of one event in the mailbox's personal calendar (SOGo's own port)."""
+    event = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//postdesk//test//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:pytest-event-1\r\nDTSTAMP:20260101T090000Z\r\nDTSTART:20260102T090000Z\r\n"
+        "DTEND:20260102T100000Z\r\nSUMMARY:Planning\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{mail.ports['sogo']}/SOGo/dav/{urllib.parse.quote(address)}"
+        "/Calendar/personal/pytest-event-1.ics",
+        data=event.encode(),
+        method="PUT",
+        headers={
+            "Content-Type": "text/calendar; charset=utf-8",
+            "Authorization": "Basic " + base64.b64encode(f"{address}:{password}".encode()).decode(),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return response.status
+
+
+def test_a_deleted_mailboxs_calendars_contacts_and_preferences_go_with_its_mail(
+    sogo, operator, domain
+):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD
+    )
+    assert Webmail(sogo).login(ME, GOOD_PASSWORD) == 200
+    assert put_event(sogo, ME, GOOD_PASSWORD) == 201
+    kept = sogo_rows(ME)
+    assert kept["folders"] >= 1 and kept["content"] == 1 and kept["profile"] == 1
+
+    mailbox_delete(actor=operator, mailbox=mailbox)
+    run_worker()  # the task that removes its messages
+
+    assert sogo_rows(ME) == {"folders": 0, "content": 0, "profile": 0}
+
+
+def test_webmail_and_dav_follow_the_mailboxs_own_access_not_activesync(sogo, operator, domain):
+    """On by default, whatever the ActiveSync switch says; straight at SOGo's port."""
+    mailbox_create(actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD)
+    browser = Webmail(sogo)
+    assert browser.login(ME, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert dav_status(sogo, ME, GOOD_PASSWORD) == 207
+    assert bypassing_the_gate(sogo).request("POST", "FolderSync", b"").status == 403
+
+    assert Webmail(sogo).login(ME, "Wrong-Password-9!") == 403
+    assert dav_status(sogo, ME, "Wrong-Password-9!") == 401
+
+
+def test_a_login_in_another_case_works_in_sogo_as_in_imap(sogo, operator, domain):
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    typed = "Marie@Example.COM"
+    assert sogo.imap(typed, GOOD_PASSWORD).logout()[0] == "BYE"  # Dovecot: %Lu
+    browser = Webmail(sogo)
+    assert browser.login(typed, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert dav_status(sogo, typed, GOOD_PASSWORD) == 207
+    assert phone(sogo, typed).folders()[INBOX][0] == "INBOX"
+
+    mailbox_set_password(actor=operator, mailbox=mailbox, password="Other-Secret-42xy")
+    run_worker()  # SOGo forgets its check of every case the login was typed in
+
+    assert not browser.in_session(ME)
+    assert dav_status(sogo, typed, GOOD_PASSWORD) == 401
+    assert phone(sogo, typed).request("OPTIONS").status == 401
+
+
+VCARD = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:pytest-contact-1\r\nFN:Jeanne Martin\r\n"
+    "N:Martin;Jeanne;;;\r\nEMAIL;TYPE=work:jeanne.martin@example.org\r\nEND:VCARD\r\n"
+)
+
+
+def test_caldav_and_carddav_through_the_gate_and_the_event_in_activesync(
+    sogo, operator, domain, test_ca, tmp_path
+):
+    """The `caldav` client (PyPI) over HTTPS through the gate: an event in the personal
+    calendar and a contact in the personal address book (a vCard PUT with the same client:
+    it speaks CalDAV only), each read back; then a phone's Sync of its Calendar shows the
+    event."""
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    authority = tmp_path / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(authority))
+    base = f"https://127.0.0.1:{sogo.ports['gate']}/SOGo/dav/"
+    with caldav.DAVClient(
+        url=base, username=ME, password=GOOD_PASSWORD, ssl_verify_cert=str(authority)
+    ) as client:
+        calendar = client.principal().calendars()[0]  # the personal one SOGo makes
+        calendar.save_event(
+            dtstart=datetime(2026, 1, 2, 9, tzinfo=UTC),
+            dtend=datetime(2026, 1, 2, 10, tzinfo=UTC),
+            summary="Planning",
+            uid="pytest-event-2",
+        )
+        assert "SUMMARY:Planning" in calendar.event_by_uid("pytest-event-2").data
+
+        contact = f"{base}{ME}/Contacts/personal/pytest-contact-1.vcf"
+        saved = client.put(contact, VCARD, {"Content-Type": "text/vcard; charset=utf-8"})
+        assert saved.status == 201
+        assert "FN:Jeanne Martin" in client.request(contact).raw
+
+    device = phone(sogo)
+    calendar_id = device.folders()[CALENDAR][1]
+    key, _ = device.sync(calendar_id, "0")
+    _key, added = device.sync(calendar_id, key, subject=CALENDAR_SUBJECT)
+    assert added == ["Planning"]

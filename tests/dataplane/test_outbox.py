@@ -61,6 +61,7 @@ def test_with_dovecot_down_the_change_is_saved_pending_and_applied_when_it_retur
     mail, mail_stack, operator, domain
 ):
     mailbox = make(operator, domain)
+    run_worker()  # the new mailbox's own task (Dovecot's change tracking), while it is up
     open_session = mail.imap("marie@example.com", GOOD_PASSWORD)
     directory = Path(mail_stack["dir"])
     stack.stop_dovecot(directory)

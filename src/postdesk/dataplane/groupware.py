@@ -122,6 +122,34 @@ def defaults(
     }
 
 
+# SOGo's tables that hold a user's data, as `defaults` names them: the folders (calendars,
+# address books) listed in FOLDER_INFO by owner (c_path2), their content and ACLs by folder.
+FOLDER_INFO = "sogo_folder_info"
+FOLDER_CONTENT = ("sogo_store", "sogo_acl")
+QUICK_PREFIX = "sogo_quick_"  # SOGo's per-kind index of the store (appointments, contacts)
+
+
+def user_data_removal(tables: set[str]) -> list[str]:
+    """What `sogo-tool remove` deletes of a user, as SQL statements taking the user's address
+    once each (%s), for those of SOGo's `tables` that exist: the user's folders with their
+    content, indexes and ACLs, the rights the user was given on others' folders, alarms,
+    cache, preferences and settings."""
+    if FOLDER_INFO not in tables:  # SOGo never started on this database
+        return []
+    owned = f"SELECT c_folder_id FROM {FOLDER_INFO} WHERE c_path2 = %s"  # noqa: S608
+    by_folder = [*FOLDER_CONTENT, *sorted(t for t in tables if t.startswith(QUICK_PREFIX))]
+    statements = [f"DELETE FROM {t} WHERE c_folder_id IN ({owned})" for t in by_folder]  # noqa: S608
+    statements += [
+        "DELETE FROM sogo_acl WHERE c_uid = %s",
+        # An alarm's path is /Users/UID/Calendar/…
+        "DELETE FROM sogo_alarms_folder WHERE split_part(c_path, '/', 3) = %s",
+        "DELETE FROM sogo_cache_folder WHERE c_uid = %s",
+        f"DELETE FROM {FOLDER_INFO} WHERE c_path2 = %s",  # noqa: S608
+        "DELETE FROM sogo_user_profile WHERE c_uid = %s",
+    ]
+    return [sql for sql in statements if sql.split()[2] in tables]
+
+
 def render(settings: dict[str, Any]) -> str:
     """The settings as the property list GNUstep reads (XML)."""
     return plistlib.dumps(settings, sort_keys=True).decode()

@@ -17,10 +17,14 @@ import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.exceptions import MemcacheError
+
+from . import groupware
 
 # What the operator is told while no mail server is connected.
 NOT_CONNECTED = (
@@ -89,26 +93,65 @@ def kick_sessions(address: str) -> None:
         _doveadm("kick", {"mask": [address]})
 
 
+def track_changes(address: str) -> None:
+    """Have Dovecot track the changes (modseqs) of a mailbox's Inbox from now on.
+
+    SOGo's ActiveSync reads a folder's state from HIGHESTMODSEQ in Dovecot's answer to
+    SELECT and, while that is absent, answers every Sync with "no changes" (it enables
+    CONDSTORE itself only once it saw a change). Dovecot sends HIGHESTMODSEQ once tracking
+    is on for the folder, which any use of a modseq turns on for good: a search on MODSEQ
+    does, even in an empty folder (`doveadm mailbox update --min-highest-modseq` does not
+    for Maildir). So a new mailbox's Inbox is searched once that way (Dovecot creates it if
+    no mail came yet).
+    """
+    _doveadm("search", {"user": address, "query": ["mailbox", "INBOX", "modseq", "1"]})
+
+
 def forget_groupware_user(address: str) -> None:
-    """Have SOGo check a mailbox against the database again at its next request.
+    """Have SOGo check a mailbox against the database again at its next request
+    (forget_groupware_users)."""
+    forget_groupware_users([address])
+
+
+def forget_groupware_users(addresses: list[str]) -> None:
+    """Have SOGo check these mailboxes against the database again at their next request.
 
     SOGo caches, per login, the password it last verified (SHA-1) and the modules the
     mailbox may use, in memcached under "LOGIN+attributes", for SOGoCacheCleanupInterval
     (300 s): until it is gone, the old password keeps working there, the new one is
-    refused, and an ActiveSync switched off still passes. Without the groupware
-    (POSTDESK_SOGO_MEMCACHED empty) there is nothing to forget.
+    refused, and an ActiveSync switched off still passes. LOGIN is as the user typed it,
+    and SOGo takes a login in any case (the view's c_uid, as Dovecot does), so each case
+    typed has its own entry: memcached deletes by exact key only, so the keys are read from
+    its list of keys (`lru_crawler metadump`) and every case of the addresses is deleted.
+    Without the groupware (POSTDESK_SOGO_MEMCACHED empty) there is nothing to forget.
     """
     server = settings.POSTDESK_SOGO_MEMCACHED
     if not server:
         return
     host, _, port = server.rpartition(":")
+    wanted = {f"{address.lower()}+attributes" for address in addresses}
     client = MemcacheClient((host, int(port)), connect_timeout=5, timeout=5)
     try:
-        client.delete(f"{address}+attributes", noreply=False)
+        cached = _cached_keys(client)
+        keys = wanted | {key for key in cached if key.lower() in wanted}
+        client.delete_many(sorted(keys), noreply=False)
     except (MemcacheError, OSError) as error:
         raise ProvisionerUnavailable(f"SOGo's memcached at {server}: {error}") from None
     finally:
         client.close()
+
+
+def _cached_keys(client: MemcacheClient) -> list[str]:
+    """Every key memcached holds now (its `lru_crawler metadump`, one "key=…" line each,
+    URL-encoded)."""
+    dump = client.raw_command("lru_crawler metadump all", "END\r\n").decode()
+    if dump.startswith("BUSY"):  # a crawl already running: the task tries again shortly
+        raise MemcacheError("memcached's key list is busy")
+    return [
+        unquote(line.split()[0].removeprefix("key="))
+        for line in dump.splitlines()
+        if line.startswith("key=")
+    ]
 
 
 def storage_path(domain: str, storage: str) -> Path:
@@ -129,6 +172,19 @@ def remove_storage(domain: str, storage: str) -> None:
         pass  # never delivered to, or already removed: done either way
     except OSError as error:
         raise ProvisionerUnavailable(f"cannot remove {path}: {error}") from None
+
+
+def remove_groupware_data(address: str) -> None:
+    """Delete what SOGo keeps of a deleted mailbox (calendars, contacts, preferences), as
+    `sogo-tool remove` does: SOGo's tables live in the panel's own PostgreSQL database
+    (groupware.py); without them (SQLite, or SOGo never started) there is nothing to do."""
+    try:
+        with connection.cursor() as cursor:
+            tables = set(connection.introspection.table_names(cursor))
+            for sql in groupware.user_data_removal(tables):
+                cursor.execute(sql, [address])
+    except DatabaseError as error:
+        raise ProvisionerUnavailable(f"cannot remove SOGo's data of {address}: {error}") from None
 
 
 SIEVE_FILE = "postdesk-forwarding.sieve"

@@ -44,6 +44,9 @@ VIEWS = {
     # c_uid, c_name, c_password, c_cn, mail). SOGo verifies the same {ARGON2ID} hash as
     # Dovecot. `activesync` is what SOGo's ModulesConstraints compare ('1' or '0': SOGo
     # matches the value as a string), so ActiveSync off holds in SOGo too, gate or no gate.
+    # On PostgreSQL (SOGo's only database here) c_uid compares without regard to case
+    # (migration 0008: a nondeterministic collation), so SOGo takes a login in any case, as
+    # Dovecot does; SQLite keeps this portable form.
     "dataplane_sogo_users": """
         SELECT a.local_part || '@' || d.name AS c_uid,
                a.local_part || '@' || d.name AS c_name,

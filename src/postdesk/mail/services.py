@@ -64,10 +64,12 @@ from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 from .passwords import validate_password
 from .selectors import client_addresses_among
 from .tasks import (
+    mailbox_changes_track,
     mailbox_forwarding_apply,
     mailbox_groupware_forget,
     mailbox_sessions_kick,
     mailbox_storage_remove,
+    mailboxes_groupware_forget,
 )
 
 # --- Domains -----------------------------------------------------------------------------------
@@ -148,17 +150,27 @@ def client_domains_remove(*, actor: Actor, client: Client) -> RemovedDomains:
             at=at,
         )
         client_sessions_kick(client_id=client.pk)
-        for _pk, _domain_id, domain_name, storage_id, _local in mailboxes:
-            mailbox_storage_remove.enqueue(domain_name, storage_id.hex)
+        for _pk, _domain_id, domain_name, storage_id, local in mailboxes:
+            mailbox_storage_remove.enqueue(domain_name, storage_id.hex, f"{local}@{domain_name}")
         Domain.objects.filter(client=client).delete()
     return RemovedDomains(domains=[d.name for d in domains], mailboxes=len(mailboxes))
 
 
 def client_sessions_kick(*, client_id: int) -> None:
     """Disconnect the open IMAP/POP sessions of every mailbox of the client's domains (a
-    task per domain, queued in the caller's transaction; `*@domain` is a doveadm mask)."""
+    task per domain, queued in the caller's transaction; `*@domain` is a doveadm mask), and
+    have SOGo forget the logins it cached for them (one task: memcached deletes by key only,
+    so the keys are the mailboxes' addresses, read now)."""
     for name in Domain.objects.filter(client_id=client_id).values_list("name", flat=True):
         mailbox_sessions_kick.enqueue(f"*@{name}")
+    addresses = [
+        f"{local}@{domain}"
+        for local, domain in Mailbox.objects.filter(
+            address__domain__client_id=client_id
+        ).values_list("address__local_part", "address__domain__name")
+    ]
+    if addresses:
+        mailboxes_groupware_forget.enqueue(addresses)
 
 
 def _taken_error(existing: Address | None, email: str, field: str) -> AddressTaken:
@@ -427,6 +439,9 @@ def mailbox_create(
         _set_destinations(address, clean_destinations)
         if clean_destinations:
             mailbox_forwarding_apply.enqueue(mailbox.pk)
+        # A phone reading the mailbox through SOGo sees new mail only in folders Dovecot
+        # tracks the changes of (provisioner.track_changes).
+        mailbox_changes_track.enqueue(address.email)
         if eas_enabled or mapi_enabled:
             protocols_record(
                 mailbox=_billed(mailbox),
@@ -640,7 +655,7 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         # The messages go for good, in the background; sessions still open are closed.
         mailbox_sessions_kick.enqueue(email)
         mailbox_groupware_forget.enqueue(email)
-        mailbox_storage_remove.enqueue(domain.name, mailbox.storage_id.hex)
+        mailbox_storage_remove.enqueue(domain.name, mailbox.storage_id.hex, email)
         # Deleting the address deletes the mailbox row, its aliases and its destinations.
         mailbox.address.delete()
         audit_record(

@@ -29,6 +29,15 @@ def mailbox_sessions_kick(address: str, attempt: int = 0) -> str:
 
 
 @task()
+def mailbox_changes_track(address: str, attempt: int = 0) -> str:
+    try:
+        provisioner.track_changes(address)
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(mailbox_changes_track, attempt, address)
+    return "change tracking on"
+
+
+@task()
 def mailbox_groupware_forget(address: str, attempt: int = 0) -> str:
     try:
         provisioner.forget_groupware_user(address)
@@ -38,11 +47,25 @@ def mailbox_groupware_forget(address: str, attempt: int = 0) -> str:
 
 
 @task()
-def mailbox_storage_remove(domain: str, storage: str, attempt: int = 0) -> str:
+def mailboxes_groupware_forget(addresses: list[str], attempt: int = 0) -> str:
+    """mailbox_groupware_forget for many mailboxes at once (a client suspended)."""
+    try:
+        provisioner.forget_groupware_users(addresses)
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(mailboxes_groupware_forget, attempt, addresses)
+    return "groupware cache forgotten"
+
+
+@task()
+def mailbox_storage_remove(domain: str, storage: str, address: str = "", attempt: int = 0) -> str:
+    """Remove a deleted mailbox's messages and, given its address, its SOGo data (calendars,
+    contacts, preferences). Tasks queued before the address was passed have none."""
     try:
         provisioner.remove_storage(domain, storage)
+        if address:
+            provisioner.remove_groupware_data(address)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailbox_storage_remove, attempt, domain, storage)
+        return retry_later(mailbox_storage_remove, attempt, domain, storage, address)
     return "storage removed"
 
 
