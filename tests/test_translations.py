@@ -3,6 +3,7 @@ French translation, and Django serves it."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,23 @@ def untranslated(po: polib.POFile) -> list[str]:
 
 def test_committed_catalogue_is_complete():
     assert untranslated(polib.pofile(str(CATALOGUE))) == []
+
+
+# French typography: a non-breaking space before : ; ? ! and », and after «, so that a line never
+# starts with the punctuation or leaves a guillemet alone at the end of a line.
+_BREAKABLE_BEFORE_PUNCTUATION = re.compile(r"[^\S\u00a0\u202f][:;?!»]")
+_BREAKABLE_AFTER_GUILLEMET = re.compile(r"«[^\S\u00a0\u202f]")
+
+
+def test_french_punctuation_is_held_by_a_non_breaking_space():
+    po = polib.pofile(str(CATALOGUE))
+    breakable = [
+        text
+        for entry in po.translated_entries()
+        for text in (entry.msgstr, *entry.msgstr_plural.values())
+        if _BREAKABLE_BEFORE_PUNCTUATION.search(text) or _BREAKABLE_AFTER_GUILLEMET.search(text)
+    ]
+    assert breakable == []
 
 
 def test_every_string_in_the_code_is_in_the_catalogue(tmp_path):

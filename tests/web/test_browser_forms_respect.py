@@ -40,15 +40,15 @@ TEXT = {
         "set": "Définir le mot de passe",
         "use": "Utiliser ce mot de passe",
         "create": "Créer l\u2019adresse courriel",
-        "password_set": "Mot de passe défini : il respecte toutes les exigences.",
+        "password_set": "Mot de passe défini\u00a0: il respecte toutes les exigences.",
         "taken": "marie@example.com",
         "quota": "Saisissez un nombre entier de mégaoctets",
         "created": "jean@example.com",
         "space": (
-            "Les espaces ne sont pas autorisés : utilisez uniquement des lettres, des chiffres, "
+            "Les espaces ne sont pas autorisés\u00a0: utilisez uniquement des lettres, des chiffres, "
             "des points, des traits d\u2019union et des traits de soulignement."
         ),
-        "not_email": "« not-an-email » n\u2019est pas une adresse courriel valide.",
+        "not_email": "«\u00a0not-an-email\u00a0» n\u2019est pas une adresse courriel valide.",
         "reserved": "m.dupont@example.com",
         "length": "Longueur minimale atteinte (12 caractères)",
         "add_alias": "Ajouter un alias",
