@@ -45,8 +45,8 @@ TEXT = {
         "quota": "Saisissez un nombre entier de mégaoctets",
         "created": "jean@example.com",
         "space": (
-            "Les espaces ne sont pas autorisés\u00a0: utilisez uniquement des lettres, des chiffres, "
-            "des points, des traits d\u2019union et des traits de soulignement."
+            "Les espaces ne sont pas autorisés\u00a0: utilisez uniquement des lettres, "
+            "des chiffres, des points, des traits d\u2019union et des traits de soulignement."
         ),
         "not_email": "«\u00a0not-an-email\u00a0» n\u2019est pas une adresse courriel valide.",
         "reserved": "m.dupont@example.com",
