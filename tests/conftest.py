@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
+from django.test import Client as Browser
 from django.utils import translation
 
 from postdesk.mail.models import Domain
@@ -41,6 +42,15 @@ def _static_files_unhashed(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def staff(db) -> Browser:
+    """The provider's staff, logged in to the admin site."""
+    user = User.objects.create_superuser("staff@provider.example", "Unused-passw0rd!")
+    browser = Browser(REMOTE_ADDR="192.0.2.7")
+    browser.force_login(user)
+    return browser
 
 
 @pytest.fixture

@@ -69,6 +69,16 @@ def test_product_settings_come_from_the_environment(tmp_path):
     assert settings_value(tmp_path, "settings.DEBUG") == "False"
 
 
+def test_clients_are_pinned_to_hosts_from_the_environment(tmp_path):
+    expression = "sorted(settings.POSTDESK_CLIENT_HOSTS.items())"
+    assert settings_value(tmp_path, expression) == "[]"
+    pins = settings_value(tmp_path, expression, POSTDESK_CLIENT_HOSTS=" 12=Mail2, mail3 ;40=mail4;")
+    assert pins == "[(12, ('mail2', 'mail3')), (40, ('mail4',))]"
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        settings_value(tmp_path, expression, POSTDESK_CLIENT_HOSTS="acme=mail2")
+    assert "POSTDESK_CLIENT_HOSTS: expected CLIENT_ID=HOST" in refused.value.stderr
+
+
 PRODUCTION = {  # README, "Production settings"
     "DJANGO_SECRET_KEY": "x" * 60 + "-a-long-random-secret-for-tests-only",
     "DJANGO_ALLOWED_HOSTS": "panel.example.net",

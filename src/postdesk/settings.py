@@ -30,6 +30,20 @@ def _env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def _env_client_hosts(name: str) -> dict[int, tuple[str, ...]]:
+    """`CLIENT_ID=HOST,HOST;CLIENT_ID=HOST`: the hosts each listed client's new mailboxes go to."""
+    pins: dict[int, tuple[str, ...]] = {}
+    for entry in os.environ.get(name, "").split(";"):
+        if not entry.strip():
+            continue
+        client, _sep, hosts = entry.partition("=")
+        names = tuple(h.strip().lower() for h in hosts.split(",") if h.strip())
+        if not client.strip().isdigit() or not names:
+            raise ValueError(f"{name}: expected CLIENT_ID=HOST[,HOST…] entries, got {entry!r}")
+        pins[int(client)] = names
+    return pins
+
+
 DATA_DIR = Path(os.environ.get("POSTDESK_DATA_DIR", "./var")).resolve()
 
 
@@ -304,6 +318,11 @@ POSTDESK_MX_HOSTS = [
     )
     if h.strip()
 ]
+
+
+# Mail hosts (`postdesk host`): a client pinned here gets its new mailboxes' homes on these
+# backends only (the least loaded of them that is active); unlisted clients use them all.
+POSTDESK_CLIENT_HOSTS = _env_client_hosts("POSTDESK_CLIENT_HOSTS")
 # The web front the customers' mta-sts.DOMAIN names point to (a CNAME to this host): it holds
 # the certificate for each mta-sts.DOMAIN and forwards the Host header to the panel, which
 # answers /.well-known/mta-sts.txt for it (web/mtasts.py).

@@ -13,7 +13,6 @@ from django.test import Client as Browser
 from postdesk.audit.models import AuditEvent
 from postdesk.billing.models import ClientPlan, Plan
 from postdesk.billing.services import client_set_plan, plan_create
-from postdesk.tenancy.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +26,6 @@ PLAN_FORM = {
     "eas_mapi_price": "8.50",
     "storage_limit_mb": "",
 }
-
-
-@pytest.fixture
-def staff() -> Browser:
-    user = User.objects.create_superuser("staff@provider.example", "Unused-passw0rd!")
-    browser = Browser(REMOTE_ADDR="192.0.2.7")
-    browser.force_login(user)
-    return browser
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from postdesk.dataplane.render import POSTFIX_LOOKUPS, database_settings, dovecot_queries
+from postdesk.mail.hosts import host_add
 from postdesk.mail.services import forward_create, mailbox_create
 from postdesk.workflows.clients import client_suspend
 from tests.conftest import GOOD_PASSWORD
@@ -105,13 +106,48 @@ def test_on_postgresql_the_per_address_lookups_use_the_cached_plan_functions(mai
     # The functions answer row for row what the views answer.
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT address, local_part, domain, password, storage, quota_mb "
-            "FROM dataplane_mailboxes WHERE domain = %s ORDER BY address",
+            "SELECT address, local_part, domain, password, storage, quota_mb, home_host, "
+            "home_address FROM dataplane_mailboxes WHERE domain = %s ORDER BY address",
             [domain.name],
         )
         from_view = cursor.fetchall()
         cursor.execute("SELECT * FROM dataplane_mailbox('anna', %s)", [domain.name])
         assert cursor.fetchall() == from_view
+
+
+HOME_QUERY = {
+    # What a proxy's passdb and an MX's transport will ask (docs/dataplane.md, "Hosts and
+    # homes"): the view on both databases, and on PostgreSQL the cached-plan function too.
+    "view": "SELECT home_host, home_address FROM dataplane_mailboxes "
+    "WHERE local_part = %s AND domain = %s",
+    "function": "SELECT home_host, home_address FROM dataplane_mailbox(%s, %s)",
+}
+
+
+def _home(local_part: str, domain: str) -> list[tuple]:
+    answers = {}
+    for how, sql in HOME_QUERY.items():
+        if how == "function" and connection.vendor != "postgresql":
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [local_part, domain])
+            answers[how] = cursor.fetchall()
+    assert len(set(map(tuple, answers.values()))) == 1, answers
+    return answers["view"]
+
+
+def test_each_mailbox_gives_its_homes_name_and_address(mail, operator, domain):
+    # No backend registered: no home, the single host delivers as before.
+    assert _home("anna", domain.name) == [(None, None)]
+
+    host_add(actor=operator, name="mail1", address="192.0.2.1", roles=["backend", "mx"])
+    host_add(actor=operator, name="mail2", address="2001:db8::2", roles=["backend"])
+    mailbox_create(actor=operator, domain=domain, username="ben", password=GOOD_PASSWORD)
+
+    # anna was there before any host: the first backend took her in; ben went to the other.
+    assert _home("anna", domain.name) == [("mail1", "192.0.2.1")]
+    assert _home("ben", domain.name) == [("mail2", "2001:db8::2")]
+    assert _home("sales", domain.name) == []  # an alias has no home of its own
 
 
 def test_stack_ports_are_drawn_outside_the_ephemeral_range_and_never_twice():

@@ -133,6 +133,7 @@ def _every_service_that_records_changes(operator, owner, client_a, client_b, dom
     from postdesk.api.services import token_create, token_revoke
     from postdesk.billing.services import client_set_plan, plan_create
     from postdesk.dns.services import mta_sts_mode_set
+    from postdesk.mail.hosts import host_add, host_drain
     from postdesk.mail.services import (
         forward_create,
         forward_delete,
@@ -186,6 +187,8 @@ def _every_service_that_records_changes(operator, owner, client_a, client_b, dom
     created = token_create(actor=operator, user=owner.user, scope=TokenScope.WRITE, expires_days=30)
     token_revoke(actor=operator, prefix=created.token.prefix)
     client_terminate(actor=operator, client=client_b, confirm=client_b.name)
+    host_add(actor=operator, name="mail1", address="192.0.2.1", roles=["backend", "mx"])
+    host_drain(actor=operator, name="mail1")
 
 
 def test_every_field_a_service_records_has_a_label(
@@ -204,6 +207,7 @@ def test_every_field_a_service_records_has_a_label(
         "role",
         "scope",
         "mta_sts_mode",
+        "roles",
     }
     assert recorded - set(FIELD_LABELS) == set()
 

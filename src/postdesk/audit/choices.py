@@ -39,6 +39,8 @@ class Action(models.TextChoices):
     ACCOUNT_PASSWORD_CHANGE = "account.password_change", _("Login password changed")
     TOKEN_CREATE = "token.create", _("API token created")
     TOKEN_REVOKE = "token.revoke", _("API token revoked")
+    HOST_ADD = "host.add", _("Mail host added")
+    HOST_DRAIN = "host.drain", _("Mail host drained")
 
 
 # The actions whose `changes` hold [before, after] for each field that changed; the others
@@ -80,6 +82,9 @@ FIELD_LABELS = {
     "eas_price": _("ActiveSync (EAS) price"),
     "mapi_price": _("MAPI/Exchange price"),
     "eas_mapi_price": _("EAS + MAPI price"),
+    # Mail hosts (mail.hosts)
+    "address": _("Address"),
+    "roles": _("Roles"),
     # API tokens (api.services)
     "owner": _("Token of"),
     "scope": _("Access"),

@@ -33,11 +33,16 @@ VIEWS = {
                m.eas_enabled AS eas_enabled,
                m.mapi_enabled AS mapi_enabled,
                m.delete_after_forwarding AS delete_after_forwarding,
-               m.keep_original_sender AS keep_original_sender
+               m.keep_original_sender AS keep_original_sender,
+               -- The backend that stores the mailbox, where a proxy and an MX forward it;
+               -- NULL when it has none: the install's single host (dataplane.models).
+               h.name AS home_host,
+               h.address AS home_address
         FROM mail_mailbox m
         JOIN mail_address a ON a.id = m.address_id
         JOIN mail_domain d ON d.id = a.domain_id
         JOIN tenancy_client c ON c.id = d.client_id
+        LEFT JOIN dataplane_host h ON h.id = m.home_id
         WHERE c.suspended_at IS NULL
     """,
     # The mailboxes as SOGo's SQL user source reads them (SOGo names these columns itself:
@@ -133,13 +138,14 @@ PG_FUNCTIONS = {
     "dataplane_mailbox": """
         CREATE OR REPLACE FUNCTION dataplane_mailbox(p_local_part text, p_domain text)
         RETURNS TABLE (address text, local_part text, domain text, password text,
-                       storage text, quota_mb bigint)
+                       storage text, quota_mb bigint, home_host text, home_address text)
         LANGUAGE plpgsql STABLE AS $$
         #variable_conflict use_column
         BEGIN
             RETURN QUERY
             SELECT v.address::text, v.local_part::text, v.domain::text, v.password::text,
-                   v.storage::text, v.quota_mb::bigint
+                   v.storage::text, v.quota_mb::bigint, v.home_host::text,
+                   v.home_address::text
             FROM dataplane_mailboxes v
             WHERE v.local_part = p_local_part AND v.domain = p_domain;
         END

@@ -114,6 +114,17 @@ class Mailbox(models.Model):
     # Where the mail is stored. Never reused, so a mailbox re-created under the same name
     # never sees the messages of the one deleted before it.
     storage_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The backend host that stores it, chosen when it is created (mail.hosts.home_choose);
+    # the operator's, never shown to the customer. None: the single host of an install with
+    # no backend registered (dataplane.models).
+    home = models.ForeignKey(
+        "dataplane.Host",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("home host"),
+    )
     password_hash = models.CharField(max_length=255)
     password_changed_at = models.DateTimeField(_("password changed"))
     quota_mb = models.PositiveIntegerField(_("disk space limit (MB)"), default=0)

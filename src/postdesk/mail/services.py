@@ -60,6 +60,7 @@ from .addresses import (
     normalize_local_part,
 )
 from .choices import AddressKind
+from .hosts import home_choose
 from .models import Address, Alias, Destination, Domain, Forward, Mailbox
 from .passwords import validate_password
 from .selectors import client_addresses_among
@@ -422,6 +423,7 @@ def mailbox_create(
         mailbox = Mailbox.objects.create(
             address=address,
             domain=domain,
+            home=home_choose(client_id=domain.client_id),
             local_part=address.local_part,
             growth_7d_bytes=0,
             password_hash=password_hash,

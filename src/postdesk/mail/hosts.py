@@ -1,0 +1,241 @@
+"""The mail hosts and each mailbox's home: the services and selectors of `postdesk host`, and
+the rule that picks a new mailbox's home (docs/dataplane.md, "Hosts and homes").
+
+A host is the data plane's (dataplane.models.Host); a home is a mailbox's, so the rules that
+join the two live here. Only the operator sees any of it: the customer's pages and API never
+name a host.
+
+With no backend registered, a mailbox has no home and lives on the install's single host, as
+before hosts existed. The first backend the operator registers becomes the home of every
+mailbox without one: that is the host they ran on, so register it first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+
+from postdesk.audit.choices import Action
+from postdesk.audit.services import audit_record
+from postdesk.dataplane.choices import HostRole, HostState
+from postdesk.dataplane.models import Host
+from postdesk.errors import ErrorCollector, InvalidInput, NotFound, PermissionDenied
+from postdesk.tenancy.access import Actor
+
+from .models import Mailbox
+
+logger = logging.getLogger(__name__)
+
+# A host name as DNS spells one (labels of letters, digits and inner hyphens), lower case.
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+HOST_NAME_MAX = 63
+
+
+def _require_operator(actor: Actor) -> None:
+    if not actor.is_operator:
+        raise PermissionDenied(_("Only the provider can manage mail hosts."))
+
+
+def hosts_with_load(hosts: QuerySet[Host] | None = None) -> QuerySet[Host]:
+    """The hosts, each with `mailboxes`: how many mailboxes call it home. One query, however
+    many hosts and mailboxes (a count per host off the index on Mailbox.home)."""
+    counts = (
+        Mailbox.objects.filter(home=OuterRef("pk"))
+        .order_by()
+        .values("home")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (Host.objects.all() if hosts is None else hosts).annotate(
+        mailboxes=Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+    )
+
+
+# --- Reads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostRow:
+    name: str
+    address: str
+    roles: list[str]
+    state: str
+    mailboxes: int
+
+
+def host_list(*, actor: Actor) -> list[HostRow]:
+    """Every mail host by name, with how many mailboxes call it home. One query."""
+    _require_operator(actor)
+    return [
+        HostRow(
+            name=host.name,
+            address=host.address,
+            roles=host.roles,
+            state=host.state,
+            mailboxes=host.mailboxes,
+        )
+        for host in hosts_with_load().order_by("name")
+    ]
+
+
+def home_choose(*, client_id: int) -> Host | None:
+    """The home of a client's new mailbox: the active backend with the fewest mailboxes (ties
+    by name), among the client's pinned hosts when POSTDESK_CLIENT_HOSTS lists it. None when
+    no backend is registered: the install's single host. One query, or two for a pinned
+    client whose hosts cannot take it.
+
+    Called inside the creation's transaction. Two creations at once may both pick the host
+    that was least loaded before either: the balance is not exact, and evens out with the
+    next creations; nothing fails.
+    """
+    backends = Host.objects.filter(backend=True, state=HostState.ACTIVE)
+    pinned = settings.POSTDESK_CLIENT_HOSTS.get(client_id)
+    if pinned:
+        home = _least_loaded(backends.filter(name__in=pinned))
+        if home is not None:
+            return home
+        # A pin to hosts that are drained, gone or misspelt must not stop the customer from
+        # creating a mailbox: it goes where any other client's would, and the operator is told.
+        logger.warning(
+            "POSTDESK_CLIENT_HOSTS: none of client %s's hosts (%s) is an active backend; "
+            "its new mailbox's home is chosen among all of them",
+            client_id,
+            ", ".join(pinned),
+        )
+    return _least_loaded(backends)
+
+
+def _least_loaded(hosts: QuerySet[Host]) -> Host | None:
+    return hosts_with_load(hosts).order_by("mailboxes", "name").first()
+
+
+# --- Writes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostAdded:
+    host: Host
+    # The mailboxes without a home that the first backend took in (0 for any other host).
+    mailboxes_adopted: int
+
+
+def _clean_name(name: str, errors: ErrorCollector) -> str:
+    clean = (name or "").strip().lower()
+    if len(clean) > HOST_NAME_MAX or not _HOST_NAME.fullmatch(clean):
+        errors.add(
+            InvalidInput(
+                "host_name_invalid",
+                _(
+                    "Enter a host name of at most %(max)d letters, digits, hyphens and dots, "
+                    "for example mail2."
+                )
+                % {"max": HOST_NAME_MAX},
+                "name",
+            )
+        )
+    return clean
+
+
+def _clean_address(address: str, errors: ErrorCollector) -> str:
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        errors.add(
+            InvalidInput(
+                "host_address_invalid",
+                _("Enter the host's IP address, for example 192.0.2.10 or 2001:db8::10."),
+                "address",
+            )
+        )
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def _clean_roles(roles: Iterable[str], errors: ErrorCollector) -> list[str]:
+    wanted = {(role or "").strip().lower() for role in roles} - {""}
+    unknown = sorted(wanted - set(HostRole.values))
+    if unknown or not wanted:
+        errors.add(
+            InvalidInput(
+                "host_role_invalid",
+                _("Unknown role %(roles)s: a host's roles are among %(known)s.")
+                % {"roles": ", ".join(unknown), "known": ", ".join(HostRole.values)}
+                if unknown
+                else _("Give the host at least one role among %(known)s.")
+                % {"known": ", ".join(HostRole.values)},
+                "roles",
+            )
+        )
+    return [role for role in HostRole.values if role in wanted]
+
+
+def _host_taken(name: str) -> InvalidInput:
+    return InvalidInput(
+        "host_taken", _("A mail host named %(name)s already exists.") % {"name": name}, "name"
+    )
+
+
+def host_add(*, actor: Actor, name: str, address: str, roles: Iterable[str]) -> HostAdded:
+    """Register a mail host, active. The first backend becomes the home of every mailbox
+    without one (the install's single host until now)."""
+    _require_operator(actor)
+    errors = ErrorCollector()
+    clean_name = _clean_name(name, errors)
+    clean_address = _clean_address(address, errors)
+    clean_roles = _clean_roles(roles, errors)
+    if clean_name and Host.objects.filter(name=clean_name).exists():
+        errors.add(_host_taken(clean_name))
+    errors.raise_if_any()
+    try:
+        with transaction.atomic():
+            first_backend = (
+                HostRole.BACKEND in clean_roles and not Host.objects.filter(backend=True).exists()
+            )
+            host = Host.objects.create(
+                name=clean_name,
+                address=clean_address,
+                **{role: True for role in clean_roles},
+            )
+            adopted = (
+                Mailbox.objects.filter(home__isnull=True).update(home=host) if first_backend else 0
+            )
+            audit_record(
+                actor=actor,
+                action=Action.HOST_ADD,
+                client_id=None,
+                target=clean_name,
+                changes={"address": clean_address, "roles": clean_roles, "mailboxes": adopted},
+            )
+    except IntegrityError:
+        # Another `host add` of the same name committed between the check and the insert.
+        raise _host_taken(clean_name) from None
+    return HostAdded(host=host, mailboxes_adopted=adopted)
+
+
+def host_drain(*, actor: Actor, name: str) -> Host:
+    """No new homes on the host from now on; the mailboxes there stay until they are moved.
+    Draining a host that drains already changes nothing."""
+    _require_operator(actor)
+    clean_name = (name or "").strip().lower()
+    with transaction.atomic():
+        host = Host.objects.select_for_update().filter(name=clean_name).first()
+        if host is None:
+            raise NotFound(
+                _("No mail host is named %(name)s.") % {"name": clean_name or name}, "name"
+            )
+        if host.state != HostState.DRAINING:
+            host.state = HostState.DRAINING
+            host.save(update_fields=["state"])
+            audit_record(actor=actor, action=Action.HOST_DRAIN, client_id=None, target=host.name)
+    return host

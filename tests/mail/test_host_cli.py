@@ -1,0 +1,97 @@
+"""`postdesk host` as the operator's scripts drive it: real processes, the JSON keys of
+`host list --json`, one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.cli import assert_fails, assert_ok, run_postdesk
+
+pytestmark = pytest.mark.own_database
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("hosts-migrated")
+    assert_ok(run_postdesk(data, "migrate", "--noinput"))
+    for args in (
+        ["client", "create", "Acme"],
+        ["domain", "add", "acme.example", "--client", "Acme"],
+        ["mailbox", "create", "before@acme.example", "--generate-password"],
+    ):
+        assert_ok(run_postdesk(data, *args))
+    return data
+
+
+@pytest.fixture
+def pd(migrated, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(migrated, data)
+    return lambda *args: run_postdesk(data, *args)
+
+
+def test_add_list_and_drain(pd):
+    first = pd("host", "add", "mail1", "--address", "192.0.2.1", "--role", "backend,mx,proxy")
+    assert_ok(first)
+    assert first.stdout.splitlines() == [
+        "added host mail1 (192.0.2.1, backend,mx,proxy)",
+        "1 mailbox(es) without a home now live on mail1",
+    ]
+    assert_ok(pd("host", "add", "mail2", "--address", "2001:db8::2", "--role", "backend"))
+    assert_ok(pd("mailbox", "create", "after@acme.example", "--generate-password"))
+    drained = pd("host", "drain", "mail1")
+    assert_ok(drained)
+    assert drained.stdout == "host mail1 is draining: it takes no new mailboxes\n"
+
+    listed = pd("host", "list", "--json")
+    assert_ok(listed)
+    assert json.loads(listed.stdout) == [
+        {
+            "name": "mail1",
+            "address": "192.0.2.1",
+            "roles": ["backend", "mx", "proxy"],
+            "state": "draining",
+            "mailboxes": 1,
+        },
+        {
+            "name": "mail2",
+            "address": "2001:db8::2",
+            "roles": ["backend"],
+            "state": "active",
+            "mailboxes": 1,
+        },
+    ]
+    text = pd("host", "list")
+    assert_ok(text)
+    assert text.stdout.splitlines() == [
+        "mail1\t192.0.2.1\tbackend,mx,proxy\tdraining\t1 mailbox(es)",
+        "mail2\t2001:db8::2\tbackend\tactive\t1 mailbox(es)",
+    ]
+
+
+def test_errors_are_one_line_and_exit_non_zero(pd):
+    assert_ok(pd("host", "add", "mail1", "--address", "192.0.2.1", "--role", "backend"))
+
+    duplicate = assert_fails(
+        pd("host", "add", "mail1", "--address", "192.0.2.9", "--role", "mx"), "host_taken"
+    )
+    bad_ip = assert_fails(
+        pd("host", "add", "mail2", "--address", "192.0.2.256", "--role", "mx"),
+        "host_address_invalid",
+    )
+    bad_role = assert_fails(
+        pd("host", "add", "mail2", "--address", "192.0.2.2", "--role", "backend,imap"),
+        "host_role_invalid",
+    )
+    unknown = assert_fails(pd("host", "drain", "mail9"), "not_found")
+
+    assert "A mail host named mail1 already exists." in duplicate
+    assert "IP address" in bad_ip
+    assert "Unknown role imap" in bad_role
+    assert "No mail host is named mail9." in unknown
+    listed = pd("host", "list", "--json")
+    assert [host["name"] for host in json.loads(listed.stdout)] == ["mail1"]

@@ -1,0 +1,46 @@
+"""A mailbox's home host is the operator's: the customer's pages and API never show it,
+neither its name nor its address."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from postdesk.mail.hosts import host_add
+from postdesk.mail.models import Mailbox
+from tests.api.conftest import Api, make_token
+
+pytestmark = pytest.mark.django_db
+
+HOST_NAME = "backend-zq7"
+HOST_ADDRESS = "198.51.100.77"
+
+
+@pytest.fixture
+def homed(operator, mailbox) -> Mailbox:
+    host_add(actor=operator, name=HOST_NAME, address=HOST_ADDRESS, roles=["backend"])
+    mailbox.refresh_from_db()
+    assert mailbox.home.name == HOST_NAME  # the first backend took it in
+    return mailbox
+
+
+def test_the_client_area_never_names_the_home(owner_browser, homed):
+    for url in (
+        reverse("web:dashboard", args=["example.com"]),
+        reverse("web:mailbox_edit", args=["example.com", "marie"]),
+    ):
+        page = owner_browser.get(url).content.decode()
+        assert "marie@example.com" in page, url
+        assert HOST_NAME not in page and HOST_ADDRESS not in page, url
+
+
+def test_the_api_never_names_the_home(operator, owner, homed):
+    api, token = Api(), make_token(operator, owner)
+    for path in ("mailboxes/marie@example.com", "domains/example.com/addresses"):
+        response = api.get(path, token)
+        text = json.dumps(response.body)
+        assert response.status == 200, path
+        assert "marie@example.com" in text, path
+        assert HOST_NAME not in text and HOST_ADDRESS not in text, path
