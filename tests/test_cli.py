@@ -720,3 +720,29 @@ def test_with_mail_servers_the_demo_leaves_usage_to_the_collector(migrated, tmp_
     assert_ok(run_postdesk(data, "demo", env=connected))
     rows = listing(pd)
     assert rows and [r["used_bytes"] for r in rows if r["type"] == "mailbox"] == [0, 0, 0, 0], rows
+
+
+def test_with_a_probe_address_the_demo_creates_the_providers_probe_mailbox(migrated, tmp_path):
+    # `./run demo --mail` sets the address, so the dashboard's self-test has its receiver.
+    data = _copy_data(migrated, tmp_path / "data")
+    pd = make_runner(data)
+    probe = {"POSTDESK_PROBE_ADDRESS": "probe@probe.postdesk.test"}
+    for _ in range(2):  # idempotent, as the rest of the demo
+        result = run_postdesk(data, "demo", env=probe)
+        assert_ok(result)
+        assert "mails probe@probe.postdesk.test" in result.stdout
+    [row] = listing(pd, domain="probe.postdesk.test")
+    assert (row["address"], row["type"]) == ("probe@probe.postdesk.test", "mailbox")
+    # In a client of the provider's own, not the demo customer's.
+    assert query(
+        data,
+        "SELECT c.name FROM mail_domain d JOIN tenancy_client c ON c.id = d.client_id "
+        "WHERE d.name = ?",
+        ("probe.postdesk.test",),
+    ) == [("Postdesk probe",)]
+    # Without it, no probe mailbox and no word of a self-test.
+    other = _copy_data(migrated, tmp_path / "other")
+    result = run_postdesk(other, "demo")
+    assert_ok(result)
+    assert "Self-test" not in result.stdout
+    assert query(other, "SELECT name FROM tenancy_client WHERE name = 'Postdesk probe'") == []

@@ -3,6 +3,9 @@ language; errors are {code, message, field, errors} with the right status."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
+
 import pytest
 from django.utils import timezone, translation
 from django_tasks_db.models import DBTaskResult
@@ -10,7 +13,10 @@ from django_tasks_db.models import DBTaskResult
 from postdesk.api.schemas import CHECKED_ERRORS, READ_ERRORS, WRITE_ERRORS
 from postdesk.audit.models import AuditEvent
 from postdesk.dataplane.passwords import verify_password
+from postdesk.dns.dkim import record_value
 from postdesk.dns.models import DkimKey, DkimKeyStatus
+from postdesk.dns.mtasts import policy_id
+from postdesk.dns.services import dkim_enable, dkim_prepare_rotation
 from postdesk.dns.status import dns_check_domain
 from postdesk.mail.models import Address, Forward, Mailbox
 from postdesk.mail.services import mailbox_create
@@ -268,7 +274,15 @@ def test_dns_status_is_the_stored_report_in_the_readers_language(
 ):
     settings.POSTDESK_SPF_MECHANISM = "include:spf.host.example"
     never = api.get("domains/example.com/dns", owner_token).body
-    assert never == {"checked_at": None, "spf": None, "dkim": None, "dmarc": None, "mx": None}
+    assert never == {
+        "checked_at": None,
+        "spf": None,
+        "dkim": None,
+        "dmarc": None,
+        "mx": None,
+        "mta_sts": None,
+        "tls_rpt": None,
+    }
 
     dns_server.set_txt("example.com", "v=spf1 include:spf.host.example ~all")
     # Our record, which receivers follow (RFC 7208: an include without one is a permerror).
@@ -281,8 +295,96 @@ def test_dns_status_is_the_stored_report_in_the_readers_language(
     assert english["checked_at"] is not None
     assert english["spf"]["state"] == french["spf"]["state"] == "configured"
     assert english["spf"]["message"] != french["spf"]["message"]
-    assert set(english) == {"checked_at", "spf", "dkim", "dmarc", "mx"}
+    assert set(english) == {"checked_at", "spf", "dkim", "dmarc", "mx", "mta_sts", "tls_rpt"}
     assert english["mx"]["records"]  # what to publish: [preference, host] pairs
+
+
+def test_dns_status_says_all_that_dns_check_json_says(
+    api, operator, owner_token, domain, dns_server, settings
+):
+    """Every key of `postdesk dns check --json`, with what receivers make of real records."""
+    settings.POSTDESK_SPF_MECHANISM = "include:spf.host.example"
+    settings.POSTDESK_MX_HOSTS = ["mx1.host.example", "mx2.host.example"]
+    settings.POSTDESK_MTA_STS_TARGET = "front.host.example"
+    settings.POSTDESK_TLS_RPT_ADDRESS = "tls@host.example"
+    # SPF passes our sending IP (192.0.2.1) through our include; the redirect, never reached
+    # for it, is a permerror for the customer's other senders: configured, with a warning.
+    dns_server.set_txt("spf.host.example", "v=spf1 ip4:192.0.2.1 -all")
+    dns_server.set_txt("example.com", "v=spf1 include:spf.host.example redirect=gone.example")
+    # DKIM: the signing key published; a rotation's new key not yet.
+    signing = dkim_enable(actor=operator, domain=domain)
+    dns_server.set_txt("mail._domainkey.example.com", record_value(signing.public_key))
+    prepared = dkim_prepare_rotation(actor=operator, domain=domain)
+    # DMARC monitoring only, its reports sent to a domain that has not authorized them.
+    dns_server.set_txt("_dmarc.example.com", "v=DMARC1; p=none; rua=mailto:d@reports.example.net")
+    dns_server.set_mx("example.com", [(0, ".")])  # a null MX: no mail accepted
+    # MTA-STS: the host leads to our front, but the record has the enforce policy's id.
+    dns_server.set_a("front.host.example", "192.0.2.10")
+    dns_server.set_cname("mta-sts.example.com", "front.host.example")
+    old_id = policy_id("enforce", settings.POSTDESK_MX_HOSTS)
+    dns_server.set_txt("_mta-sts.example.com", f"v=STSv1; id={old_id}")
+    dns_server.set_txt("_smtp._tls.example.com", "v=TLSRPTv1; rua=mailto:tls@host.example")
+    _, report = dns_check_domain(domain)
+
+    body = api.get("domains/example.com/dns", owner_token).body
+    spf, dkim, dmarc, mx = body["spf"], body["dkim"], body["dmarc"], body["mx"]
+    assert spf["state"] == "configured"
+    assert "gone.example, which publishes no SPF record" in spf["warning"]
+
+    assert (dkim["state"], dkim["selector"], dkim["bits"]) == ("active", "mail", 2048)
+    assert dkim["found"] == [record_value(signing.public_key)]
+    assert prepared.selector in dkim["warning"]  # publish the new key before it signs
+    assert [(k["status"], k["selector"], k["state"]) for k in dkim["keys"]] == [
+        ("signing", "mail", "active"),
+        ("prepared", prepared.selector, "pending"),
+    ]
+    assert dkim["keys"][1]["value"] == record_value(prepared.public_key)
+
+    assert (dmarc["policy"], dmarc["policy_domain"]) == ("none", "example.com")
+    assert dmarc["found"] == ["v=DMARC1; p=none; rua=mailto:d@reports.example.net"]
+    assert dmarc["alignment"] == {
+        "adkim": "r",
+        "aspf": "r",
+        "dkim_aligned": True,
+        "spf_aligned": True,
+        "aligned": True,
+    }
+    # Dated from this first check (the API's dates, like checked_at, to the millisecond).
+    since = datetime.fromisoformat(dmarc["policy_none_since"])
+    assert abs(since - report.dmarc.none_since) < timedelta(milliseconds=1)
+    [reports] = dmarc["reports"]
+    assert (reports["uri"], reports["external"], reports["authorized"]) == (
+        "mailto:d@reports.example.net",
+        True,
+        False,
+    )
+    assert reports["host"] == "example.com._report._dmarc.reports.example.net"
+    assert any(reports["host"] in warning for warning in dmarc["warnings"])
+
+    assert (mx["state"], mx["found"]) == ("null_mx", [[0, "."]])
+
+    mta_sts = body["mta_sts"]
+    current_id = policy_id("testing", settings.POSTDESK_MX_HOSTS)
+    assert (mta_sts["state"], mta_sts["mode"]) == ("needs_update", "testing")
+    assert {(r["type"], r["host"], r["value"]) for r in mta_sts["found"]} == {
+        ("TXT", "_mta-sts.example.com", f"v=STSv1; id={old_id}"),
+        ("A", "mta-sts.example.com", "192.0.2.10"),
+    }
+    assert [(r["type"], r["value"]) for r in mta_sts["expected"]] == [
+        ("TXT", f"v=STSv1; id={current_id}"),
+        ("CNAME", "front.host.example"),
+    ]
+    assert current_id in mta_sts["message"]
+    tls_rpt = body["tls_rpt"]
+    assert tls_rpt["state"] == "configured"
+    assert tls_rpt["found"] == tls_rpt["expected"]
+    assert tls_rpt["found"][0]["value"] == "v=TLSRPTv1; rua=mailto:tls@host.example"
+
+    # The same keys and values as the command's JSON (the date compared above).
+    command = json.loads(json.dumps(report.as_dict()))
+    for found in (command, body):
+        del found["dmarc"]["policy_none_since"]
+    assert {key: body[key] for key in command} == command
 
 
 def test_check_now_queues_a_check(api, owner_token, domain):
@@ -359,3 +461,20 @@ def test_times_are_utc(api, owner_token, mailbox):
     created = api.get("mailboxes/marie@example.com", owner_token).body["created_at"]
     assert created.endswith("Z") or created.endswith("+00:00")
     assert abs((timezone.now() - mailbox.created_at).total_seconds()) < 60
+
+
+def test_the_schema_describes_the_dns_status_fields(api):
+    components = api.get("openapi.json").body["components"]["schemas"]
+    report = components["DnsReportOut"]["properties"]
+    assert {"mta_sts", "tls_rpt"} <= set(report)
+    for name, field in {
+        "SpfOut": "warning",
+        "DkimCheckOut": "keys",
+        "DmarcOut": "policy_none_since",
+        "DmarcReportOut": "authorized",
+        "MxOut": "found",
+        "MtaStsOut": "expected",
+        "TlsRptOut": "found",
+    }.items():
+        assert components[name]["properties"][field]["description"], (name, field)
+    assert "null_mx" in components["MxOut"]["properties"]["state"]["description"]

@@ -285,6 +285,39 @@ def test_without_a_certificate_a_self_signed_one_for_the_host_name_is_made_once(
 
 
 @pytest.mark.django_db
+def test_the_loopback_stacks_own_certificate_verifies_for_127_0_0_1(tmp_path):
+    """The demo's self-test submits to 127.0.0.1 and checks the certificate (`./run demo
+    --mail` trusts the stack's own): it must name that address, not only the host name."""
+    config = StackConfig(dir=tmp_path, hostname="mail.provider.example")
+    cert = tmp_path / "tls" / "cert.pem"
+    # One made before it named the address is made anew.
+    tls.self_signed("mail.provider.example", tmp_path / "tls")
+    before = serial_of(cert)
+    render_stack(config)
+    made = serial_of(cert)
+    assert made != before
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, tmp_path / "tls" / "key.pem")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def answer() -> None:
+            connection, _ = listener.accept()
+            with server_context.wrap_socket(connection, server_side=True):
+                pass
+
+        threading.Thread(target=answer, daemon=True).start()
+        client_context = ssl.create_default_context(cafile=str(cert))
+        port = listener.getsockname()[1]
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            client_context.wrap_socket(raw, server_hostname="127.0.0.1") as verified,
+        ):
+            assert verified.version() in ("TLSv1.2", "TLSv1.3")
+    render_stack(config)  # and kept after, as before
+    assert serial_of(cert) == made
+
+
+@pytest.mark.django_db
 def test_an_unusable_certificate_is_refused_before_anything_is_written(tmp_path, test_ca):
     cert, key = issue(test_ca, tmp_path / "a")
     other_cert, _other_key = issue(test_ca, tmp_path / "b")

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from postdesk.audit.models import AuditEvent
 from postdesk.dns.mtasts import policy_id
+from postdesk.dns.status import dns_check_domain
 from postdesk.mail.models import Domain
 from postdesk.workflows.clients import client_suspend, client_terminate
 
@@ -172,3 +173,25 @@ def test_an_unknown_mode_is_refused_with_a_message(owner_browser, domain):
     )
     assert "Choose the testing or the enforce mode." in _text(response)
     assert Domain.objects.get(name="example.com").mta_sts_mode == "testing"
+
+
+@pytest.mark.parametrize(
+    ("language", "message", "pointer"),
+    [
+        ("en", "MTA-STS is not published", "under “View records”"),
+        ("fr", "MTA-STS n\u2019est pas publié", "sous « Voir les enregistrements »"),
+    ],
+)
+def test_the_card_says_once_where_the_records_to_publish_are(
+    owner_browser, domain, dns_server, language, message, pointer
+):
+    dns_check_domain(domain)  # nothing published: MTA-STS is not configured
+    page = _text(
+        owner_browser.get(
+            reverse("web:dashboard", args=["example.com"]), HTTP_ACCEPT_LANGUAGE=language
+        )
+    )
+    card = page.split('id="mta-sts"')[1].split("</article>")[0]
+    said = card.split("<details")[0]  # what the card says; the states' key is apart
+    assert message in said
+    assert said.count(pointer) == 1

@@ -172,29 +172,162 @@ class AddressPageOut(Schema):
     num_pages: int
 
 
+# The DNS status: the shape of `postdesk dns check DOMAIN --json` (docs/dns.md explains each
+# state and each check). Every message and warning is in the reader's language.
+
+_UNKNOWN = "unknown: the DNS did not answer in time, retried"
+
+
 class SpfOut(Schema):
-    state: str
-    record: str
+    state: str = Field(
+        description="What receivers decide for our sending servers: configured, not_configured, "
+        f"needs_update, invalid, or {_UNKNOWN}."
+    )
+    record: str = Field(description="The record to publish: ours, or the corrected one.")
     message: str
+    warning: str = Field(
+        "",
+        description="Does not block configured: the record passes our servers but is broken "
+        "for the domain's other senders. Empty when there is nothing to say.",
+    )
 
 
-class DkimCheckOut(Schema):
-    state: str
-    host: str
-    value: str
+class DkimKeyStateOut(Schema):
+    """One DKIM key's record, as a verifier reads it."""
+
+    state: str = Field(
+        description="disabled, pending (no record), active, testing (t=y: receivers treat the "
+        f"mail as unsigned), mismatch, or {_UNKNOWN}."
+    )
+    host: str = Field(description="Where the record lives: SELECTOR._domainkey.DOMAIN.")
+    value: str = Field(description="The record to publish.")
     message: str
+    selector: str = Field(description="Empty when DKIM is disabled.")
+    found: list[str] = Field(description="The TXT records found at the host.")
+    bits: int | None = Field(description="The published RSA key's size; null when unreadable.")
+
+
+class DkimKeyCheckOut(DkimKeyStateOut):
+    status: Literal["signing", "prepared"] = Field(
+        description="signing: the key in use; prepared: a rotation's new key, to publish first."
+    )
+
+
+class DkimCheckOut(DkimKeyStateOut):
+    """The signing key's check, a warning, and every key in use."""
+
+    warning: str = Field(
+        description="Does not block active: a key under 2048 bits, a prepared key whose record "
+        "is not published yet. Empty when there is nothing to say."
+    )
+    keys: list[DkimKeyCheckOut] = Field(
+        description="Every key in use, each checked: the signing one, then a rotation's "
+        "prepared one."
+    )
+
+
+class DmarcAlignmentOut(Schema):
+    adkim: str = Field(description="r (relaxed) or s (strict).")
+    aspf: str = Field(description="r (relaxed) or s (strict).")
+    dkim_aligned: bool | None = Field(
+        description="Our DKIM signature passes, aligned with the From domain; null when DKIM "
+        "is unknown."
+    )
+    spf_aligned: bool | None = Field(
+        description="SPF passes for our MAIL FROM, aligned with the From domain; null when "
+        "SPF is unknown."
+    )
+    aligned: bool | None = Field(
+        description="Our mail passes DMARC (either of the above); null when that cannot be told."
+    )
+
+
+class DmarcReportOut(Schema):
+    uri: str = Field(description="A rua= or ruf= address of the record.")
+    domain: str
+    external: bool = Field(description="In another organizational domain than yours.")
+    authorized: bool | None = Field(
+        description="Whether that domain accepts your reports (RFC 7489 §7.1); null when not "
+        "external or when the DNS did not answer."
+    )
+    host: str = Field(description="Where that domain must publish the authorization.")
+    record: str = Field(description="The authorization record it must publish there.")
 
 
 class DmarcOut(Schema):
-    state: str
+    state: str = Field(
+        description=f"configured, not_configured, invalid (receivers apply none), or {_UNKNOWN}."
+    )
     host: str
-    record: str
+    record: str = Field(
+        description="The record to publish: the corrected one when one applies (p=quarantine "
+        "after weeks of p=none), else the published one, or a starter."
+    )
     message: str
+    policy: str | None = Field(
+        None, description="none, quarantine or reject; null when no valid record applies."
+    )
+    policy_domain: str = Field(
+        "",
+        description="The domain whose _dmarc record applies: yours, or its organizational "
+        "domain's.",
+    )
+    found: list[str] = Field(default_factory=list, description="The DMARC records found.")
+    alignment: DmarcAlignmentOut | None = Field(
+        None, description="What the policy means for our mail; null unless a record applies."
+    )
+    policy_none_since: datetime | None = Field(
+        None,
+        description="Since the check that first saw p=none; null unless the policy is none.",
+    )
+    reports: list[DmarcReportOut] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What a configured policy means for our mail, each with its fix.",
+    )
 
 
 class MxOut(Schema):
-    state: str
-    records: list[tuple[int, str]]
+    state: str = Field(
+        description="configured, not_configured, null_mx (a null MX, RFC 7505: the domain "
+        f"accepts no mail), needs_update, or {_UNKNOWN}."
+    )
+    records: list[tuple[int, str]] = Field(description="What to publish: [preference, host].")
+    message: str
+    found: list[tuple[int, str]] = Field(
+        default_factory=list,
+        description='What the DNS answered, [preference, host]; a null MX is [0, "."].',
+    )
+
+
+class DnsRecordOut(Schema):
+    type: str = Field(description="TXT, CNAME, A or AAAA.")
+    host: str
+    value: str
+
+
+class MtaStsOut(Schema):
+    state: str = Field(
+        description="configured, not_configured, needs_update (senders cannot fetch the policy, "
+        f"or the record's id is an older policy's), invalid, or {_UNKNOWN}."
+    )
+    mode: str = Field(description="testing or enforce, as chosen on the dashboard.")
+    found: list[DnsRecordOut] = Field(
+        description="The v=STSv1 TXT records and the addresses of mta-sts.DOMAIN found."
+    )
+    expected: list[DnsRecordOut] = Field(description="The records to publish.")
+    message: str
+
+
+class TlsRptOut(Schema):
+    state: str = Field(
+        description="configured, not_configured, needs_update (our report address is missing), "
+        f"invalid, or {_UNKNOWN}."
+    )
+    found: list[DnsRecordOut] = Field(description="The v=TLSRPTv1 TXT records found.")
+    expected: list[DnsRecordOut] = Field(
+        description="The record to publish: the published one when it is fine."
+    )
     message: str
 
 
@@ -204,6 +337,8 @@ class DnsReportOut(Schema):
     dkim: DkimCheckOut | None
     dmarc: DmarcOut | None
     mx: MxOut | None
+    mta_sts: MtaStsOut | None = Field(None, description="MTA-STS (RFC 8461).")
+    tls_rpt: TlsRptOut | None = Field(None, description="TLS reporting (RFC 8460).")
 
 
 class QueuedOut(Schema):

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
 
 from cryptography import x509
@@ -55,15 +57,17 @@ class Certificate:
     key: Path  # PEM, unencrypted (the daemons start unattended)
 
 
-def self_signed(hostname: str, directory: Path) -> Certificate:
-    """A self-signed certificate for `hostname` in `directory`, made once and kept after.
+def self_signed(hostname: str, directory: Path, addresses: Sequence[str] = ()) -> Certificate:
+    """A self-signed certificate for `hostname` (and the IP `addresses`, for clients that
+    connect by address) in `directory`, made once and kept after.
 
     Kept across restarts so a client that accepted it once is not asked again; made anew when
-    the host name it names is no longer the stack's.
+    the names it holds are no longer the stack's.
     """
     directory.mkdir(parents=True, exist_ok=True)
     made = Certificate(cert=directory / "cert.pem", key=directory / "key.pem")
-    if made.cert.exists() and made.key.exists() and hostname in _names(made.cert):
+    wanted = [x509.DNSName(hostname), *(x509.IPAddress(ip_address(a)) for a in addresses)]
+    if made.cert.exists() and made.key.exists() and set(wanted) <= set(_alt_names(made.cert)):
         return made
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
@@ -76,7 +80,7 @@ def self_signed(hostname: str, directory: Path) -> Certificate:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -127,10 +131,10 @@ def checked(cert: Path, key: Path) -> Certificate:
     return Certificate(cert=cert.absolute(), key=key.absolute())
 
 
-def _names(cert: Path) -> list[str]:
+def _alt_names(cert: Path) -> list[x509.GeneralName]:
     try:
         certificate = x509.load_pem_x509_certificate(cert.read_bytes())
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except (ValueError, x509.ExtensionNotFound):
         return []
-    return names.value.get_values_for_type(x509.DNSName)
+    return list(names.value)

@@ -248,8 +248,23 @@ class Finding:
     fix: str = ""
 
 
+def _temporary_error(check: str, title: str, name: str) -> Finding:
+    """A check the DNS did not answer in time: nothing is known to be wrong, so the only fix
+    is to try again."""
+    return Finding(
+        check,
+        title,
+        False,
+        _("Temporary error: the DNS did not answer in time while checking %(check)s for %(name)s.")
+        % {"check": title, "name": name},
+        _("Nothing to change for now: run the test again in a few minutes."),
+    )
+
+
 def _spf_finding(spf: dict[str, Any]) -> Finding:
     values = {"ip": spf["ip"], "domain": spf["domain"], "record": spf["advice"]}
+    if spf["result"] == Verdict.TEMPERROR:
+        return _temporary_error("spf", "SPF", spf["domain"])
     if spf["result"] == Verdict.PASS:
         return Finding(
             "spf",
@@ -271,14 +286,9 @@ def _spf_finding(spf: dict[str, Any]) -> Finding:
         Verdict.PERMERROR: _(
             "Permanent error: receiving servers cannot use the SPF record of %(domain)s."
         ),
-        Verdict.TEMPERROR: _(
-            "Temporary error: the DNS did not answer in time while checking SPF for %(domain)s."
-        ),
     }
     message = words.get(spf["result"], words[Verdict.PERMERROR]) % values
-    if spf["result"] == Verdict.TEMPERROR:
-        fix = _("Nothing to change for now: run the test again in a few minutes.")
-    elif spf["advice"]:
+    if spf["advice"]:
         fix = (
             _("Publish this SPF record (TXT) at %(domain)s, replacing the current one: %(record)s")
             % values
@@ -313,13 +323,7 @@ def _dkim_finding(facts: dict[str, Any]) -> Finding:
             _("Enable DKIM on the DKIM card above and publish its DNS record."),
         )
     if facts["result"] == "temperror":
-        return Finding(
-            "dkim",
-            "DKIM",
-            False,
-            _("Temporary error: the DNS did not answer in time for %(host)s.") % values,
-            _("Nothing to change for now: run the test again in a few minutes."),
-        )
+        return _temporary_error("dkim", "DKIM", values["host"])
     if facts["reason"] == "no_key":
         return Finding(
             "dkim",
@@ -357,13 +361,7 @@ def _dmarc_finding(facts: dict[str, Any], from_domain: str) -> Finding:
         "disposition": dispositions.get(facts.get("disposition", ""), ""),
     }
     if facts["result"] == "temperror":
-        return Finding(
-            "dmarc",
-            "DMARC",
-            False,
-            _("Temporary error: the DNS did not answer in time for %(host)s.") % values,
-            _("Nothing to change for now: run the test again in a few minutes."),
-        )
+        return _temporary_error("dmarc", "DMARC", values["host"])
     if facts["result"] == "pass":
         return Finding(
             "dmarc",

@@ -158,9 +158,10 @@ def check_mta_sts(
     if not records:
         return result(
             MtaStsState.NOT_CONFIGURED,
+            # The way to the records is the card's to say (it has the button), once.
             _(
                 "MTA-STS is not published: senders may deliver your mail unencrypted if an "
-                "attacker interferes. Publish the records under “View records”."
+                "attacker interferes."
             ),
             found,
         )

@@ -26,11 +26,12 @@ router = Router(tags=["dns"])
 
 @router.get("/domains/{domain}/dns", response={200: DnsReportOut, **READ_ERRORS})
 def dns_status(request: HttpRequest, domain: str):
-    """The last check's results, re-read in your language. All null: not checked yet."""
+    """The last check's results, re-read in your language: the shape of `postdesk dns check
+    DOMAIN --json`. All null: not checked yet."""
     found = domain_get(actor=request.auth, name=domain)
     stored = dns_selectors.dns_report(actor=request.auth, domain=found)
     if stored.report is None:
-        return {"checked_at": None, "spf": None, "dkim": None, "dmarc": None, "mx": None}
+        return dict.fromkeys(DnsReportOut.model_fields)
     return {"checked_at": stored.checked_at, **stored.report.as_dict()}
 
 

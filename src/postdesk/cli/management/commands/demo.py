@@ -1,4 +1,6 @@
-"""`postdesk demo`: a demo client with a domain, mailboxes, aliases and forwards.
+"""`postdesk demo`: a demo client with a domain, mailboxes, aliases and forwards; with
+POSTDESK_PROBE_ADDRESS set (`./run demo --mail`), the provider's probe mailbox too, so the
+dashboard's deliverability self-test has somewhere to send.
 
 Safe to run again: what exists is kept; the demo logins get fresh passwords, printed once.
 """
@@ -7,6 +9,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,6 +45,8 @@ PLAN = {
     "eas_mapi_price": "5.00",
     "storage_limit_mb": 51200,
 }
+# The provider's own client, which holds the self-test's probe mailbox (docs/dns.md).
+PROBE_CLIENT = "Postdesk probe"
 # The plan starts before the usage seeded below, so this cycle's estimate includes it.
 PLAN_STARTED_DAYS_AGO = 10
 
@@ -73,6 +78,26 @@ FORWARDS = [
 
 def _login_password() -> str:
     return secrets.token_urlsafe(12)
+
+
+def _probe_mailbox(actor: Any) -> str:
+    """The self-test's probe mailbox, as docs/dns.md has the provider create it, when a probe
+    address is set; its address, or "" when there is none."""
+    address = settings.POSTDESK_PROBE_ADDRESS
+    if not address:
+        return ""
+    username, _, name = address.partition("@")
+    client = Client.objects.filter(name=PROBE_CLIENT).first() or client_create(
+        actor=actor, name=PROBE_CLIENT
+    )
+    domain = Domain.objects.filter(name=name).first() or domain_add(
+        actor=actor, client=client, name=name
+    )
+    if not Mailbox.objects.filter(address__domain=domain, address__local_part=username).exists():
+        # Nobody logs in: the password is never shown.
+        password = generate_password(username=username, domain=name)
+        mailbox_create(actor=actor, domain=domain, username=username, password=password)
+    return address
 
 
 class Command(OperatorCommand):
@@ -133,6 +158,8 @@ class Command(OperatorCommand):
         mailbox_password = generate_password(username=MAILBOXES[0][0], domain=DOMAIN)
         mailbox_set_password(actor=actor, mailbox=demo_mailbox, password=mailbox_password)
 
+        probe = _probe_mailbox(actor)
+
         owner_password, operator_password = _login_password(), _login_password()
         with transaction.atomic():
             owner = User.objects.filter(email=OWNER).first() or User.objects.create_user(OWNER)
@@ -155,6 +182,14 @@ class Command(OperatorCommand):
                     f"  Operator (admin):   {OPERATOR} / {operator_password}",
                     f"  Mailbox (IMAP/SMTP): {demo_mailbox.address.email} / {mailbox_password}",
                     f"  Try: postdesk address list {DOMAIN}",
+                    *(
+                        [
+                            f"  Self-test: “Send a test message” on the dashboard mails {probe}, "
+                            "the provider's probe mailbox."
+                        ]
+                        if probe
+                        else []
+                    ),
                 ]
             )
         )
