@@ -46,3 +46,19 @@ def test_a_dns_timeout_reads_the_same_for_each_check_and_names_what_was_asked(la
         assert found[check].title == title
         assert found[check].message == message.format(check=title, name=name)
         assert found[check].fix == fix
+
+
+def _spf_fix(result: str) -> str:
+    advice = "v=spf1 include:spf.postdesk.example ~all"
+    facts = FACTS_DNS_TIMEOUT | {
+        "spf": {"result": result, "ip": "192.0.2.1", "domain": "example.com", "advice": advice}
+    }
+    return next(f for f in explain(facts) if f.check == "spf").fix
+
+
+def test_the_spf_fix_replaces_a_record_only_when_there_is_one():
+    advice = "v=spf1 include:spf.postdesk.example ~all"
+    assert _spf_fix("none") == f"Publish this SPF record (TXT) at example.com: {advice}"
+    assert _spf_fix("fail") == (
+        f"Publish this SPF record (TXT) at example.com, replacing the current one: {advice}"
+    )

@@ -195,3 +195,20 @@ def test_the_card_says_once_where_the_records_to_publish_are(
     said = card.split("<details")[0]  # what the card says; the states' key is apart
     assert message in said
     assert said.count(pointer) == 1
+
+
+def test_a_card_the_dns_could_not_answer_for_sends_nobody_to_the_records(
+    owner_browser, domain, dns_server
+):
+    """A DNS failure says "unknown": publishing anything would not help, so no pointer."""
+    dns_server.fail("_mta-sts.example.com")
+    dns_server.fail("_smtp._tls.example.com")
+    dns_check_domain(domain)
+    page = _text(owner_browser.get(reverse("web:dashboard", args=["example.com"])))
+    for card_id, pointer in (
+        ("mta-sts", "The records to publish are under"),
+        ("tls-rpt", "The record to publish is under"),
+    ):
+        card = page.split(f'id="{card_id}"')[1].split("</article>")[0]
+        assert "Unknown" in card.split("<details")[0]
+        assert pointer not in card

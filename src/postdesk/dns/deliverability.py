@@ -288,7 +288,9 @@ def _spf_finding(spf: dict[str, Any]) -> Finding:
         ),
     }
     message = words.get(spf["result"], words[Verdict.PERMERROR]) % values
-    if spf["advice"]:
+    if spf["advice"] and spf["result"] == Verdict.NONE:
+        fix = _("Publish this SPF record (TXT) at %(domain)s: %(record)s") % values
+    elif spf["advice"]:
         fix = (
             _("Publish this SPF record (TXT) at %(domain)s, replacing the current one: %(record)s")
             % values

@@ -117,7 +117,7 @@ def check_tls_rpt(domain: str, address: str, fetch_txt: FetchTxt) -> TlsRptResul
             records,
             _(
                 "%(count)d TLS reporting records are published at %(host)s; senders ignore "
-                "them all. Replace them with the one record under “View record”."
+                "them all. Replace them with one record: ours, which keeps their report addresses."
             )
             % {"count": len(records), "host": host},
         )
