@@ -188,14 +188,24 @@ class Mailbox(models.Model):
         return str(self.address)
 
 
-class DomainTotals(models.Model):
-    """A domain's counts and disk use, as the dashboard shows them and the address list
-    counts its rows: kept by database triggers (mail migration 0007) in the transaction of
-    every write to the addresses and mailboxes, whatever writes them, so reading them is one
-    row however large the domain. Never written by Python."""
+class DomainTotalsChange(models.Model):
+    """A change to a domain's counts and disk use, as the dashboard shows them and the address
+    list counts its rows: a domain's totals are the sum of its rows. Appended by database
+    triggers (mail migration 0007) in the transaction of every write to the addresses and
+    mailboxes, whatever writes them; folded into one row per domain by the `compact-totals`
+    job (`services.domain_totals_compact`). Never written otherwise.
 
-    domain = models.OneToOneField(
-        Domain, on_delete=models.CASCADE, primary_key=True, related_name="totals"
+    Appended, never updated: a writer waits for no other writer here. A single row per domain
+    updated in every write's transaction was a lock every writer of the domain took after the
+    rows it had already written, in whatever order, and concurrent writes deadlocked on
+    PostgreSQL (one waiting for the totals, the other for a name or a mailbox the first had
+    taken). Each change commits with its write, so the sum is exact at every moment.
+    """
+
+    # No foreign key: a domain's deletion writes its rows' changes after (and beside) the
+    # domain's own, and its rows, summing to zero, go at the next compaction.
+    domain = models.ForeignKey(
+        Domain, on_delete=models.DO_NOTHING, db_constraint=False, related_name="totals_changes"
     )
     mailboxes = models.BigIntegerField(db_default=0)
     aliases = models.BigIntegerField(db_default=0)
@@ -204,12 +214,15 @@ class DomainTotals(models.Model):
     mapi_accounts = models.BigIntegerField(db_default=0)
     used_bytes = models.BigIntegerField(db_default=0)
 
+    # The sums a domain's totals are made of, in this order everywhere (triggers, compaction).
+    SUMMED = ("mailboxes", "aliases", "forwards", "eas_accounts", "mapi_accounts", "used_bytes")
+
     class Meta:
-        verbose_name = _("domain totals")
-        verbose_name_plural = _("domain totals")
+        verbose_name = _("domain totals change")
+        verbose_name_plural = _("domain totals changes")
 
     def __str__(self) -> str:
-        return f"{self.domain_id}: {self.mailboxes} mailboxes"
+        return f"{self.domain_id}: {self.mailboxes:+} mailboxes"
 
 
 class Alias(models.Model):

@@ -16,9 +16,11 @@ from django.db import connection
 from django.db.models import (
     Count,
     F,
+    OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Window,
 )
 from django.db.models.expressions import RawSQL
@@ -35,7 +37,15 @@ from postdesk.tenancy.access import Actor, require_client_access, visible_client
 
 from .addresses import normalize_domain_name, split_address
 from .choices import AddressKind, AddressListSort, AddressListType
-from .models import Address, Alias, Destination, Domain, DomainTotals, Forward, Mailbox
+from .models import (
+    Address,
+    Alias,
+    Destination,
+    Domain,
+    DomainTotalsChange,
+    Forward,
+    Mailbox,
+)
 from .tasks import mailbox_sessions_kick
 
 
@@ -503,11 +513,13 @@ class _Listing:
         )
 
     def _total(self) -> int:
-        """The unfiltered list's length from the domain's totals (one row, kept by triggers:
-        mail migration 0007), not by counting the domain's rows."""
-        totals = DomainTotals.objects.filter(domain=self.domain).values("mailboxes", "forwards")
-        found = totals.first() or {"mailboxes": 0, "forwards": 0}
-        return sum(found[_TOTALS_OF_KIND[kind]] for kind in self.kinds)
+        """The unfiltered list's length from the domain's totals (the sum of its few change
+        rows, appended by triggers: mail migration 0007), not by counting the domain's rows."""
+        fields = [_TOTALS_OF_KIND[kind] for kind in self.kinds]
+        totals = DomainTotalsChange.objects.filter(domain=self.domain).aggregate(
+            **{field: Sum(field) for field in fields}
+        )
+        return sum(totals[field] or 0 for field in fields)
 
     def _past(self, position: _Position, backward: bool) -> Q:
         """The rows after `position` in the order (before it, `backward`), as one filter: a
@@ -686,23 +698,26 @@ class DomainSummary:
 
 
 def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
-    """Disk used and the counts of the dashboard: one row of the domain's totals (kept by
-    triggers in every write's transaction: mail migration 0007), whatever the size."""
+    """Disk used and the counts of the dashboard: the sum of the domain's totals changes (a
+    few rows, appended by triggers in every write's transaction: mail migration 0007),
+    whatever the size, and its latest usage measure, in one query."""
     require_client_access(actor, domain.client_id, write=False)
     last_measure = (
-        Mailbox.objects.filter(domain=domain, used_measured_at__isnull=False)
+        Mailbox.objects.filter(domain=OuterRef("pk"), used_measured_at__isnull=False)
         .order_by("-used_measured_at")
         .values("used_measured_at")[:1]
     )
-    counts = ("used_bytes", "mailboxes", "aliases", "forwards", "eas_accounts", "mapi_accounts")
     totals = (
-        DomainTotals.objects.filter(domain=domain)
-        .annotate(used_measured_at=Subquery(last_measure))
-        .values(*counts, "used_measured_at")
+        Domain.objects.filter(pk=domain.pk)
+        .values("pk")
+        .annotate(
+            **{field: Sum(f"totals_changes__{field}") for field in DomainTotalsChange.SUMMED},
+            used_measured_at=Subquery(last_measure),
+        )
         .first()
-    ) or {}  # a domain without any address yet has no totals
+    ) or {}  # the domain was deleted meanwhile
     return DomainSummary(
-        **{count: int(totals.get(count) or 0) for count in counts},
+        **{field: int(totals.get(field) or 0) for field in DomainTotalsChange.SUMMED},
         used_measured_at=totals.get("used_measured_at"),
     )
 

@@ -1,18 +1,25 @@
-"""DomainTotals, kept by triggers; the index of `storage_asc` keyset pages, and the one that
-gives a domain's latest usage measure in one seek.
+"""DomainTotalsChange, appended by triggers; the index of `storage_asc` keyset pages, and the
+one that gives a domain's latest usage measure in one seek.
 
-Each domain's counts and disk use are kept by triggers in the transaction of every write to
-mail_address and mail_mailbox, so no write path (services, bulk loads, a cascade, an
-operator's SQL) can leave them behind. On PostgreSQL the triggers run once per statement over
-its transition tables, so a bulk insert of a million rows updates each domain's row once
-(row triggers updating one row a million times in one transaction slow down quadratically);
-SQLite has only row triggers, and updates in place. Existing domains are counted once here.
+Every write to mail_address and mail_mailbox appends, in its own transaction, what it changed
+in its domain's counts and disk use, so no write path (services, bulk loads, a cascade, an
+operator's SQL) can leave them behind; a domain's totals are the sum of its rows. Appended,
+never updated in place: an INSERT into a table without a unique key waits for no other
+transaction, so these triggers add no lock to any write (one row per domain updated by every
+write deadlocked concurrent writers on PostgreSQL). The `compact-totals` job folds each
+domain's rows into one.
+
+On PostgreSQL the triggers run once per statement over its transition tables, so a bulk
+insert of a million rows appends one row per domain; SQLite has only row triggers (one row
+per row written, until the next compaction). A change that changes no sum (a mailbox's growth
+refreshed) appends nothing. Existing domains are counted once here.
 """
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-# What each row adds to its domain's totals: column -> SQL expression over the row.
+CHANGES = "mail_domaintotalschange"
+# What each row adds to its domain's totals: column -> SQL expression over the row's columns.
 ADDRESS_TERMS = {
     "mailboxes": "CASE WHEN kind = 'mailbox' THEN 1 ELSE 0 END",
     "aliases": "CASE WHEN kind = 'alias' THEN 1 ELSE 0 END",
@@ -23,78 +30,63 @@ MAILBOX_TERMS = {
     "mapi_accounts": "CASE WHEN mapi_enabled THEN 1 ELSE 0 END",
     "used_bytes": "used_bytes",
 }
-TABLES = {"mail_address": ADDRESS_TERMS, "mail_mailbox": MAILBOX_TERMS}
+TABLES = {
+    "mail_address": (["domain_id", "kind"], ADDRESS_TERMS),
+    "mail_mailbox": (["domain_id", "eas_enabled", "mapi_enabled", "used_bytes"], MAILBOX_TERMS),
+}
+EVENTS = ("INSERT", "DELETE", "UPDATE")
 
 
-def _prefixed(expression: str, row: str) -> str:
-    for column in ("kind", "eas_enabled", "mapi_enabled", "used_bytes"):
-        expression = expression.replace(f"WHEN {column}", f"WHEN {row}.{column}")
-    return expression if expression != "used_bytes" else f"{row}.used_bytes"
+def _append(terms: dict[str, str], signed_rows: str) -> str:
+    """The INSERT of one change row per domain: the rows, each signed (+1 inserted or new,
+    -1 deleted or old), summed by domain; nothing for a domain whose sums are all zero."""
+    sums = [f"SUM(sign * ({expression}))" for expression in terms.values()]
+    return f"""INSERT INTO {CHANGES} (domain_id, {", ".join(terms)})
+  SELECT domain_id, {", ".join(sums)} FROM ({signed_rows}) AS signed
+  WHERE domain_id IS NOT NULL GROUP BY domain_id
+  HAVING {" OR ".join(f"{total} <> 0" for total in sums)}"""
 
 
-def _sqlite(table: str, terms: dict[str, str]) -> list[str]:
-    """Row triggers: an upsert on insert (the domain's first row creates its totals), an
-    update on delete and on update (the difference)."""
-    columns = ", ".join(terms)
-    insert_values = ", ".join(_prefixed(e, "NEW") for e in terms.values())
-    added = ", ".join(f"{c} = {c} + excluded.{c}" for c in terms)
-    removed = ", ".join(f"{c} = {c} - ({_prefixed(e, 'OLD')})" for c, e in terms.items())
-    changed = ", ".join(
-        f"{c} = {c} + ({_prefixed(e, 'NEW')}) - ({_prefixed(e, 'OLD')})" for c, e in terms.items()
-    )
-    return [
-        f"""CREATE TRIGGER {table}_totals_insert AFTER INSERT ON {table}
-WHEN NEW.domain_id IS NOT NULL BEGIN
-  INSERT INTO mail_domaintotals (domain_id, {columns}) VALUES (NEW.domain_id, {insert_values})
-  ON CONFLICT (domain_id) DO UPDATE SET {added};
-END""",
-        f"""CREATE TRIGGER {table}_totals_delete AFTER DELETE ON {table} BEGIN
-  UPDATE mail_domaintotals SET {removed} WHERE domain_id = OLD.domain_id;
-END""",
-        f"""CREATE TRIGGER {table}_totals_update AFTER UPDATE ON {table} BEGIN
-  UPDATE mail_domaintotals SET {changed} WHERE domain_id = NEW.domain_id;
-END""",
-    ]
+def _signed(event: str, select_new: str, select_old: str) -> str:
+    rows = {
+        "INSERT": [f"SELECT 1 AS sign, {select_new}"],
+        "DELETE": [f"SELECT -1 AS sign, {select_old}"],
+        "UPDATE": [f"SELECT 1 AS sign, {select_new}", f"SELECT -1 AS sign, {select_old}"],
+    }[event]
+    return " UNION ALL ".join(rows)
 
 
-def _names(columns: str) -> str:
-    return "domain_id, " + columns
-
-
-def _postgresql(table: str, terms: dict[str, str]) -> list[str]:
-    """Statement triggers over the transition tables: each statement's rows summed by domain,
-    signed (+1 inserted or new, -1 deleted or old), then one upsert per domain."""
-    sums = ", ".join(f"SUM(sign * ({e}))" for e in terms.values())
-    columns = ", ".join(terms)
-    added = ", ".join(f"{c} = t.{c} + excluded.{c}" for c in terms)
-    sources = {
-        "INSERT": "SELECT 1 AS sign, * FROM new_rows",
-        "DELETE": "SELECT -1 AS sign, * FROM old_rows",
-        "UPDATE": "SELECT 1 AS sign, * FROM new_rows UNION ALL SELECT -1, * FROM old_rows",
-    }
-    # A delete or an update only changes existing totals: when a domain is deleted its
-    # totals may go first, and must not come back for rows deleted after them.
-    changed = ", ".join(f"{c} = t.{c} + changed.{c}" for c in terms)
+def _sqlite(table: str, columns: list[str], terms: dict[str, str]) -> list[str]:
+    """Row triggers: the row written, as a one-row (two for an update) signed table."""
     statements = []
-    for event, rows in sources.items():
+    for event in EVENTS:
+        new = ", ".join(f"NEW.{column} AS {column}" for column in columns)
+        old = ", ".join(f"OLD.{column} AS {column}" for column in columns)
+        statements.append(
+            f"""CREATE TRIGGER {table}_totals_{event.lower()} AFTER {event} ON {table} BEGIN
+  {_append(terms, _signed(event, new, old))};
+END"""
+        )
+    return statements
+
+
+def _postgresql(table: str, columns: list[str], terms: dict[str, str]) -> list[str]:
+    """Statement triggers over the transition tables: one change row per domain a statement
+    wrote to, however many rows."""
+    statements = []
+    for event in EVENTS:
         name = f"{table}_totals_{event.lower()}"
         tables = {
             "INSERT": "NEW TABLE AS new_rows",
             "DELETE": "OLD TABLE AS old_rows",
             "UPDATE": "NEW TABLE AS new_rows OLD TABLE AS old_rows",
         }[event]
-        by_domain = f"SELECT domain_id, {sums} FROM ({rows}) AS signed GROUP BY domain_id"
-        if event == "INSERT":
-            write = f"""INSERT INTO mail_domaintotals AS t (domain_id, {columns})
-  {by_domain.replace("GROUP BY", "WHERE domain_id IS NOT NULL GROUP BY")}
-  ON CONFLICT (domain_id) DO UPDATE SET {added}"""
-        else:
-            write = f"""UPDATE mail_domaintotals AS t SET {changed}
-  FROM ({by_domain}) AS changed ({_names(columns)}) WHERE t.domain_id = changed.domain_id"""
+        listed = ", ".join(columns)
+        signed = _signed(event, f"{listed} FROM new_rows", f"{listed} FROM old_rows")
         statements += [
             f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  {write};
+  {_append(terms, signed)};
   RETURN NULL;
 END $$""",
             f"""CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {tables}
@@ -103,9 +95,9 @@ FOR EACH STATEMENT EXECUTE FUNCTION {name}()""",
     return statements
 
 
-BACKFILL = """
-INSERT INTO mail_domaintotals (domain_id, mailboxes, aliases, forwards, eas_accounts,
-                               mapi_accounts, used_bytes)
+BACKFILL = f"""
+INSERT INTO {CHANGES} (domain_id, mailboxes, aliases, forwards, eas_accounts,
+                       mapi_accounts, used_bytes)
 SELECT d.id,
        (SELECT COUNT(*) FROM mail_address a WHERE a.domain_id = d.id AND a.kind = 'mailbox'),
        (SELECT COUNT(*) FROM mail_address a WHERE a.domain_id = d.id AND a.kind = 'alias'),
@@ -120,8 +112,8 @@ SELECT d.id,
 def create(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     make = _postgresql if vendor == "postgresql" else _sqlite
-    for table, terms in TABLES.items():
-        for statement in make(table, terms):
+    for table, (columns, terms) in TABLES.items():
+        for statement in make(table, columns, terms):
             schema_editor.execute(statement)
     schema_editor.execute(BACKFILL)
 
@@ -129,8 +121,8 @@ def create(apps, schema_editor):
 def drop(apps, schema_editor):
     postgresql = schema_editor.connection.vendor == "postgresql"
     for table in TABLES:
-        for event in ("insert", "delete", "update"):
-            name = f"{table}_totals_{event}"
+        for event in EVENTS:
+            name = f"{table}_totals_{event.lower()}"
             if postgresql:
                 schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
                 schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}()")
@@ -143,15 +135,20 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="DomainTotals",
+            name="DomainTotalsChange",
             fields=[
                 (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
                     "domain",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        primary_key=True,
-                        related_name="totals",
-                        serialize=False,
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="totals_changes",
                         to="mail.domain",
                     ),
                 ),
@@ -162,7 +159,10 @@ class Migration(migrations.Migration):
                 ("mapi_accounts", models.BigIntegerField(db_default=0)),
                 ("used_bytes", models.BigIntegerField(db_default=0)),
             ],
-            options={"verbose_name": "domain totals", "verbose_name_plural": "domain totals"},
+            options={
+                "verbose_name": "domain totals change",
+                "verbose_name_plural": "domain totals changes",
+            },
         ),
         migrations.AddIndex(
             model_name="mailbox",
