@@ -5,7 +5,9 @@
 
 One domain grows to each size in turn (`dataset.add_addresses`: as many aliases as
 mailboxes, a fifth as many forwards, in INSERTs of 5,000 rows), beside 100 small neighbours;
-after each load `refresh_statistics()` (VACUUM ANALYZE on PostgreSQL). Each case is timed as
+after each load `refresh_statistics()` (VACUUM ANALYZE on PostgreSQL), the dashboard's figures
+timed over the load's uncompacted totals changes, then `domain_totals_compact()` (what the
+`compact-totals` job does within 5 minutes) before the cases. Each case is timed as
 an operator (p50 and p95 of `--runs` calls after 3 warm-ups) and its SQL queries counted; exit
 status 1 when a case's query count differs between sizes. Use a throwaway database: the rows
 stay (a million mailboxes take minutes to delete).
@@ -86,6 +88,11 @@ def main() -> int:
     from bench.dataset import add_addresses, make_domain, make_neighbours
     from django.db import connection
 
+    from postdesk.mail.models import DomainTotalsChange
+    from postdesk.mail.selectors import domain_summary
+    from postdesk.mail.services import domain_totals_compact
+    from postdesk.tenancy.access import Actor
+
     tag = str(int(time.time()))
     make_neighbours(tag)
     domain = make_domain(f"scale-{tag}.bench.example", 0, 0, 0)
@@ -101,6 +108,16 @@ def main() -> int:
         print(
             f"\n{size:,} mailboxes (+ as many aliases, {size // 5:,} forwards): "
             f"loaded in {time.perf_counter() - start:.0f} s"
+        )
+        changes = DomainTotalsChange.objects.filter(domain=domain).count()
+        p50, p95, _queries = _timed(
+            lambda: domain_summary(actor=Actor.operator("bench"), domain=domain), args.runs
+        )
+        start = time.perf_counter()
+        domain_totals_compact()
+        print(
+            f"figures over {changes:,} uncompacted totals changes: {p50:.1f} / {p95:.1f} ms; "
+            f"compacted in {(time.perf_counter() - start) * 1000:.0f} ms"
         )
         print(f"{'case':36} {'p50 ms':>8} {'p95 ms':>8} {'queries':>8}")
         for case, call in _cases(domain):
