@@ -191,7 +191,7 @@ class Mailbox(models.Model):
 class DomainTotalsChange(models.Model):
     """A change to a domain's counts and disk use, as the dashboard shows them and the address
     list counts its rows: a domain's totals are the sum of its rows. Appended by database
-    triggers (mail migration 0007) in the transaction of every write to the addresses and
+    triggers (mail migration 0009) in the transaction of every write to the addresses and
     mailboxes, whatever writes them; folded into one row per domain by the `compact-totals`
     job (`services.domain_totals_compact`). Never written otherwise.
 

@@ -514,7 +514,7 @@ class _Listing:
 
     def _total(self) -> int:
         """The unfiltered list's length from the domain's totals (the sum of its few change
-        rows, appended by triggers: mail migration 0007), not by counting the domain's rows."""
+        rows, appended by triggers: mail migration 0009), not by counting the domain's rows."""
         fields = [_TOTALS_OF_KIND[kind] for kind in self.kinds]
         totals = DomainTotalsChange.objects.filter(domain=self.domain).aggregate(
             **{field: Sum(field) for field in fields}
@@ -699,7 +699,7 @@ class DomainSummary:
 
 def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
     """Disk used and the counts of the dashboard: the sum of the domain's totals changes (a
-    few rows, appended by triggers in every write's transaction: mail migration 0007),
+    few rows, appended by triggers in every write's transaction: mail migration 0009),
     whatever the size, and its latest usage measure, in one query."""
     require_client_access(actor, domain.client_id, write=False)
     last_measure = (

@@ -861,7 +861,7 @@ def mailbox_usage_record_batch(
 
 # --- Domain totals -----------------------------------------------------------------------------
 #
-# The triggers of mail migration 0007 append each write's change to its domain's counts; the
+# The triggers of mail migration 0009 append each write's change to its domain's counts; the
 # `compact-totals` job folds them, so that reading a domain's totals sums a handful of rows.
 
 

@@ -131,7 +131,7 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mail", "0006_domain_mta_sts_mode")]
+    dependencies = [("mail", "0008_mailbox_home")]
 
     operations = [
         migrations.CreateModel(
