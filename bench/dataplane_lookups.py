@@ -28,6 +28,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db-url")
     parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument(
+        "--mailboxes", type=int, default=10_000, help="as many aliases, a fifth as many forwards"
+    )
     args = parser.parse_args()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -52,9 +55,10 @@ def main() -> int:
     call_command("migrate", "--noinput", verbosity=0)
     domain_name = f"lookups{random.randrange(10**6)}.example"
     started = time.perf_counter()
-    make_domain(domain_name, mailboxes=10_000, aliases=10_000, forwards=2_000)
+    size = args.mailboxes
+    make_domain(domain_name, mailboxes=size, aliases=size, forwards=size // 5)
     print(
-        f"- dataset: 10,000 mailboxes, 10,000 aliases, 2,000 forwards in "
+        f"- dataset: {size:,} mailboxes, {size:,} aliases, {size // 5:,} forwards in "
         f"{time.perf_counter() - started:.1f} s; {connection.vendor}"
     )
     with connection.cursor() as cursor:

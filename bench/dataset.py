@@ -78,6 +78,10 @@ def make_domain(name: str, mailboxes: int, aliases: int, forwards: int) -> Domai
     return domain
 
 
+# Rows per INSERT: a million rows in one statement would hold every parameter in memory at
+# once; on PostgreSQL the totals' statement triggers then run once per batch.
+BATCH = 5000
+
 # The other customers of the provider, whose rows share the tables with the measured domain.
 NEIGHBOURS = 100
 NEIGHBOUR_SIZE = {"mailboxes": 100, "aliases": 100, "forwards": 20}
@@ -136,12 +140,15 @@ def _add_mailboxes(
     domain: Domain, count: int, offset: int, rng: random.Random, now: datetime
 ) -> list[Mailbox]:
     addresses = Address.objects.bulk_create(
-        Address(
-            domain=domain,
-            local_part=f"{SURNAMES[n % len(SURNAMES)]}.user{n}",
-            kind=AddressKind.MAILBOX,
-        )
-        for n in range(offset, offset + count)
+        (
+            Address(
+                domain=domain,
+                local_part=f"{SURNAMES[n % len(SURNAMES)]}.user{n}",
+                kind=AddressKind.MAILBOX,
+            )
+            for n in range(offset, offset + count)
+        ),
+        batch_size=BATCH,
     )
     password_hash = _password_hash()
     rows = []
@@ -173,8 +180,8 @@ def _add_mailboxes(
                 Destination(address=address, email=f"home{n}@{provider}", position=i)
                 for i, provider in enumerate(providers)
             )
-    mailboxes = Mailbox.objects.bulk_create(rows)
-    Destination.objects.bulk_create(forwarding)
+    mailboxes = Mailbox.objects.bulk_create(rows, batch_size=BATCH)
+    Destination.objects.bulk_create(forwarding, batch_size=BATCH)
     return mailboxes
 
 
@@ -188,25 +195,38 @@ def _add_aliases(
     weights = [rng.choice((0.05, 0.05, 1, 1, 1, 2, 3, 8)) for _ in mailboxes]
     owners = rng.choices(mailboxes, weights=weights, k=count)
     addresses = Address.objects.bulk_create(
-        Address(
-            domain=domain,
-            local_part=f"{FIRST_NAMES[k % len(FIRST_NAMES)]}.{k}",
-            kind=AddressKind.ALIAS,
-        )
-        for k in range(offset, offset + count)
+        (
+            Address(
+                domain=domain,
+                local_part=f"{FIRST_NAMES[k % len(FIRST_NAMES)]}.{k}",
+                kind=AddressKind.ALIAS,
+            )
+            for k in range(offset, offset + count)
+        ),
+        batch_size=BATCH,
     )
     Alias.objects.bulk_create(
-        Alias(address=address, mailbox=owner)
-        for address, owner in zip(addresses, owners, strict=True)
+        (
+            Alias(address=address, mailbox=owner)
+            for address, owner in zip(addresses, owners, strict=True)
+        ),
+        batch_size=BATCH,
     )
 
 
 def _add_forwards(domain: Domain, count: int, offset: int, rng: random.Random) -> None:
     addresses = Address.objects.bulk_create(
-        Address(domain=domain, local_part=f"{ROLES[j % len(ROLES)]}{j}", kind=AddressKind.FORWARD)
-        for j in range(offset, offset + count)
+        (
+            Address(
+                domain=domain, local_part=f"{ROLES[j % len(ROLES)]}{j}", kind=AddressKind.FORWARD
+            )
+            for j in range(offset, offset + count)
+        ),
+        batch_size=BATCH,
     )
-    Forward.objects.bulk_create(Forward(address=address) for address in addresses)
+    Forward.objects.bulk_create(
+        (Forward(address=address) for address in addresses), batch_size=BATCH
+    )
     destinations = []
     for j, address in enumerate(addresses, start=offset):
         for i in range(rng.randint(1, 3)):
@@ -216,7 +236,7 @@ def _add_forwards(domain: Domain, count: int, offset: int, rng: random.Random) -
                     address=address, email=f"{DESTINATION_WORDS[i]}{j}@{provider}", position=i
                 )
             )
-    Destination.objects.bulk_create(destinations)
+    Destination.objects.bulk_create(destinations, batch_size=BATCH)
 
 
 def search_samples(domain: Domain) -> dict[str, str]:

@@ -359,6 +359,9 @@ POSTDESK_METRICS_DIR = DATA_DIR / "metrics"
 POSTDESK_METRICS_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(POSTDESK_METRICS_DIR)
 POSTDESK_JOB_COLLECT_USAGE = timedelta(minutes=_env_int("POSTDESK_JOB_COLLECT_USAGE_MINUTES", 15))
+# Every write appends its change to its domain's counts (mail.models.DomainTotalsChange); this
+# job folds them, so a count reads a few rows whatever the domain's size or write rate.
+POSTDESK_JOB_COMPACT_TOTALS = timedelta(minutes=_env_int("POSTDESK_JOB_COMPACT_TOTALS_MINUTES", 5))
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
 

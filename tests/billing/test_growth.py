@@ -257,13 +257,22 @@ def test_the_growth_order_is_read_off_the_index(owner, history):
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from postdesk.mail.selectors import _mailboxes_in_order
+    from postdesk.mail.selectors import _Listing, _Position
 
     with CaptureQueriesContext(connection) as captured:
         page = address_list(actor=owner, domain=history, sort=AddressListSort.GROWTH, per_page=2)
     assert [row.local_part for row in page.rows] == ["grower", "newcomer"]
     assert any('FROM "mail_mailbox"' in q["sql"] for q in captured)  # the ids' subquery
-    sql, params = _mailboxes_in_order(history, AddressListSort.GROWTH)[:2].query.sql_with_params()
+    mailboxes = _Listing(history, "", "all", AddressListSort.GROWTH).streams()[0]
+    # A cursor's page past a value: the ties by name, then the values beyond, each off it.
+    for ids in mailboxes.from_position(_Position(0, 5, "m"), False, 3):
+        sql, params = ids.query.sql_with_params()
+        assert _plan_reads_the_index(connection, transaction, sql, params)
+    sql, params = mailboxes.from_position(None, False, 3)[0].query.sql_with_params()
+    assert _plan_reads_the_index(connection, transaction, sql, params)
+
+
+def _plan_reads_the_index(connection, transaction, sql, params) -> bool:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL enable_seqscan = off")
@@ -275,3 +284,4 @@ def test_the_growth_order_is_read_off_the_index(owner, history):
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             plan = "\n".join(str(row[-1]) for row in cursor.fetchall())
             assert "mail_mailbox_growth_idx" in plan and "TEMP B-TREE" not in plan, plan
+    return True

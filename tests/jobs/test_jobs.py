@@ -21,7 +21,9 @@ from postdesk.jobs.services import (
     jobs_due,
     jobs_run_due,
 )
-from postdesk.mail.services import mailbox_create
+from postdesk.mail.models import DomainTotalsChange
+from postdesk.mail.selectors import domain_summary
+from postdesk.mail.services import forward_create, mailbox_create
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -70,13 +72,19 @@ def test_a_job_held_by_a_running_run_is_not_started_twice():
 
 
 def test_due_means_never_run_or_last_started_a_period_ago(settings):
-    assert {job.name for job in jobs_due()} == {"dns-recheck", "collect-usage"}
+    assert {job.name for job in jobs_due()} == {"dns-recheck", "collect-usage", "compact-totals"}
     settings.POSTDESK_DOVEADM_URL = ""
     ran = {job.name: state.last_outcome for job, state in jobs_run_due()}
-    assert ran == {"dns-recheck": Outcome.OK, "collect-usage": Outcome.SKIPPED}
+    assert ran == {
+        "dns-recheck": Outcome.OK,
+        "collect-usage": Outcome.SKIPPED,
+        "compact-totals": Outcome.OK,
+    }
     assert jobs_due() == []
+    soon = timezone.now() + settings.POSTDESK_JOB_COMPACT_TOTALS + timedelta(seconds=1)
+    assert [job.name for job in jobs_due(soon)] == ["compact-totals"]
     later = timezone.now() + settings.POSTDESK_JOB_COLLECT_USAGE + timedelta(seconds=1)
-    assert [job.name for job in jobs_due(later)] == ["collect-usage"]
+    assert [job.name for job in jobs_due(later)] == ["collect-usage", "compact-totals"]
 
 
 def test_usage_collection_waits_for_a_mail_server(settings):
@@ -99,7 +107,7 @@ def test_the_list_shows_every_job_and_its_next_run(django_assert_max_num_queries
 def test_an_unknown_job_is_not_found():
     with pytest.raises(NotFound) as caught:
         job_get("backups")
-    assert "dns-recheck, collect-usage" in str(caught.value.message)
+    assert "dns-recheck, collect-usage, compact-totals" in str(caught.value.message)
 
 
 def test_a_new_mailbox_makes_usage_collection_due_at_once(settings, operator, domain):
@@ -108,9 +116,26 @@ def test_a_new_mailbox_makes_usage_collection_due_at_once(settings, operator, do
     settings.POSTDESK_DOVEADM_URL = "http://127.0.0.1:9/doveadm/v1"  # connected (not called)
     JobState.objects.create(name="dns-recheck", last_started_at=timezone.now())
     JobState.objects.create(name="collect-usage", last_started_at=timezone.now())
+    JobState.objects.create(name="compact-totals", last_started_at=timezone.now())
     assert jobs_due() == []
     mailbox_create(actor=operator, domain=domain, username="new", password=GOOD_PASSWORD)
     assert [job.name for job in jobs_due()] == ["collect-usage"]
     # Without a mail server there is nothing to measure: no early run (it would only skip).
     settings.POSTDESK_DOVEADM_URL = ""
     assert jobs_due() == []
+
+
+def test_compacting_folds_each_domains_changes_into_one_row_with_the_same_counts(operator, domain):
+    for name in ("marie", "jean"):
+        mailbox_create(actor=operator, domain=domain, username=name, password=GOOD_PASSWORD)
+    forward_create(actor=operator, domain=domain, name="info", destinations=["a@x.org"])
+    changes = DomainTotalsChange.objects.filter(domain=domain)
+    before = domain_summary(actor=operator, domain=domain)
+    written = changes.count()
+    assert written > 1
+    state = job_run(job_get("compact-totals"))
+    assert state.last_outcome == Outcome.OK
+    assert state.last_summary == f"folded {written} change(s) of the domains' totals into 1 row(s)"
+    assert changes.count() == 1
+    assert domain_summary(actor=operator, domain=domain) == before
+    assert (before.mailboxes, before.forwards) == (2, 1)

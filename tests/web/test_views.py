@@ -3,6 +3,7 @@ their fields in both languages, and fixed query counts."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -282,9 +283,25 @@ def test_sort_by_storage_and_pages(owner_browser, domain, settings):
     assert table.index(largest) < 300
     assert 'aria-sort="descending"' in page
     assert "Page 1 of 3" in page
-    assert "sort=storage&amp;page=2" in page or "sort=storage&page=2" in page
+    # Next is a cursor link: the page after the last row shown, as a bookmarkable URL.
+    next_url = html.unescape(page.split('rel="next" href="')[1].split('"')[0])
+    assert next_url.startswith(base + "?sort=storage&cursor=")
+    second = _text(owner_browser.get(next_url))
+    second_rows = second.split('id="address-list"')[1].split("</tbody>")[0]
+    first_rows = table.split("</tbody>")[0]
+    shown = [
+        reverse("web:mailbox_edit", args=["example.com", m.local_part])
+        for m in Mailbox.objects.order_by("-used_bytes", "local_part")
+    ]
+    assert all(f'"{url}"' in first_rows for url in shown[:5])
+    assert all(f'"{url}"' in second_rows for url in shown[5:10])
+    assert not any(f'"{url}"' in first_rows for url in shown[5:10])
+    assert 'rel="prev"' in second and 'rel="next"' in second
+    # A link by page number, made before cursors, still opens that page.
     last = _text(owner_browser.get(base + "?sort=storage&page=3"))
     assert "Page 3 of 3" in last
+    # A cursor altered or of another list is refused, not read.
+    assert owner_browser.get(next_url.replace("sort=storage", "sort=growth")).status_code == 400
 
 
 def test_sort_by_control_works_without_javascript_and_follows_htmx_swaps(

@@ -167,9 +167,13 @@ class AddressRowOut(Schema):
 class AddressPageOut(Schema):
     items: list[AddressRowOut]
     total: int
-    page: int
+    page: int | None = Field(description="null on a page read from a cursor.")
     per_page: int
     num_pages: int
+    next: str | None = Field(None, description="The next page's cursor; null on the last page.")
+    previous: str | None = Field(
+        None, description="The previous page's cursor; null on the first page."
+    )
 
 
 # The DNS status: the shape of `postdesk dns check DOMAIN --json` (docs/dns.md explains each

@@ -22,6 +22,7 @@ from postdesk.dataplane import provisioner
 from postdesk.dns.status import dns_recheck_all
 from postdesk.errors import NotFound
 from postdesk.mail.selectors import mailbox_created_since
+from postdesk.mail.services import domain_totals_compact
 from postdesk.workflows.usage import collect_usage
 
 from .choices import Outcome
@@ -75,6 +76,11 @@ def _collect_usage() -> str:
     return text
 
 
+def _compact_totals() -> str:
+    done = domain_totals_compact()
+    return f"folded {done.folded} change(s) of the domains' totals into {done.kept} row(s)"
+
+
 def _jobs() -> dict[str, Job]:
     jobs = [
         Job(
@@ -93,6 +99,13 @@ def _jobs() -> dict[str, Job]:
             due_early=lambda last_started: (
                 provisioner.connected() and mailbox_created_since(last_started)
             ),
+        ),
+        Job(
+            "compact-totals",
+            settings.POSTDESK_JOB_COMPACT_TOTALS,
+            "Fold each domain's counter changes into one row (the address list's and "
+            "dashboard's counts stay one short read).",
+            _compact_totals,
         ),
     ]
     return {job.name: job for job in jobs}

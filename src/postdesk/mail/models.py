@@ -175,10 +175,54 @@ class Mailbox(models.Model):
             models.Index(
                 fields=["domain", "-growth_7d_bytes", "local_part"], name="mail_mailbox_growth_idx"
             ),
+            # Smallest first, ties by name: the storage index read backwards would give the
+            # ties in reverse, so keyset pages of `storage_asc` need their own.
+            models.Index(
+                fields=["domain", "used_bytes", "local_part"], name="mail_mailbox_storage_asc_idx"
+            ),
+            # The domain's latest usage measure, for the dashboard: one seek.
+            models.Index(fields=["domain", "used_measured_at"], name="mail_mailbox_measured_idx"),
         ]
 
     def __str__(self) -> str:
         return str(self.address)
+
+
+class DomainTotalsChange(models.Model):
+    """A change to a domain's counts and disk use, as the dashboard shows them and the address
+    list counts its rows: a domain's totals are the sum of its rows. Appended by database
+    triggers (mail migration 0009) in the transaction of every write to the addresses and
+    mailboxes, whatever writes them; folded into one row per domain by the `compact-totals`
+    job (`services.domain_totals_compact`). Never written otherwise.
+
+    Appended, never updated: a writer waits for no other writer here. A single row per domain
+    updated in every write's transaction was a lock every writer of the domain took after the
+    rows it had already written, in whatever order, and concurrent writes deadlocked on
+    PostgreSQL (one waiting for the totals, the other for a name or a mailbox the first had
+    taken). Each change commits with its write, so the sum is exact at every moment.
+    """
+
+    # No foreign key: a domain's deletion writes its rows' changes after (and beside) the
+    # domain's own, and its rows, summing to zero, go at the next compaction.
+    domain = models.ForeignKey(
+        Domain, on_delete=models.DO_NOTHING, db_constraint=False, related_name="totals_changes"
+    )
+    mailboxes = models.BigIntegerField(db_default=0)
+    aliases = models.BigIntegerField(db_default=0)
+    forwards = models.BigIntegerField(db_default=0)
+    eas_accounts = models.BigIntegerField(db_default=0)
+    mapi_accounts = models.BigIntegerField(db_default=0)
+    used_bytes = models.BigIntegerField(db_default=0)
+
+    # The sums a domain's totals are made of, in this order everywhere (triggers, compaction).
+    SUMMED = ("mailboxes", "aliases", "forwards", "eas_accounts", "mapi_accounts", "used_bytes")
+
+    class Meta:
+        verbose_name = _("domain totals change")
+        verbose_name_plural = _("domain totals changes")
+
+    def __str__(self) -> str:
+        return f"{self.domain_id}: {self.mailboxes:+} mailboxes"
 
 
 class Alias(models.Model):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -61,7 +61,7 @@ from .addresses import (
 )
 from .choices import AddressKind
 from .hosts import home_choose
-from .models import Address, Alias, Destination, Domain, Forward, Mailbox
+from .models import Address, Alias, Destination, Domain, DomainTotalsChange, Forward, Mailbox
 from .passwords import validate_password
 from .selectors import client_addresses_among
 from .tasks import (
@@ -857,6 +857,77 @@ def mailbox_usage_record_batch(
             else:
                 recorded += 1
     return BatchResult(recorded=recorded, refused=refused)
+
+
+# --- Domain totals -----------------------------------------------------------------------------
+#
+# The triggers of mail migration 0009 append each write's change to its domain's counts; the
+# `compact-totals` job folds them, so that reading a domain's totals sums a handful of rows.
+
+
+@dataclass(frozen=True)
+class TotalsCompaction:
+    folded: int  # change rows removed
+    kept: int  # rows written in their place (one per domain whose totals are not all zero)
+
+
+def domain_totals_compact() -> TotalsCompaction:
+    """Fold the change rows of every domain that has more than one into a single row with
+    their sums; a domain whose sums are all zero (a deleted domain) keeps none.
+
+    Exact while writers append: only rows already committed are folded, and the removal
+    and the sums commit together, so a reader sees either the rows or their sum. It takes no
+    lock a writer waits for. One compaction at a time (the job's claim; on PostgreSQL also a
+    table lock that only another compaction, VACUUM or a schema change conflicts with).
+    """
+    # Only the table's and columns' names are formatted into the SQL; values are parameters.
+    table = DomainTotalsChange._meta.db_table
+    columns = ", ".join(DomainTotalsChange.SUMMED)
+    sums = [f"SUM({column})" for column in DomainTotalsChange.SUMMED]
+    summed = ", ".join(sums)
+    not_zero = " OR ".join(f"{total} <> 0" for total in sums)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
+            # One statement, one snapshot: it removes exactly the rows it sums; a writer's
+            # rows committed meanwhile stay for the next run.
+            cursor.execute(
+                f"""WITH many AS (
+                      SELECT domain_id FROM {table} GROUP BY domain_id HAVING COUNT(*) > 1
+                    ), gone AS (
+                      DELETE FROM {table} WHERE domain_id IN (SELECT domain_id FROM many)
+                      RETURNING domain_id, {columns}
+                    ), kept AS (
+                      INSERT INTO {table} (domain_id, {columns})
+                      SELECT domain_id, {summed} FROM gone GROUP BY domain_id
+                      HAVING {not_zero} RETURNING 1
+                    )
+                    SELECT (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM kept)"""  # noqa: S608
+            )
+            folded, kept = cursor.fetchone()
+        else:
+            # SQLite: the transaction holds the database's write lock (IMMEDIATE), so no row
+            # is added between the statements; the rows written here come after `last`.
+            cursor.execute(f"SELECT MAX(id) FROM {table}")  # noqa: S608
+            last = cursor.fetchone()[0] or 0
+            many = (
+                f"SELECT domain_id FROM {table} WHERE id <= %s "  # noqa: S608
+                "GROUP BY domain_id HAVING COUNT(*) > 1"
+            )
+            cursor.execute(
+                f"""INSERT INTO {table} (domain_id, {columns})
+                    SELECT domain_id, {summed} FROM {table}
+                    WHERE id <= %s AND domain_id IN ({many})
+                    GROUP BY domain_id HAVING {not_zero}""",  # noqa: S608
+                [last, last],
+            )
+            kept = cursor.rowcount
+            cursor.execute(
+                f"DELETE FROM {table} WHERE id <= %s AND domain_id IN ({many})",  # noqa: S608
+                [last, last],
+            )
+            folded = cursor.rowcount
+    return TotalsCompaction(folded=folded, kept=kept)
 
 
 # --- A form's tags, checked one by one -----------------------------------------------------------

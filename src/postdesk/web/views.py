@@ -229,6 +229,8 @@ def _list_params(query) -> dict:
         "type": type_ if type_ in AddressListType.values else AddressListType.ALL,
         "sort": sort if sort in AddressListSort.values else AddressListSort.ADDRESS,
         "page": page,
+        # The Previous and Next links' cursors; a page number is a link made before them.
+        "cursor": query.get("cursor", "")[:1000] or None,
     }
 
 

@@ -93,6 +93,14 @@ def address_list(
     ),
     page: int = Query(1, ge=1, description="Past the last page: the last page."),
     per_page: int | None = Query(None, ge=1, le=MAX_PER_PAGE, description="Default: 50."),
+    cursor: str | None = Query(
+        None,
+        max_length=1000,
+        description=(
+            "A page's `next` or `previous`, with the same search, type and sort: that page, "
+            "as fast however deep (`page` is then ignored)."
+        ),
+    ),
 ):
     """The domain's mailboxes and forwards, as on the dashboard."""
     found = selectors.domain_get(actor=request.auth, name=domain)
@@ -104,6 +112,7 @@ def address_list(
         sort=sort,
         page=page,
         per_page=per_page or settings.POSTDESK_PAGE_SIZE,
+        cursor=cursor,
     )
     return {
         "items": [row.as_dict() for row in result.rows],
@@ -111,6 +120,8 @@ def address_list(
         "page": result.page,
         "per_page": result.per_page,
         "num_pages": result.num_pages,
+        "next": result.next_cursor,
+        "previous": result.previous_cursor,
     }
 
 

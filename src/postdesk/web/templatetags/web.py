@@ -23,10 +23,10 @@ def list_url(domain, page_data, **overrides) -> str:
         "q": page_data.search,
         "type": page_data.type,
         "sort": page_data.sort,
-        "page": page_data.page,
+        "cursor": "",
         **overrides,
     }
-    defaults = {"q": "", "type": "all", "sort": "address", "page": 1}
+    defaults = {"q": "", "type": "all", "sort": "address", "cursor": ""}
     query = {k: v for k, v in params.items() if str(v) != str(defaults[k])}
     url = reverse("web:dashboard", args=[domain.name])
     return f"{url}?{urlencode(query)}" if query else url
