@@ -131,6 +131,21 @@ class ActiveSync:
             )
         return found
 
+    def folder_ids(self) -> dict[str, str]:
+        """FolderSync from scratch: display name → server id of every folder."""
+        document = WBXMLWriter()
+        document.tag(
+            "FolderHierarchy", "FolderSync", [wtag("FolderHierarchy", "SyncKey", text="0")]
+        )
+        return {
+            text_of(find(children, "FolderHierarchy.DisplayName")): text_of(
+                find(children, "FolderHierarchy.ServerId")
+            )
+            for _tag, _text, children in find_all(
+                self.command("FolderSync", document), "FolderHierarchy.Add"
+            )
+        }
+
     def sync(
         self, collection: str, key: str, subject: str = "Email.Subject"
     ) -> tuple[str, list[str]]:
@@ -523,3 +538,38 @@ def test_caldav_and_carddav_through_the_gate_and_the_event_in_activesync(
     key, _ = device.sync(calendar_id, "0")
     _key, added = device.sync(calendar_id, key, subject=CALENDAR_SUBJECT)
     assert added == ["Planning"]
+
+
+def append(mail, folder: str, subject: str) -> None:
+    """A message put in a folder over IMAP, as a mail program moving or saving one does
+    (without CONDSTORE: a plain client turns no change tracking on)."""
+    client = mail.imap(ME, GOOD_PASSWORD)
+    try:
+        status, _ = client.append(folder, None, None, f"Subject: {subject}\r\n\r\nHi\r\n".encode())
+        assert status == "OK"
+    finally:
+        client.logout()
+
+
+def test_a_folder_created_later_gets_its_new_mail_on_a_phones_sync(sogo, operator, domain):
+    """Dovecot tracks a folder's changes only once a client used a modseq there; the gate
+    turns it on in every folder before SOGo answers the phone (provisioner.
+    track_changes_everywhere), so a folder made after the mailbox syncs like the Inbox."""
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    device = phone(sogo)
+    assert "Projects" not in device.folder_ids()
+
+    client = sogo.imap(ME, GOOD_PASSWORD)
+    assert client.create("Projects")[0] == "OK"  # by a mail program, after the mailbox
+    client.logout()
+    append(sogo, "Projects", "First in Projects")
+    projects = device.folder_ids()["Projects"]
+    key, _ = device.sync(projects, "0")
+    key, first = device.sync(projects, key)
+    assert first == ["First in Projects"]
+
+    append(sogo, "Projects", "Second in Projects")
+    key, added = device.sync(projects, key)
+    assert added == ["Second in Projects"]
