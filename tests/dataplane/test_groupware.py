@@ -24,6 +24,7 @@ from pymemcache.client.base import Client as MemcacheClient
 
 from postdesk.dataplane import groupware
 from postdesk.mail.services import (
+    domain_dav_set,
     mailbox_create,
     mailbox_delete,
     mailbox_set_password,
@@ -573,3 +574,44 @@ def test_a_folder_created_later_gets_its_new_mail_on_a_phones_sync(sogo, operato
     append(sogo, "Projects", "Second in Projects")
     key, added = device.sync(projects, key)
     assert added == ["Second in Projects"]
+
+
+def test_a_domain_without_calendar_and_contact_apps_keeps_webmail_and_activesync(
+    sogo, operator, domain, test_ca, tmp_path
+):
+    """The customer turns CalDAV/CardDAV off for the domain: the `caldav` client through the
+    gate is refused for the calendar and the address book, while the webmail and a phone's
+    ActiveSync (its calendar included) go on; turned on again, the client works at once."""
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    authority = tmp_path / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(authority))
+    base = f"https://127.0.0.1:{sogo.ports['gate']}/SOGo/dav/"
+    contact = f"{base}{ME}/Contacts/personal/pytest-contact-1.vcf"
+
+    def calendar_app() -> caldav.DAVClient:
+        return caldav.DAVClient(
+            url=base, username=ME, password=GOOD_PASSWORD, ssl_verify_cert=str(authority)
+        )
+
+    domain_dav_set(actor=operator, domain=domain, enabled=False)
+
+    with calendar_app() as client, pytest.raises(caldav.lib.error.AuthorizationError):
+        client.principal()
+    with calendar_app() as client, pytest.raises(caldav.lib.error.AuthorizationError):
+        client.put(contact, VCARD, {"Content-Type": "text/vcard; charset=utf-8"})  # 403
+    browser = Webmail(sogo)
+    assert browser.login(ME, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert {INBOX, CALENDAR, CONTACTS} <= phone(sogo).folders().keys()
+
+    domain_dav_set(actor=operator, domain=domain, enabled=True)
+
+    with calendar_app() as client:
+        calendar = client.principal().calendars()[0]
+        calendar.save_event(EVENT)
+        assert "SUMMARY:Planning" in calendar.event_by_uid("pytest-event-2").data
+        assert (
+            client.put(contact, VCARD, {"Content-Type": "text/vcard; charset=utf-8"}).status == 201
+        )

@@ -1,4 +1,4 @@
-"""The EAS/MAPI gate: nginx's auth_request asks here before letting a client through.
+"""The EAS/MAPI/DAV gate: nginx's auth_request asks here before letting a client through.
 
 A request passes when its Basic credentials are a mailbox's address and current password,
 the mailbox's option for that protocol is on, and its client is not suspended. The same
@@ -46,7 +46,9 @@ from .passwords import hash_password, verify_password
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled"}
+# What each protocol's gate checks in the contract: a mailbox's own switch for ActiveSync and
+# MAPI, its domain's for calendar and contact apps (CalDAV/CardDAV, the groupware's /SOGo/dav/).
+PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled", "dav": "dav_enabled"}
 
 
 class Decision(StrEnum):
