@@ -149,6 +149,8 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
 def _track_changes(address: str) -> None:
     """Dovecot tracks every folder's changes before SOGo opens one. Not reaching Dovecot
     does not refuse the phone: SOGo could not read its mail either, and says so itself."""
+    if not provisioner.connected():  # no mail server connected yet: nothing to prepare
+        return
     try:
         provisioner.track_changes_everywhere(address)
     except (provisioner.ProvisionerUnavailable, provisioner.NothingMatched) as error:
