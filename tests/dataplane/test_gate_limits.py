@@ -15,7 +15,12 @@ from django.core.cache import cache
 from django.test import Client
 
 from postdesk.dataplane import gate
-from postdesk.mail.services import mailbox_create, mailbox_set_password, mailbox_update
+from postdesk.mail.services import (
+    domain_dav_set,
+    mailbox_create,
+    mailbox_set_password,
+    mailbox_update,
+)
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +108,20 @@ def test_a_verified_device_is_not_verified_again_yet_changes_hold_at_once(
     mailbox_set_password(actor=operator, mailbox=marie, password="Other-Secret-42xy")
     assert ask("marie@example.com", GOOD_PASSWORD).status_code == 401
     assert ask("marie@example.com", "Other-Secret-42xy").status_code == 204
+
+
+def test_calendar_and_contact_apps_follow_the_domains_switch_at_once(marie, operator, domain):
+    """/SOGo/dav/'s gate: any mailbox of a domain with DAV on (the default), none once the
+    customer turns it off, even a device verified a moment before; the others still pass."""
+    assert ask("marie@example.com", GOOD_PASSWORD, protocol="dav").status_code == 204
+
+    domain_dav_set(actor=operator, domain=domain, enabled=False)
+    assert ask("marie@example.com", GOOD_PASSWORD, protocol="dav").status_code == 403
+    assert ask("marie@example.com", GOOD_PASSWORD, protocol="eas").status_code == 204
+    assert ask("marie@example.com", WRONG, protocol="dav").status_code == 401
+
+    domain_dav_set(actor=operator, domain=domain, enabled=True)
+    assert ask("marie@example.com", GOOD_PASSWORD, protocol="dav").status_code == 204
 
 
 def test_a_missing_mailbox_costs_a_verify_like_a_wrong_password(marie, verifies, settings):

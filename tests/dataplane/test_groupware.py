@@ -19,21 +19,27 @@ from dataclasses import dataclass
 import caldav
 import pytest
 from django.db import connection
+from playwright.sync_api import expect
 from pyactivesync._wbxml import WBXMLReader, WBXMLWriter, find, find_all, text_of, wtag
 from pymemcache.client.base import Client as MemcacheClient
 
 from postdesk.dataplane import groupware
+from postdesk.mail.models import Mailbox
 from postdesk.mail.services import (
+    domain_dav_set,
     mailbox_create,
     mailbox_delete,
     mailbox_set_password,
     mailbox_update,
 )
 from postdesk.workflows.clients import client_suspend, client_unsuspend
+from postdesk.workflows.usage import collect_usage
 from tests.conftest import GOOD_PASSWORD
 from tests.dataplane.conftest import run_worker
+from tests.web.conftest import chromium
 
 pytestmark = pytest.mark.mailstack
+__all__ = ["chromium"]  # the fixture, used by name
 
 EAS_VERSION = "14.1"  # SOGo 5.8 speaks 2.5 to 14.1
 ME = "marie@example.com"
@@ -130,6 +136,21 @@ class ActiveSync:
                 ),
             )
         return found
+
+    def folder_ids(self) -> dict[str, str]:
+        """FolderSync from scratch: display name → server id of every folder."""
+        document = WBXMLWriter()
+        document.tag(
+            "FolderHierarchy", "FolderSync", [wtag("FolderHierarchy", "SyncKey", text="0")]
+        )
+        return {
+            text_of(find(children, "FolderHierarchy.DisplayName")): text_of(
+                find(children, "FolderHierarchy.ServerId")
+            )
+            for _tag, _text, children in find_all(
+                self.command("FolderSync", document), "FolderHierarchy.Add"
+            )
+        }
 
     def sync(
         self, collection: str, key: str, subject: str = "Email.Subject"
@@ -523,3 +544,147 @@ def test_caldav_and_carddav_through_the_gate_and_the_event_in_activesync(
     key, _ = device.sync(calendar_id, "0")
     _key, added = device.sync(calendar_id, key, subject=CALENDAR_SUBJECT)
     assert added == ["Planning"]
+
+
+def append(mail, folder: str, subject: str) -> None:
+    """A message put in a folder over IMAP, as a mail program moving or saving one does
+    (without CONDSTORE: a plain client turns no change tracking on)."""
+    client = mail.imap(ME, GOOD_PASSWORD)
+    try:
+        status, _ = client.append(folder, None, None, f"Subject: {subject}\r\n\r\nHi\r\n".encode())
+        assert status == "OK"
+    finally:
+        client.logout()
+
+
+def test_a_folder_created_later_gets_its_new_mail_on_a_phones_sync(sogo, operator, domain):
+    """Dovecot tracks a folder's changes only once a client used a modseq there; the gate
+    turns it on in every folder before SOGo answers the phone (provisioner.
+    track_changes_everywhere), so a folder made after the mailbox syncs like the Inbox."""
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    device = phone(sogo)
+    assert "Projects" not in device.folder_ids()
+
+    client = sogo.imap(ME, GOOD_PASSWORD)
+    assert client.create("Projects")[0] == "OK"  # by a mail program, after the mailbox
+    client.logout()
+    append(sogo, "Projects", "First in Projects")
+    projects = device.folder_ids()["Projects"]
+    key, _ = device.sync(projects, "0")
+    key, first = device.sync(projects, key)
+    assert first == ["First in Projects"]
+
+    append(sogo, "Projects", "Second in Projects")
+    key, added = device.sync(projects, key)
+    assert added == ["Second in Projects"]
+
+
+def test_a_domain_without_calendar_and_contact_apps_keeps_webmail_and_activesync(
+    sogo, operator, domain, test_ca, tmp_path
+):
+    """The customer turns CalDAV/CardDAV off for the domain: the `caldav` client through the
+    gate is refused for the calendar and the address book, while the webmail and a phone's
+    ActiveSync (its calendar included) go on; turned on again, the client works at once."""
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    authority = tmp_path / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(authority))
+    base = f"https://127.0.0.1:{sogo.ports['gate']}/SOGo/dav/"
+    # SOGo's own tables outlive each test's database: a card no other test saved.
+    card = VCARD.replace("pytest-contact-1", "pytest-contact-3")
+    contact = f"{base}{ME}/Contacts/personal/pytest-contact-3.vcf"
+
+    def calendar_app() -> caldav.DAVClient:
+        return caldav.DAVClient(
+            url=base, username=ME, password=GOOD_PASSWORD, ssl_verify_cert=str(authority)
+        )
+
+    domain_dav_set(actor=operator, domain=domain, enabled=False)
+
+    with calendar_app() as client, pytest.raises(caldav.lib.error.AuthorizationError):
+        client.principal()
+    with calendar_app() as client, pytest.raises(caldav.lib.error.AuthorizationError):
+        client.put(contact, card, {"Content-Type": "text/vcard; charset=utf-8"})  # 403
+    browser = Webmail(sogo)
+    assert browser.login(ME, GOOD_PASSWORD) == 200
+    assert browser.in_session(ME)
+    assert {INBOX, CALENDAR, CONTACTS} <= phone(sogo).folders().keys()
+
+    domain_dav_set(actor=operator, domain=domain, enabled=True)
+
+    with calendar_app() as client:
+        calendar = client.principal().calendars()[0]
+        calendar.save_event(EVENT)
+        assert "SUMMARY:Planning" in calendar.event_by_uid("pytest-event-2").data
+        assert (
+            client.put(contact, card, {"Content-Type": "text/vcard; charset=utf-8"}).status == 201
+        )
+
+
+def used_bytes(address: str) -> int:
+    """The mailbox's disk use as the usage collection (cron) just measured it."""
+    collect_usage()
+    local_part = address.split("@")[0]
+    return Mailbox.objects.get(local_part=local_part).used_bytes
+
+
+def test_webmail_in_chromium_frees_space_and_refuses_the_old_password(
+    sogo, operator, domain, chromium
+):
+    """What the guide tells a customer: log in to the webmail through the gate with the
+    mailbox's password, delete a message and empty the trash; the next usage collection
+    measures less. After a password change the page asks to log in again and the old
+    password is refused. Debian's Chromium through Playwright, marked `mailstack` and not
+    `browser`: SOGo runs on the PostgreSQL pass, which leaves the `browser` tests out."""
+    mailbox = mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD
+    )
+    run_worker()
+    sogo.send(ME, subject="Quarterly report", body="figures " * 4000)  # about 32 KB
+    assert sogo.subjects(ME, GOOD_PASSWORD) == ["Quarterly report"]
+    before = used_bytes(ME)
+    assert before > 30_000
+
+    # The test CA is not in Chromium's store; every request still goes through the gate.
+    context = chromium.new_context(ignore_https_errors=True, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    webmail = f"https://127.0.0.1:{sogo.ports['gate']}/SOGo/"
+    try:
+        log_in(page, webmail, GOOD_PASSWORD)
+        message = page.get_by_role("button", name="Quarterly report")
+        expect(message).to_be_visible()
+        message.click()
+        expect(page.get_by_role("button", name="Reply", exact=True)).to_be_visible()
+        page.get_by_role("button", name="Delete", exact=True).click()  # to the Trash
+        expect(message).to_have_count(0)
+        page.get_by_role("button", name="Trash").first.click()
+        expect(page.get_by_role("button", name="Quarterly report")).to_be_visible()
+        trash = page.locator("md-list-item", has_text="Trash")
+        trash.get_by_role("button", name="Options").click()
+        page.get_by_role("menuitem", name="Empty Trash").click()
+        expect(page.get_by_role("button", name="Quarterly report")).to_have_count(0)
+
+        assert used_bytes(ME) < before - 25_000
+
+        mailbox_set_password(actor=operator, mailbox=mailbox, password="Other-Secret-42xy")
+        run_worker()
+        page.reload()
+        expect(page.locator("input[ng-model='app.creds.password']")).to_be_visible()
+        log_in(page, webmail, GOOD_PASSWORD)
+        expect(page.get_by_text("Wrong username or password.")).to_be_visible()
+        log_in(page, webmail, "Other-Secret-42xy")
+        expect(page.get_by_role("button", name="Trash").first).to_be_visible()
+    finally:
+        context.close()
+
+
+def log_in(page, webmail: str, password: str) -> None:
+    """SOGo's login form, as a user fills it."""
+    page.goto(webmail)
+    page.locator("input[ng-model='app.creds.username']").fill(ME)
+    page.locator("input[ng-model='app.creds.password']").fill(password)
+    page.locator("button[type=submit]").click()

@@ -135,6 +135,7 @@ def _every_service_that_records_changes(operator, owner, client_a, client_b, dom
     from postdesk.dns.services import mta_sts_mode_set
     from postdesk.mail.hosts import host_add, host_drain
     from postdesk.mail.services import (
+        domain_dav_set,
         forward_create,
         forward_delete,
         forward_update,
@@ -162,6 +163,7 @@ def _every_service_that_records_changes(operator, owner, client_a, client_b, dom
     forward_delete(actor=operator, forward=forward)
     mailbox_delete(actor=operator, mailbox=mailbox)
     mta_sts_mode_set(actor=operator, domain=domain, mode="enforce")
+    domain_dav_set(actor=operator, domain=domain, enabled=False)
     plan = plan_create(
         actor=operator,
         name="Basic",
@@ -208,6 +210,7 @@ def test_every_field_a_service_records_has_a_label(
         "scope",
         "mta_sts_mode",
         "roles",
+        "dav_enabled",
     }
     assert recorded - set(FIELD_LABELS) == set()
 

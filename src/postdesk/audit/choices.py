@@ -23,6 +23,7 @@ class Action(models.TextChoices):
     DKIM_PREPARE = "dkim.prepare", _("DKIM key prepared")
     DKIM_ROTATE = "dkim.rotate", _("DKIM key rotated")
     MTA_STS_MODE = "mta_sts.mode", _("MTA-STS mode changed")
+    DOMAIN_DAV = "domain.dav", _("Calendar and contact apps switched")
     DELIVERABILITY_TEST = "deliverability.test", _("Deliverability test sent")
     CLIENT_CREATE = "client.create", _("Account created")
     CLIENT_SET_PLAN = "client.set_plan", _("Plan changed")
@@ -46,7 +47,7 @@ class Action(models.TextChoices):
 # The actions whose `changes` hold [before, after] for each field that changed; the others
 # record the values the object was made with.
 RECORDS_BEFORE_AFTER = frozenset(
-    {Action.MAILBOX_UPDATE, Action.FORWARD_UPDATE, Action.MTA_STS_MODE}
+    {Action.MAILBOX_UPDATE, Action.FORWARD_UPDATE, Action.MTA_STS_MODE, Action.DOMAIN_DAV}
 )
 
 # The fields an event's `changes` name, as the client area shows them: every key a service
@@ -64,6 +65,8 @@ FIELD_LABELS = {
     "mapi_enabled": _("MAPI/Exchange"),
     # Domains' DNS (dns.services)
     "mta_sts_mode": _("MTA-STS mode"),
+    # Domains' groupware (mail.services)
+    "dav_enabled": _("Calendar and contact apps (CalDAV/CardDAV)"),
     # Accounts and users (tenancy.services, workflows.clients)
     "role": _("Role"),
     "suspended_at": _("Suspended since"),

@@ -1,4 +1,4 @@
-"""The EAS/MAPI gate: nginx's auth_request asks here before letting a client through.
+"""The EAS/MAPI/DAV gate: nginx's auth_request asks here before letting a client through.
 
 A request passes when its Basic credentials are a mailbox's address and current password,
 the mailbox's option for that protocol is on, and its client is not suspended. The same
@@ -13,6 +13,12 @@ ActiveSync phone asks every few minutes, and each Argon2id verify costs ~0.5 s o
 password changes the stored hash, so it holds at once, and so does a protocol switched off
 (read on every request). A missing mailbox is verified against a dummy hash, so the time of
 the answer does not tell which mailboxes exist.
+
+A phone's request that passes (a POST: every ActiveSync command) first has Dovecot track the
+changes of all the mailbox's folders (provisioner.track_changes_everywhere): SOGo's ActiveSync
+sees new mail in a folder only once tracking is on there, and a folder created later (over
+IMAP, in the webmail, by the phone) starts without it. Done here, before SOGo opens a folder
+the phone names, as nginx waits for this answer.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
 from enum import StrEnum
 from functools import cache
@@ -34,9 +41,14 @@ from django.views.decorators.http import require_GET
 from postdesk import metrics
 from postdesk.throttle import FailureLimit
 
+from . import provisioner
 from .passwords import hash_password, verify_password
 
-PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled"}
+logger = logging.getLogger(__name__)
+
+# What each protocol's gate checks in the contract: a mailbox's own switch for ActiveSync and
+# MAPI, its domain's for calendar and contact apps (CalDAV/CardDAV, the groupware's /SOGo/dav/).
+PROTOCOL_COLUMNS = {"eas": "eas_enabled", "mapi": "mapi_enabled", "dav": "dav_enabled"}
 
 
 class Decision(StrEnum):
@@ -124,10 +136,25 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
     if column is None:
         return HttpResponse(status=404)
     decision, response = _decide(request, column)
+    # nginx's subrequest is a GET: it names the phone's method in a header.
+    phone_command = request.headers.get("X-Original-Method") == "POST"
+    if decision is Decision.ALLOWED and protocol == "eas" and phone_command:
+        _track_changes(_credentials(request)[0])
     # Counted for Prometheus (postdesk.metrics): only answers about a mailbox's client, not
     # the refusals above, which only a misconfigured nginx or a stranger gets.
     metrics.GATE_DECISIONS.labels(service=protocol, decision=decision).inc()
     return response
+
+
+def _track_changes(address: str) -> None:
+    """Dovecot tracks every folder's changes before SOGo opens one. Not reaching Dovecot
+    does not refuse the phone: SOGo could not read its mail either, and says so itself."""
+    if not provisioner.connected():  # no mail server connected yet: nothing to prepare
+        return
+    try:
+        provisioner.track_changes_everywhere(address)
+    except (provisioner.ProvisionerUnavailable, provisioner.NothingMatched) as error:
+        logger.warning("gate: folder change tracking for %s not turned on: %s", address, error)
 
 
 def _decide(request: HttpRequest, column: str) -> tuple[Decision, HttpResponse]:

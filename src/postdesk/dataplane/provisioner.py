@@ -1,8 +1,9 @@
 """The side effects the database cannot express, done on the mail servers.
 
-Called by the outbox tasks (mail/tasks.py, dns/tasks.py) and the usage collector, never by a
-request: each raises ProvisionerUnavailable when the server cannot be reached, and the task is
-queued again until it succeeds.
+Called by the outbox tasks (mail/tasks.py, dns/tasks.py) and the usage collector, and by no
+request but the gate's (folder change tracking before a phone's command, gate.py): each raises
+ProvisionerUnavailable when the server cannot be reached, and the task is queued again until
+it succeeds.
 """
 
 from __future__ import annotations
@@ -105,6 +106,19 @@ def track_changes(address: str) -> None:
     no mail came yet).
     """
     _doveadm("search", {"user": address, "query": ["mailbox", "INBOX", "modseq", "1"]})
+
+
+# A modseq no message has: the search finds nothing, so Dovecot answers with no rows whatever
+# the size of the mailbox, yet it turns tracking on in every folder it opens.
+_NO_MESSAGE_HAS = str(2**64 - 1)
+
+
+def track_changes_everywhere(address: str) -> None:
+    """Have Dovecot track the changes of every folder of a mailbox, whoever created it and
+    when (track_changes says why SOGo's ActiveSync needs it). Dovecot 2.3 has no setting
+    that turns tracking on for every folder: only a client's use of a modseq does, folder by
+    folder. One search over all folders, with a modseq nothing has, does it in each."""
+    _doveadm("search", {"user": address, "query": ["mailbox", "*", "modseq", _NO_MESSAGE_HAS]})
 
 
 def forget_groupware_user(address: str) -> None:

@@ -37,7 +37,9 @@ VIEWS = {
                -- The backend that stores the mailbox, where a proxy and an MX forward it;
                -- NULL when it has none: the install's single host (dataplane.models).
                h.name AS home_host,
-               h.address AS home_address
+               h.address AS home_address,
+               -- Calendar and contact apps (the gate's /SOGo/dav/): the domain's switch.
+               d.dav_enabled AS dav_enabled
         FROM mail_mailbox m
         JOIN mail_address a ON a.id = m.address_id
         JOIN mail_domain d ON d.id = a.domain_id

@@ -20,6 +20,7 @@ from postdesk.audit.services import audit_record
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.mail.choices import MtaStsMode
 from postdesk.mail.models import Domain, Mailbox
+from postdesk.mail.services import domain_setting_set
 from postdesk.tenancy.access import Actor, require_client_access
 
 from . import resolver
@@ -194,24 +195,9 @@ def mta_sts_mode_set(*, actor: Actor, domain: Domain, mode: str) -> Domain:
         raise InvalidInput(
             "mta_sts_mode_invalid", _("Choose the testing or the enforce mode."), "mode"
         )
-    with transaction.atomic():
-        before = (
-            Domain.objects.select_for_update()
-            .values_list("mta_sts_mode", flat=True)
-            .get(pk=domain.pk)
-        )
-        domain.mta_sts_mode = mode
-        if before != mode:
-            Domain.objects.filter(pk=domain.pk).update(mta_sts_mode=mode)
-            audit_record(
-                actor=actor,
-                action=Action.MTA_STS_MODE,
-                client_id=domain.client_id,
-                domain_name=domain.name,
-                target=domain.name,
-                changes={"mta_sts_mode": [before, mode]},
-            )
-    return domain
+    return domain_setting_set(
+        actor=actor, domain=domain, field="mta_sts_mode", value=mode, action=Action.MTA_STS_MODE
+    )
 
 
 # --- The deliverability self-test ----------------------------------------------------------------

@@ -27,6 +27,10 @@ class Domain(models.Model):
     mta_sts_mode = models.CharField(
         _("MTA-STS mode"), max_length=16, choices=MtaStsMode.choices, default=MtaStsMode.TESTING
     )
+    # Calendar and contact apps (CalDAV/CardDAV at the groupware's /SOGo/dav/) for every
+    # mailbox of the domain; the webmail and ActiveSync do not depend on it (the gate
+    # enforces it, docs/dataplane.md).
+    dav_enabled = models.BooleanField(_("calendar and contact apps (CalDAV/CardDAV)"), default=True)
 
     class Meta:
         verbose_name = _("domain")

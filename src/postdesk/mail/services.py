@@ -109,6 +109,37 @@ def domain_add(*, actor: Actor, client: Client, name: str) -> Domain:
     return domain
 
 
+def domain_setting_set(
+    *, actor: Actor, domain: Domain, field: str, value: Any, action: str
+) -> Domain:
+    """Change one of a domain's own settings (a field of Domain), under lock; recorded in the
+    audit log as `action` with its value before and after, when it changed."""
+    require_client_access(actor, domain.client_id, write=True)
+    with transaction.atomic():
+        before = Domain.objects.select_for_update().values_list(field, flat=True).get(pk=domain.pk)
+        setattr(domain, field, value)
+        if before != value:
+            Domain.objects.filter(pk=domain.pk).update(**{field: value})
+            audit_record(
+                actor=actor,
+                action=action,
+                client_id=domain.client_id,
+                domain_name=domain.name,
+                target=domain.name,
+                changes={field: [before, value]},
+            )
+    return domain
+
+
+def domain_dav_set(*, actor: Actor, domain: Domain, enabled: bool) -> Domain:
+    """Let calendar and contact apps (CalDAV/CardDAV) reach the domain's mailboxes, or not.
+    The gate in front of the groupware reads the switch at every request, so it holds at
+    once; the webmail and ActiveSync (its calendars and contacts too) do not depend on it."""
+    return domain_setting_set(
+        actor=actor, domain=domain, field="dav_enabled", value=enabled, action=Action.DOMAIN_DAV
+    )
+
+
 # --- The shared namespace of a domain ------------------------------------------------------------
 
 

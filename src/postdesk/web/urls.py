@@ -28,6 +28,7 @@ urlpatterns = [
     path(_DOMAIN + "dkim/enable/", views.dkim_enable, name="dkim_enable"),
     path(_DOMAIN + "dkim/disable/", views.dkim_disable, name="dkim_disable"),
     path(_DOMAIN + "mta-sts/mode/", views.mta_sts_mode, name="mta_sts_mode"),
+    path(_DOMAIN + "dav/", views.domain_dav, name="domain_dav"),
     path(_DOMAIN + "deliverability/", views.deliverability, name="deliverability"),
     path(_DOMAIN + "deliverability/test/", views.deliverability_test, name="deliverability_test"),
     path(_DOMAIN + "password/generate/", views.password_generate, name="password_generate"),

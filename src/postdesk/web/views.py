@@ -415,6 +415,23 @@ def mta_sts_mode(request: HttpRequest, actor: Actor, domain: str) -> HttpRespons
     return redirect(reverse("web:dashboard", args=[found.name]) + "#mta-sts")
 
 
+@require_POST
+@client_area_view
+def domain_dav(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
+    found = domain_get(actor=actor, name=domain)
+    enabled = request.POST.get("dav") == "on"
+    mail_services.domain_dav_set(actor=actor, domain=found, enabled=enabled)
+    if enabled:
+        done = _("Calendar and contact apps can now connect to the mailboxes of this domain.")
+    else:
+        done = _(
+            "Calendar and contact apps can no longer connect to the mailboxes of this domain. "
+            "Webmail and ActiveSync are not affected."
+        )
+    messages.success(request, done)
+    return redirect(reverse("web:dashboard", args=[found.name]) + "#groupware")
+
+
 @require_GET
 @never_cache
 @client_area_view
