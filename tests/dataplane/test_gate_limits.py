@@ -145,3 +145,62 @@ def test_the_answer_time_does_not_tell_which_mailboxes_exist(marie, settings, op
     existing = statistics.median(seconds("marie@example.com") for _ in range(3))
     missing = statistics.median(seconds("nobody@example.com") for _ in range(3))
     assert missing > existing * 0.5, (existing, missing)
+
+
+@pytest.mark.parametrize(
+    ("uri", "command"),
+    [
+        (
+            "/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=marie&DeviceId=A1&DeviceType=iPhone",
+            "FolderSync",
+        ),
+        ("/Microsoft-Server-ActiveSync?User=marie&DeviceId=A1&DeviceType=Android&Cmd=Sync", "Sync"),
+        # The base64 form (MS-ASHTTP): version 14.1, then command code 9 (FolderSync), ...
+        (
+            "/Microsoft-Server-ActiveSync?" + base64.b64encode(bytes([141, 9, 0, 0])).decode(),
+            "FolderSync",
+        ),
+        ("/Microsoft-Server-ActiveSync?" + base64.b64encode(bytes([141, 0, 0, 0])).decode(), ""),
+        ("/Microsoft-Server-ActiveSync", ""),
+        ("/Microsoft-Server-ActiveSync?not base64!", ""),
+    ],
+)
+def test_the_gate_reads_which_command_a_phone_sends(uri, command):
+    assert gate.eas_command(uri) == command
+
+
+def phone_command(cmd: str):
+    token = base64.b64encode(f"marie@example.com:{GOOD_PASSWORD}".encode()).decode()
+    return Client().get(
+        "/dataplane/gate/eas",
+        HTTP_X_POSTDESK_GATE_KEY=KEY,
+        HTTP_X_REAL_IP="198.51.100.7",
+        HTTP_AUTHORIZATION=f"Basic {token}",
+        HTTP_X_ORIGINAL_METHOD="POST",
+        HTTP_X_ORIGINAL_URI=f"/Microsoft-Server-ActiveSync?Cmd={cmd}&User=marie&DeviceId=A1",
+    )
+
+
+def test_folder_tracking_is_asked_of_dovecot_at_folder_sync_not_at_every_command(
+    marie, monkeypatch
+):
+    """Each phone command used to cost a search of every folder in Dovecot. Now: at each
+    FolderSync (when a phone learns of a folder), else once a while per mailbox, and after
+    a folder the phone created, at its next command. Dovecot's side is proven with a real
+    phone in tests/dataplane/test_groupware.py; here the gate's calls are counted."""
+    asked: list[str] = []
+    monkeypatch.setattr(gate.provisioner, "connected", lambda: True)
+    monkeypatch.setattr(gate.provisioner, "track_changes_everywhere", asked.append)
+
+    for cmd in ("Sync", "Ping", "Sync", "Ping"):
+        assert phone_command(cmd).status_code == 204
+    assert asked == ["marie@example.com"]  # the first command; the others within the while
+
+    assert phone_command("FolderSync").status_code == 204
+    assert len(asked) == 2
+    assert phone_command("FolderCreate").status_code == 204  # the folder exists after SOGo
+    assert len(asked) == 2
+    assert phone_command("Sync").status_code == 204  # of the new folder: tracked first
+    assert len(asked) == 3
+    assert phone_command("Ping").status_code == 204
+    assert len(asked) == 3

@@ -31,6 +31,7 @@ import logging
 import secrets
 from enum import StrEnum
 from functools import cache
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache as shared_cache
@@ -136,25 +137,63 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
     if column is None:
         return HttpResponse(status=404)
     decision, response = _decide(request, column)
-    # nginx's subrequest is a GET: it names the phone's method in a header.
+    # nginx's subrequest is a GET: it names the phone's method and URI in headers.
     phone_command = request.headers.get("X-Original-Method") == "POST"
     if decision is Decision.ALLOWED and protocol == "eas" and phone_command:
-        _track_changes(_credentials(request)[0])
+        _track_changes(_credentials(request)[0], eas_command(request.headers.get("X-Original-URI")))
     # Counted for Prometheus (postdesk.metrics): only answers about a mailbox's client, not
     # the refusals above, which only a misconfigured nginx or a stranger gets.
     metrics.GATE_DECISIONS.labels(service=protocol, decision=decision).inc()
     return response
 
 
-def _track_changes(address: str) -> None:
+# ActiveSync's command codes in a base64-encoded query (MS-ASHTTP 2.2.1.1.1.1.1), by name.
+_EAS_COMMAND_CODES = {9: "FolderSync", 10: "FolderCreate", 12: "FolderUpdate"}
+
+
+def eas_command(uri: str | None) -> str:
+    """The ActiveSync command a phone's request URI names ("" when it names none we know):
+    `?Cmd=Sync&User=…` as most phones send it, or the base64-encoded binary query (its second
+    byte is the command's code) that some send instead."""
+    query = urlsplit(uri or "").query
+    named = parse_qs(query).get("Cmd")
+    if named:
+        return named[0]
+    try:
+        packed = base64.b64decode(unquote(query), validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return _EAS_COMMAND_CODES.get(packed[1], "") if len(packed) > 1 else ""
+
+
+def _tracked_key(address: str) -> str:
+    return f"postdesk:gate-tracked:{address.lower()}"
+
+
+def _track_changes(address: str, command: str) -> None:
     """Dovecot tracks every folder's changes before SOGo opens one. Not reaching Dovecot
-    does not refuse the phone: SOGo could not read its mail either, and says so itself."""
+    does not refuse the phone: SOGo could not read its mail either, and says so itself.
+
+    Not at every command: a phone learns of a folder only through FolderSync, so that is
+    when a new folder must be tracked; otherwise once per POSTDESK_GATE_CACHE_SECONDS per
+    mailbox (a folder made meanwhile by a client that never tells the phone). A folder the
+    phone itself creates or renames exists only after SOGo answers: its next command
+    tracks it.
+    """
     if not provisioner.connected():  # no mail server connected yet: nothing to prepare
+        return
+    key = _tracked_key(address)
+    if command in ("FolderCreate", "FolderUpdate"):
+        shared_cache.delete(key)
+        return
+    if command != "FolderSync" and shared_cache.get(key) is not None:
         return
     try:
         provisioner.track_changes_everywhere(address)
     except (provisioner.ProvisionerUnavailable, provisioner.NothingMatched) as error:
         logger.warning("gate: folder change tracking for %s not turned on: %s", address, error)
+        return
+    shared_cache.set(key, True, timeout=settings.POSTDESK_GATE_CACHE_SECONDS)
 
 
 def _decide(request: HttpRequest, column: str) -> tuple[Decision, HttpResponse]:
