@@ -219,6 +219,23 @@ def test_options_through_the_gate_announce_the_protocol_versions(sogo, operator,
     assert "MS-ASProtocolVersions" not in wrong.headers
 
 
+def test_sogos_own_activesync_path_is_closed_at_the_gate(sogo, operator, domain):
+    """/SOGo/Microsoft-Server-ActiveSync through the gate would reach SOGo past the EAS gate
+    (its switch, its wrong-password limits, its request rate): only the gate's path serves
+    phones, whatever the case or the slashes."""
+    mailbox_create(
+        actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
+    )
+    device = phone(sogo)
+    for path in (
+        "/SOGo/Microsoft-Server-ActiveSync",
+        "/SOGo/microsoft-server-activesync",
+        "//SOGo//Microsoft-Server-ActiveSync",
+    ):
+        device.path = path
+        assert device.request("OPTIONS").status == 404, path
+
+
 def test_folder_sync_lists_inbox_calendar_contacts_and_tasks(sogo, operator, domain):
     mailbox_create(
         actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD, eas_enabled=True
