@@ -147,6 +147,18 @@ def test_the_demo_runs_what_a_real_install_runs(tmp_path):
         # DEBUG is off: no technical page for a user.
         status, missing = browser.get("/no-such-page/")
         assert status == 404 and "URLconf" not in missing
+
+        # The command the demo suggests, from another terminal, reaches this demo's data.
+        assert "./run postdesk address list example.com" in logins
+        listed = subprocess.run(
+            ["bash", str(RUN), "postdesk", "address", "list", "example.com"],
+            env=demo_env(tmp_path, venv=str(tmp_path / "venv")),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert "marie.dupont@example.com" in listed.stdout
     finally:
         demo.send_signal(signal.SIGTERM)  # what Ctrl-C does: the script stops what it started
         code = demo.wait(timeout=60)
@@ -155,6 +167,7 @@ def test_the_demo_runs_what_a_real_install_runs(tmp_path):
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "the panel still listens"
     left = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}|{tmp_path}"], capture_output=True)
     assert left.stdout == b"", "processes of the demo outlived it"
+    assert not (tmp_path / "demo.env").exists()  # `./run postdesk` no longer points at it
 
 
 def test_a_port_in_use_is_one_error_before_any_login(tmp_path):

@@ -181,7 +181,7 @@ class Command(OperatorCommand):
                     f"  Client area login:  {OWNER} / {owner_password}",
                     f"  Operator (admin):   {OPERATOR} / {operator_password}",
                     f"  Mailbox (IMAP/SMTP): {demo_mailbox.address.email} / {mailbox_password}",
-                    f"  Try: postdesk address list {DOMAIN}",
+                    f"  Try (another terminal): ./run postdesk address list {DOMAIN}",
                     *(
                         [
                             f"  Self-test: “Send a test message” on the dashboard mails {probe}, "
