@@ -20,7 +20,9 @@ from django.conf import settings
 from django.db import connection
 from django.template import Context, Engine
 
-from . import groupware, tls
+from . import groupware, routing, tls
+from .choices import HostRole
+from .routing import FleetHost
 
 TEMPLATES = Path(__file__).parent / "templates" / "dataplane"
 
@@ -44,6 +46,12 @@ POSTFIX_LOOKUPS = {
     },
 }
 
+# A mailbox's row for Postfix's per-address lookups, the same way (a fleet's transport).
+_POSTFIX_MAILBOX = {
+    "sqlite": "dataplane_mailboxes WHERE local_part = '%u' AND domain = '%d'",
+    "pgsql": "dataplane_mailbox('%u', '%d')",
+}
+
 # Dovecot's passdb and userdb lookups (%n, %d: local part and domain), the same way.
 _DOVECOT_MAILBOX = {
     "sqlite": "dataplane_mailboxes WHERE local_part = '%n' AND domain = '%d'",
@@ -59,11 +67,15 @@ PROBE_PASSWORD_QUERY = (
 )
 
 
-def dovecot_queries(engine: str, vmail: str) -> dict[str, str]:
+def dovecot_queries(engine: str, vmail: str, host: FleetHost | None = None) -> dict[str, str]:
+    """The passdb and userdb queries. On a host of a fleet, the passdb answers only for the
+    mailboxes served here (routing.py: the others go to the proxy's passdb); the userdb
+    answers for all, so a misrouted delivery is still stored, never refused."""
     # Built from fixed fragments and the operator's vmail path; the daemon fills %n/%d.
     mailbox = _DOVECOT_MAILBOX[engine]
+    local = routing.local_mailboxes(mailbox, host)
     return {
-        "password_query": f"SELECT address AS user, password FROM {mailbox}",  # noqa: S608
+        "password_query": f"SELECT address AS user, password FROM {local}",  # noqa: S608
         "user_query": (
             f"SELECT '{vmail}/' || domain || '/' || storage AS home, "  # noqa: S608
             "CASE WHEN quota_mb > 0 THEN '*:bytes=' || (quota_mb * 1048576) "
@@ -95,6 +107,10 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise OSError("no free port between 20000 and 32767 on 127.0.0.1")
+
+
+class RenderError(Exception):
+    """The configuration cannot be written as asked; the message says why."""
 
 
 @dataclass
@@ -136,6 +152,23 @@ class StackConfig:
     # is written, and every file names its final path (the layout below).
     system: bool = False
     system_vmail: Path = Path("/var/vmail")
+    # A host of a fleet (docs/scale.md): which roles it plays, and which registered host it is
+    # (routing.fleet_host). None, in all three roles: the install's single host, as always.
+    roles: frozenset[str] = routing.ALL_ROLES
+    host: FleetHost | None = None
+
+    def __post_init__(self) -> None:
+        unknown = self.roles - routing.ALL_ROLES
+        if unknown or not self.roles:
+            raise RenderError(
+                f"unknown role {', '.join(sorted(unknown))}: choose among "
+                f"{', '.join(sorted(routing.ALL_ROLES))}"
+                if unknown
+                else "give at least one role"
+            )
+        if self.host is None and self.roles != routing.ALL_ROLES:
+            # Only a registered host knows which mailboxes are its own and where the others go.
+            raise RenderError("a stack with only some roles needs --host NAME, a registered host")
 
     @property
     def vmail(self) -> Path:
@@ -156,6 +189,8 @@ class StackConfig:
             "opendkim_dir": f"{self.dir}/opendkim",
             "opendkim_pidfile": f"{self.dir}/run/opendkim.pid",
             "sogo_conf": f"{self.dir}/sogo/GNUstep/Defaults/sogod.plist",
+            "dovecot_proxy_sql": f"{self.dir}/dovecot/proxy-sql.conf.ext",
+            "dovecot_master_users": f"{self.dir}/dovecot/proxy-master.passwd",
             "vmail": str(self.vmail),
         }
 
@@ -201,6 +236,8 @@ SYSTEM_LAYOUT = {
     "opendkim_dir": "/var/lib/opendkim",
     "opendkim_pidfile": "/run/opendkim/opendkim.pid",  # Debian's opendkim.service reads it
     "sogo_conf": "/etc/sogo/sogo.conf",
+    "dovecot_proxy_sql": "/etc/dovecot/postdesk-proxy-sql.conf.ext",
+    "dovecot_master_users": "/etc/dovecot/postdesk-proxy-master.passwd",
 }
 SYSTEM_TLS = Path("/etc/postdesk/tls")
 
@@ -220,10 +257,6 @@ def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, 
             "password": db.get("PASSWORD") or "",
         }
     raise ValueError(f"the mail stack cannot read a {db['ENGINE']} database")
-
-
-class RenderError(Exception):
-    """The configuration cannot be written as asked; the message says why."""
 
 
 # OpenDKIM's data-set DSN, `backend://[user[:pwd]@][port+]host/dbase/...`, has no quoting:
@@ -260,15 +293,52 @@ def opendkim_dsn(db: dict[str, Any]) -> tuple[str, str]:
 
 
 def instance_name(config: StackConfig) -> str:
-    """Dovecot's instance name, in every process title of this stack's Dovecot."""
+    """Dovecot's instance name, in every process title of this stack's Dovecot. A fleet's
+    hosts may share a machine and their ports (one network namespace each: the fleet test),
+    so theirs carries the host's name too."""
+    if config.host is not None:
+        return f"postdesk-{config.host.name}-{config.smtp_port}"
     return f"postdesk-{config.smtp_port}"
+
+
+def _addresses(*addresses: str) -> str:
+    return ", ".join(dict.fromkeys(address for address in addresses if address))
+
+
+def fleet_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
+    """What a host's roles change in the templates; on a single host, what it always was."""
+    host = config.host
+    own = "" if host is None else host.address
+    roles = config.roles
+    mailbox = _POSTFIX_MAILBOX[db["engine"]]
+    return {
+        "own_address": own,
+        # The loopback stack listens on the host's address too, for the rest of the fleet.
+        "public_address": "*, ::" if config.system else _addresses("127.0.0.1", own),
+        # LMTP: from the MX hosts to a backend; loopback only on a single host.
+        "lmtp_address": _addresses("127.0.0.1", own if host and HostRole.BACKEND in roles else ""),
+        "inet_interfaces": _addresses("127.0.0.1", own),
+        "inet_protocols": "all" if ":" in own else "ipv4",
+        # A backend trusts its proxies: it logs the client's address they forward, and takes
+        # their logins without TLS on its own (they STARTTLS anyway: routing.py).
+        "trusted_proxies": " ".join(host.proxies) if host and HostRole.BACKEND in roles else "",
+        "proxies_here": host is not None and HostRole.PROXY in roles,
+        "master_users": host is not None and HostRole.BACKEND in roles,
+        "transport": (
+            routing.transport_query(mailbox, host, config.lmtp_port)
+            if host is not None and HostRole.MX in roles
+            else ""
+        ),
+        # Only a backend holds the maildirs whose quota Dovecot's policy service reads.
+        "quota_check": HostRole.BACKEND in roles,
+    }
 
 
 def render_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
     """What every template of the stack is rendered with."""
     certificate = config.certificate()
     dkim_dsn, dkim_directory = opendkim_dsn(db)
-    public_address = "*, ::" if config.system else "127.0.0.1"
+    fleet = fleet_context(config, db)
     return {
         **vars(config),
         **config.layout(),
@@ -279,10 +349,13 @@ def render_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
         "mail_uid": pwd.getpwnam("mail").pw_uid,
         "relay_host": config.relay.rsplit(":", 1)[0] if config.relay else "",
         "relay_port": config.relay.rsplit(":", 1)[1] if config.relay else "",
-        "public_address": public_address,
-        # Postfix's public services: on the host, its standard service names on every address.
+        **fleet,
+        # Postfix's public services: on the host, its standard service names on every address;
+        # on a loopback stack that is a fleet's host, on inet_interfaces (loopback and its own).
         "listen": {
-            name: name if config.system else f"127.0.0.1:{port}"
+            name: name
+            if config.system
+            else (str(port) if fleet["own_address"] else f"127.0.0.1:{port}")
             for name, port in (
                 ("smtp", config.smtp_port),
                 ("submission", config.submission_port),
@@ -338,7 +411,10 @@ def render_stack(
     secret = 0o640
     writer.write(f"{where['postfix_dir']}/main.cf", "postfix/main.cf")
     writer.write(f"{where['postfix_dir']}/master.cf", "postfix/master.cf")
-    for name, query in POSTFIX_LOOKUPS[db["engine"]].items():
+    lookups = dict(POSTFIX_LOOKUPS[db["engine"]])
+    if writer.context["transport"]:
+        lookups["transport.cf"] = writer.context["transport"]
+    for name, query in lookups.items():
         writer.write(
             f"{where['postfix_maps']}/{name}", "postfix/lookup.cf", {"query": query}, secret
         )
@@ -346,9 +422,26 @@ def render_stack(
     writer.write(
         where["dovecot_sql"],
         "dovecot/sql.conf.ext",
-        dovecot_queries(db["engine"], str(config.vmail)),
+        dovecot_queries(db["engine"], str(config.vmail), config.host),
         secret,
     )
+    if writer.context["proxies_here"]:
+        # Mailboxes homed on another backend: checked here, forwarded there (routing.py).
+        query = routing.proxy_password_query(
+            _DOVECOT_MAILBOX[db["engine"]], config.host, config.imap_port
+        )
+        writer.write(
+            where["dovecot_proxy_sql"],
+            "dovecot/sql.conf.ext",
+            {"password_query": query, "user_query": ""},
+            secret,
+        )
+    if writer.context["master_users"]:
+        writer.write_text(
+            where["dovecot_master_users"],
+            routing.proxy_master_passwd_line(config.host.proxies),
+            secret,
+        )
     writer.write(
         where["dovecot_probe_sql"],
         "dovecot/sql.conf.ext",

@@ -132,8 +132,11 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
     render_stack(config, db)
     for path in (config.dir / "postfix").glob("*.cf"):
         shutil.chown(path, group="postfix")
-    for sql_conf in (config.dir / "dovecot").glob("*sql.conf.ext"):
-        shutil.chown(sql_conf, group="dovecot")
+    for secret in [
+        *(config.dir / "dovecot").glob("*sql.conf.ext"),
+        *(config.dir / "dovecot").glob("*.passwd"),  # a backend's master user (routing.py)
+    ]:
+        shutil.chown(secret, group="dovecot")
 
     postfix_dir = str(config.dir / "postfix")
     check = _run("postfix", "-c", postfix_dir, "check")

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .render import StackConfig, TemplateWriter, database_settings, render_context, render_stack
+from .routing import ALL_ROLES, FleetHost
 
 # The public ports are the standard ones; the loopback-only ones are fixed so that a second
 # render names the same, and documented (docs/deploy.md) so that nothing else takes them.
@@ -66,6 +67,8 @@ def system_config(
     relay: str | None = None,
     panel_url: str = "http://127.0.0.1:8000",
     vmail: Path = Path("/var/vmail"),
+    roles: frozenset[str] = ALL_ROLES,
+    host: FleetHost | None = None,
 ) -> StackConfig:
     """The stack's configuration for the host's own daemons, written under `out`."""
     return StackConfig(
@@ -77,6 +80,8 @@ def system_config(
         panel_url=panel_url,
         system=True,
         system_vmail=vmail,
+        roles=roles,
+        host=host,
         **SYSTEM_PORTS,
     )
 
@@ -120,6 +125,8 @@ def render_system(
         elif path in (
             config.written_at(layout["dovecot_sql"]),
             config.written_at(layout["dovecot_probe_sql"]),
+            config.written_at(layout["dovecot_proxy_sql"]),
+            config.written_at(layout["dovecot_master_users"]),
         ):
             _give_group(path, "dovecot")
         elif path == config.written_at(layout["opendkim_conf"]):

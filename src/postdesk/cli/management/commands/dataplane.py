@@ -7,8 +7,10 @@ from django.utils.translation import gettext as _
 
 from postdesk.cli.base import OperatorCommand, add_subcommands
 from postdesk.dataplane import stack, tls
+from postdesk.dataplane.choices import HostRole
 from postdesk.dataplane.provisioner import ProvisionerUnavailable
 from postdesk.dataplane.render import RenderError, StackConfig, render_stack
+from postdesk.dataplane.routing import UnknownHost, fleet_host
 from postdesk.dataplane.system import PeriodicJob, render_system, system_config
 from postdesk.errors import InvalidInput
 from postdesk.jobs.services import jobs_all
@@ -39,6 +41,24 @@ def _ports(parser: Any) -> None:
         default="http://127.0.0.1:8000",
         help="where nginx reaches Postdesk for the EAS/MAPI gate",
     )
+    parser.add_argument(
+        "--role",
+        default=",".join(HostRole.values),
+        metavar="ROLE[,ROLE…]",
+        help="what this host does in a fleet: backend, mx, proxy (default: all three, the "
+        "install's single host); other than all three needs --host (docs/scale.md)",
+    )
+    parser.add_argument(
+        "--host",
+        metavar="NAME",
+        help="the registered mail host (`host add`) this stack is: its address, and which "
+        "mailboxes are its own; the rest are forwarded to their home",
+    )
+    parser.add_argument(
+        "--lmtp-port",
+        type=int,
+        help="LMTP, the same on every host of a fleet (default: a free loopback port)",
+    )
 
 
 def _relay(options: dict[str, Any]) -> str | None:
@@ -46,6 +66,16 @@ def _relay(options: dict[str, Any]) -> str | None:
     if relay and (":" not in relay or not relay.rsplit(":", 1)[1].isdigit()):
         raise InvalidInput("relay_invalid", _("Give the relay as HOST:PORT."), "relay")
     return relay
+
+
+def _fleet(options: dict[str, Any]) -> dict[str, Any]:
+    """The host's roles and, with --host, the registered host it is."""
+    roles = frozenset(role.strip().lower() for role in options["role"].split(",")) - {""}
+    try:
+        host = fleet_host(options["host"]) if options.get("host") else None
+    except UnknownHost as error:
+        raise InvalidInput("host_not_found", str(error), "host") from None
+    return {"roles": roles, "host": host}
 
 
 def _certificate_files(options: dict[str, Any]) -> dict[str, Path | None]:
@@ -67,6 +97,8 @@ def _config(directory: str, options: dict[str, Any]) -> StackConfig:
         relay=_relay(options),
         hostname=options["hostname"],
         panel_url=options["panel_url"].rstrip("/"),
+        **_fleet(options),
+        **({"lmtp_port": options["lmtp_port"]} if options.get("lmtp_port") else {}),
     )
 
 
@@ -89,6 +121,7 @@ def _render_system(options: dict[str, Any]) -> list[Path]:
         relay=_relay(options),
         panel_url=options["panel_url"].rstrip("/"),
         vmail=Path(options["vmail"]),
+        **_fleet(options),
     )
     # The jobs' registry is read here and handed down as plain data: the data plane does not
     # depend on the jobs app (import-linter).

@@ -1,0 +1,120 @@
+"""Routing from the contract: what a host of a fleet forwards, and where (docs/scale.md).
+
+A host renders its stack for its roles (backend, mx, proxy) and its own name. Every rule
+reads `home_host` and `home_address` from the `dataplane_mailboxes` view (or, on
+PostgreSQL, the `dataplane_mailbox()` function): a mailbox without a home (NULL) or homed
+on this host is served here, any other one is forwarded to its home:
+
+- proxy: Dovecot's passdb checks the mailbox's password here, once, and answers `proxy=y`,
+  `host=` the home's address; the proxy then logs in at the home as Dovecot's master user
+  (`master=`, `pass=`), so the home never sees nor checks the customer's password.
+- backend: a master passdb that knows that one user, from the proxies' addresses only
+  (`allow_real_nets`), and those addresses trusted (`login_trusted_networks`).
+- mx: Postfix's transport_maps send mail for a mailbox homed elsewhere over LMTP to its home.
+
+Every host of a fleet listens on the same ports (the system stack's standard ones; for the
+loopback stack, the ones `dataplane up` is given), so a home's address is all a route needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from django.utils.crypto import salted_hmac
+
+from .choices import HostRole
+from .models import Host
+
+ALL_ROLES = frozenset(HostRole.values)
+
+# The user a proxy logs in as at a mailbox's home, on the mailbox's behalf (Dovecot's master
+# users: "mailbox*master" in one name, or the authorization id of AUTHENTICATE PLAIN).
+PROXY_MASTER_USER = "postdesk-proxy"
+
+
+class UnknownHost(Exception):
+    """`--host` names no registered mail host."""
+
+
+@dataclass(frozen=True)
+class FleetHost:
+    """This host as the fleet knows it: its registered name and address, and the proxies'
+    addresses (a backend takes logins on a mailbox's behalf from them alone)."""
+
+    name: str
+    address: str
+    proxies: tuple[str, ...] = ()
+
+
+def fleet_host(name: str) -> FleetHost:
+    """The registered host `name` (`postdesk host add`); UnknownHost when there is none."""
+    clean = (name or "").strip().lower()
+    host = Host.objects.filter(name=clean).first()
+    if host is None:
+        raise UnknownHost(f"no mail host is named {clean or name!r}: register it with `host add`")
+    proxies = Host.objects.filter(proxy=True).order_by("name").values_list("address", flat=True)
+    return FleetHost(name=host.name, address=host.address, proxies=tuple(proxies))
+
+
+def proxy_master_password() -> str:
+    """The password proxies log in with at a home: derived from the panel's SECRET_KEY, so
+    every host rendered with the panel's settings agrees on it and nothing new is stored."""
+    return salted_hmac(
+        "postdesk.dataplane.routing.proxy-master", "v1", algorithm="sha256"
+    ).hexdigest()
+
+
+def proxy_master_passwd_line(proxies: tuple[str, ...]) -> str:
+    """The backend's master passdb (passwd-file): the proxies' user, its password hashed
+    (SHA256: the password is a random 256-bit key, a slow hash would only slow logins), valid
+    only from the proxies' addresses (allow_real_nets: the proxy's own, not the client's IP
+    it forwards)."""
+    digest = hashlib.sha256(proxy_master_password().encode()).digest()
+    nets = ",".join(proxies) or "127.0.0.1"
+    return (
+        f"{PROXY_MASTER_USER}:{{SHA256}}{base64.b64encode(digest).decode()}"
+        f"::::::allow_real_nets={nets}\n"
+    )
+
+
+def _served_here(host: FleetHost) -> str:
+    # The host's name comes from the Host table, checked when it was added: no quote in it.
+    return f"(home_host IS NULL OR home_host = '{host.name}')"
+
+
+def _homed_elsewhere(host: FleetHost) -> str:
+    return f"home_host IS NOT NULL AND home_host <> '{host.name}'"
+
+
+def _and(source: str, condition: str) -> str:
+    """`source` (a view's WHERE clause, or a function call) narrowed by `condition`."""
+    return f"{source} AND {condition}" if " WHERE " in source else f"{source} WHERE {condition}"
+
+
+def local_mailboxes(source: str, host: FleetHost | None) -> str:
+    """The mailboxes this host serves itself: all of them on a single host."""
+    return source if host is None else _and(source, _served_here(host))
+
+
+def proxy_password_query(source: str, host: FleetHost, imap_port: int) -> str:
+    """Dovecot's passdb for mailboxes homed elsewhere: the password checked here, then the
+    login forwarded to the home as the master user, over STARTTLS (the homes' certificates
+    are not checked: the hop stays inside the fleet's network, and the master password is
+    what the home trusts)."""
+    return (
+        "SELECT address AS user, password, 'Y' AS proxy, home_address AS host, "  # noqa: S608
+        f"'{imap_port}' AS port, '{PROXY_MASTER_USER}' AS master, "
+        f"'{proxy_master_password()}' AS pass, 'any-cert' AS starttls "
+        f"FROM {_and(source, _homed_elsewhere(host))}"
+    )
+
+
+def transport_query(source: str, host: FleetHost, lmtp_port: int) -> str:
+    """Postfix's transport for mailboxes homed elsewhere: LMTP to the home (an address in
+    brackets: no DNS lookup, and an IPv6 one keeps its colons apart from the port)."""
+    return (
+        f"SELECT 'lmtp:inet:[' || home_address || ']:{lmtp_port}' "  # noqa: S608
+        f"FROM {_and(source, _homed_elsewhere(host))}"
+    )

@@ -1,0 +1,171 @@
+"""A fleet of mail hosts on one machine (#19 item 6, docs/scale.md): each host in a network
+namespace of its own, with its own address on a bridge, running the stack `postdesk dataplane
+up --role … --host …` starts on a real host, all reading the panel's database (a SQLite file
+on the shared filesystem).
+
+Everything made here is named after this process (namespaces, bridge, veth pairs) and removed
+by name on the way out, whatever happened; the daemons of each host are stopped with
+`dataplane down` first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+POSTDESK = Path(sys.executable).with_name("postdesk")
+NETWORK = "10.77.0"
+PREFIX = 24
+# The machine's own side of the bridge: where the tests' clients connect from.
+GATEWAY = f"{NETWORK}.254"
+# Every host of a fleet listens on the same ports (routing.py): the MX reaches any home's
+# LMTP, and the proxy any home's IMAP, at its address alone.
+PORTS = {
+    "smtp": 2525,
+    "submission": 2587,
+    "submissions": 2465,
+    "imap": 2143,
+    "imaps": 2993,
+    "gate": 8443,
+    "lmtp": 2424,
+}
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+
+
+def _must(*args: str) -> None:
+    done = _ip(*args)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+@dataclass
+class FleetHost:
+    name: str
+    address: str
+    roles: str
+    namespace: str
+    dir: Path
+    running: bool = False
+
+    @property
+    def vmail(self) -> Path:
+        return self.dir / "vmail"
+
+    @property
+    def postfix(self) -> Path:
+        return self.dir / "postfix"
+
+
+@dataclass
+class Fleet:
+    """Hosts in namespaces on one bridge; `up`/`down` a host's stack inside its namespace."""
+
+    env: dict[str, str]
+    tls_cert: Path
+    tls_key: Path
+    hosts: dict[str, FleetHost] = field(default_factory=dict)
+    tag: str = field(default_factory=lambda: f"{os.getpid() % 100000}")
+    root: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="postdesk-fleet-", dir="/var/lib"))
+    )
+
+    @property
+    def bridge(self) -> str:
+        return f"pdbr{self.tag}"
+
+    def _veth(self, index: int) -> str:
+        return f"pdv{self.tag}x{index}"  # at most 15 characters (IFNAMSIZ)
+
+    def network_up(self, hosts: list[tuple[str, int, str]]) -> None:
+        """A bridge with the machine on GATEWAY, and per host (name, last octet, roles) a
+        namespace joined to it by a veth pair."""
+        _must("link", "add", self.bridge, "type", "bridge")
+        _must("addr", "add", f"{GATEWAY}/{PREFIX}", "dev", self.bridge)
+        _must("link", "set", self.bridge, "up")
+        for index, (name, octet, roles) in enumerate(hosts):
+            host = FleetHost(
+                name=name,
+                address=f"{NETWORK}.{octet}",
+                roles=roles,
+                namespace=f"pdfleet-{self.tag}-{name}",
+                dir=self.root / name,
+            )
+            self.hosts[name] = host
+            outside, inside = self._veth(index), f"{self._veth(index)}i"
+            _must("netns", "add", host.namespace)
+            _must("link", "add", outside, "type", "veth", "peer", "name", inside)
+            _must("link", "set", outside, "master", self.bridge)
+            _must("link", "set", outside, "up")
+            _must("link", "set", inside, "netns", host.namespace)
+            self.exec_in(host, "ip", "link", "set", "lo", "up")
+            self.exec_in(host, "ip", "addr", "add", f"{host.address}/{PREFIX}", "dev", inside)
+            self.exec_in(host, "ip", "link", "set", inside, "up")
+
+    def exec_in(self, host: FleetHost, *command: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            ["ip", "netns", "exec", host.namespace, *command],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} in {host.name}: {done.stderr or done.stdout}")
+        return done.stdout
+
+    def up(self, name: str) -> None:
+        """Start the host's stack in its namespace, as an operator starts one on a host."""
+        host = self.hosts[name]
+        ports = [f"--{service}-port={port}" for service, port in PORTS.items()]
+        self.exec_in(
+            host,
+            str(POSTDESK),
+            "dataplane",
+            "up",
+            "--dir",
+            str(host.dir),
+            "--role",
+            host.roles,
+            "--host",
+            host.name,
+            *ports,
+            f"--tls-cert={self.tls_cert}",
+            f"--tls-key={self.tls_key}",
+        )
+        host.running = True
+
+    def down(self, name: str) -> None:
+        host = self.hosts[name]
+        if host.running:
+            self.exec_in(host, str(POSTDESK), "dataplane", "down", "--dir", str(host.dir))
+            host.running = False
+
+    def remove(self) -> list[str]:
+        """Stop every stack and remove every namespace, link and directory made here; return
+        what could not be undone (nothing, normally)."""
+        left = []
+        for name in list(self.hosts):
+            try:
+                self.down(name)
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                left.append(str(error))
+        for index, host in enumerate(self.hosts.values()):
+            _ip("link", "del", self._veth(index))  # its peer goes with it
+            done = _ip("netns", "del", host.namespace)
+            if done.returncode != 0 and "No such file" not in done.stderr:
+                left.append(f"netns {host.namespace}: {done.stderr.strip()}")
+        done = _ip("link", "del", self.bridge)
+        if done.returncode != 0 and "Cannot find" not in done.stderr:
+            left.append(f"bridge {self.bridge}: {done.stderr.strip()}")
+        shutil.rmtree(self.root, ignore_errors=True)
+        return left

@@ -1,0 +1,186 @@
+"""The fleet on one machine (#19 items 2 and 6, docs/scale.md): one MX+proxy and two backends,
+each in its own network namespace running Debian's Postfix and Dovecot as `dataplane up
+--role … --host …` starts them, all reading the panel's SQLite database. Mail sent to the MX
+lands in its mailbox's home and nowhere else; IMAP through the proxy reads it with the
+mailbox's password, which the proxy alone checks; a backend that is down defers its own mail
+at the MX (never a bounce) while the other's still arrives, and once it is back the queue
+flushes with nothing lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import imaplib
+import json
+import os
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import trustme
+
+from postdesk.dataplane.models import Host
+from postdesk.mail.hosts import host_add
+from postdesk.mail.services import mailbox_create
+from postdesk.tenancy.access import Actor, Source
+from tests.conftest import GOOD_PASSWORD
+
+from .conftest import STACK_HOSTNAME, client_context
+from .fleet import PORTS, Fleet
+
+pytestmark = [pytest.mark.mailstack, pytest.mark.fleet]
+
+# name, last octet of its address, roles
+HOSTS = [("edge", 1, "mx,proxy"), ("b1", 2, "backend"), ("b2", 3, "backend")]
+
+
+def _register_hosts(operator) -> None:
+    """The hosts as the operator registers them (`host add`); the stacks read them at start,
+    the views at every lookup. Again after each test: the test database is emptied."""
+    for name, octet, roles in HOSTS:
+        if not Host.objects.filter(name=name).exists():
+            host_add(actor=operator, name=name, address=f"10.77.0.{octet}", roles=roles.split(","))
+
+
+@pytest.fixture(scope="module")
+def fleet(django_db_setup, django_db_blocker, test_ca: trustme.CA):
+    if os.geteuid() != 0:
+        pytest.fail("the fleet test makes network namespaces and starts daemons: it needs root")
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        connection.ensure_connection()
+        _register_hosts(Actor.operator("fleet-test", source=Source.CLI))
+        database = connection.settings_dict["NAME"]
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{Path(database).resolve()}"}
+    made = Fleet(env=env, tls_cert=Path(), tls_key=Path())
+    addresses = [f"10.77.0.{octet}" for _name, octet, _roles in HOSTS]
+    cert = test_ca.issue_cert(STACK_HOSTNAME, "127.0.0.1", *addresses)
+    made.tls_cert, made.tls_key = made.root / "fullchain.pem", made.root / "privkey.pem"
+    made.tls_cert.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    made.tls_key.write_bytes(cert.private_key_pem.bytes())
+    made.tls_key.chmod(0o600)
+    try:
+        made.network_up(HOSTS)
+        for name, _octet, _roles in HOSTS:
+            made.up(name)
+        yield made
+    finally:
+        left = made.remove()
+        assert not left, left
+
+
+@pytest.fixture
+def mailboxes(fleet, transactional_db, operator, domain):
+    """anna lives on b1, ben on b2 (each new mailbox goes to the least loaded backend)."""
+    _register_hosts(operator)
+    made = {
+        name: mailbox_create(actor=operator, domain=domain, username=name, password=GOOD_PASSWORD)
+        for name in ("anna", "ben")
+    }
+    assert {name: box.home.name for name, box in made.items()} == {"anna": "b1", "ben": "b2"}
+    return made
+
+
+def send(fleet: Fleet, to: str, subject: str) -> None:
+    message = EmailMessage()
+    message["From"] = "someone@example.org"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content("Hi!")
+    with smtplib.SMTP(fleet.hosts["edge"].address, PORTS["smtp"], timeout=20) as smtp:
+        smtp.send_message(message)
+
+
+def maildir_subjects(fleet: Fleet, host: str, mailbox) -> list[str]:
+    home = fleet.hosts[host].vmail / mailbox.address.domain.name / mailbox.storage_id.hex
+    return sorted(
+        email.message_from_bytes(path.read_bytes())["Subject"]
+        for path in (home / "Maildir").glob("*/*")
+        if path.parent.name in ("new", "cur")
+    )
+
+
+def wait_for(what, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = what()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def imap_through_proxy(fleet: Fleet, address: str, password: str, tls: ssl.SSLContext) -> list[str]:
+    client = imaplib.IMAP4(fleet.hosts["edge"].address, PORTS["imap"], timeout=20)
+    try:
+        client.starttls(ssl_context=tls)
+        client.login(address, password)
+        client.select("INBOX", readonly=True)
+        _typ, data = client.search(None, "ALL")
+        subjects = []
+        for number in data[0].split():
+            _typ, parts = client.fetch(number, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(email.message_from_bytes(parts[0][1])["Subject"])
+        return subjects
+    finally:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            client.logout()
+
+
+def queue(fleet: Fleet) -> list[dict]:
+    """The MX's queue, as `postqueue -j` lists it (one JSON object a message)."""
+    # In its namespace: Postfix's tools check that inet_interfaces are the machine's own.
+    edge = fleet.hosts["edge"]
+    out = fleet.exec_in(edge, "postqueue", "-c", str(edge.postfix), "-j")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_mail_lands_in_its_home_and_imap_reads_it_through_the_proxy(fleet, mailboxes, test_ca):
+    anna, ben = mailboxes["anna"], mailboxes["ben"]
+    send(fleet, anna.address.email, "For anna")
+    send(fleet, ben.address.email, "For ben")
+    assert wait_for(lambda: maildir_subjects(fleet, "b1", anna)) == ["For anna"]
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", ben)) == ["For ben"]
+    # Nowhere else: not on the other backend, not on the MX.
+    assert maildir_subjects(fleet, "b2", anna) == []
+    assert maildir_subjects(fleet, "b1", ben) == []
+    assert not any(fleet.hosts["edge"].vmail.rglob("Maildir"))
+
+    tls = client_context(test_ca)
+    assert imap_through_proxy(fleet, anna.address.email, GOOD_PASSWORD, tls) == ["For anna"]
+    assert imap_through_proxy(fleet, ben.address.email, GOOD_PASSWORD, tls) == ["For ben"]
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        imap_through_proxy(fleet, anna.address.email, "Not-The-Password-1", tls)
+    # Refused at the proxy: its home never saw the attempt, only the good logins.
+    b1_log = (fleet.hosts["b1"].dir / "log" / "dovecot.log").read_text()
+    assert b1_log.count(f"user=<{anna.address.email}>") == 1  # the good login alone
+
+
+def test_a_backend_down_defers_only_its_own_mail_and_nothing_is_lost(fleet, mailboxes):
+    anna, ben = mailboxes["anna"], mailboxes["ben"]
+    fleet.down("b2")
+    try:
+        send(fleet, ben.address.email, "While b2 was down")  # accepted: 250 from the MX
+        send(fleet, anna.address.email, "Meanwhile on b1")
+        assert wait_for(lambda: maildir_subjects(fleet, "b1", anna)) == ["Meanwhile on b1"]
+        deferred = wait_for(
+            lambda: [
+                recipient
+                for message in queue(fleet)
+                if message["queue_name"] == "deferred"
+                for recipient in message["recipients"]
+            ]
+        )
+        assert [r["address"] for r in deferred] == [ben.address.email]
+        assert "Connection refused" in deferred[0]["delay_reason"]
+    finally:
+        fleet.up("b2")
+    # Postfix retries on its own (queue_run_delay, the backoff times): nothing lost.
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", ben), timeout=90) == ["While b2 was down"]
+    assert wait_for(lambda: not queue(fleet)), queue(fleet)
+    mx_log = (fleet.hosts["edge"].dir / "log" / "postfix.log").read_text()
+    assert "status=bounced" not in mx_log

@@ -1,0 +1,211 @@
+"""A fleet's routing as rendered (#19 item 2, docs/scale.md): each host's lookups, run through
+the views as the daemons fill them in, and each host's files as Postfix's and Dovecot's own
+parsers read them (`postconf -c`, `doveconf -c -n`). The fleet test (test_fleet.py) proves
+the same with the daemons running."""
+
+from __future__ import annotations
+
+import subprocess
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from postdesk.dataplane import routing
+from postdesk.dataplane.render import (
+    RenderError,
+    StackConfig,
+    database_settings,
+    dovecot_queries,
+    render_stack,
+)
+from postdesk.errors import InvalidInput
+from postdesk.mail.hosts import host_add
+from postdesk.mail.services import mailbox_create
+from tests.conftest import GOOD_PASSWORD
+
+from .test_lookups import run_lookup
+
+pytestmark = pytest.mark.django_db
+
+LMTP_PORT = 2424
+IMAP_PORT = 2143
+
+
+@pytest.fixture
+def fleet(operator, domain):
+    """One MX+proxy and two backends; anna lives on b1, ben on b2 (the least loaded)."""
+    host_add(actor=operator, name="edge", address="10.77.0.1", roles=["mx", "proxy"])
+    host_add(actor=operator, name="b1", address="10.77.0.2", roles=["backend"])
+    host_add(actor=operator, name="b2", address="2001:db8::3", roles=["backend"])
+    anna = mailbox_create(actor=operator, domain=domain, username="anna", password=GOOD_PASSWORD)
+    ben = mailbox_create(actor=operator, domain=domain, username="ben", password=GOOD_PASSWORD)
+    assert (anna.home.name, ben.home.name) == ("b1", "b2")
+    return anna, ben
+
+
+def _engine() -> str:
+    return database_settings()["engine"]
+
+
+def _sources() -> tuple[str, str]:
+    """The per-address row each daemon reads: Postfix's (%u) and Dovecot's (%n)."""
+    if _engine() == "sqlite":
+        where = "dataplane_mailboxes WHERE local_part = '{}' AND domain = '%d'"
+        return where.format("%u"), where.format("%n")
+    return "dataplane_mailbox('%u', '%d')", "dataplane_mailbox('%n', '%d')"
+
+
+def test_the_mx_sends_each_mailbox_over_lmtp_to_its_own_home(fleet, domain):
+    postfix, _ = _sources()
+    query = routing.transport_query(postfix, routing.fleet_host("edge"), LMTP_PORT)
+    assert run_lookup(query, "anna", domain.name) == [(f"lmtp:inet:[10.77.0.2]:{LMTP_PORT}",)]
+    # An IPv6 home keeps its colons apart from the port.
+    assert run_lookup(query, "ben", domain.name) == [(f"lmtp:inet:[2001:db8::3]:{LMTP_PORT}",)]
+    assert run_lookup(query, "nobody", domain.name) == []
+
+
+def test_a_home_is_local_to_itself_and_a_mailbox_without_home_is_local_everywhere(operator, domain):
+    # Registered before any backend: the mailbox has no home, so every host serves it itself.
+    host_add(actor=operator, name="edge", address="10.77.0.1", roles=["mx", "proxy"])
+    mailbox_create(actor=operator, domain=domain, username="anna", password=GOOD_PASSWORD)
+    postfix, dovecot = _sources()
+    edge = routing.fleet_host("edge")
+    assert run_lookup(routing.transport_query(postfix, edge, LMTP_PORT), "anna", domain.name) == []
+    assert (
+        run_lookup(routing.proxy_password_query(dovecot, edge, IMAP_PORT), "anna", domain.name)
+        == []
+    )
+    local = dovecot_queries(_engine(), "/var/vmail", edge)["password_query"]
+    assert [user for user, _ in run_lookup(local, "anna", domain.name)] == [f"anna@{domain.name}"]
+
+
+def test_the_proxy_checks_the_password_and_forwards_the_login_to_the_home(fleet, domain):
+    anna, _ = fleet
+    _, dovecot = _sources()
+    edge = routing.fleet_host("edge")
+    [row] = run_lookup(routing.proxy_password_query(dovecot, edge, IMAP_PORT), "anna", domain.name)
+    assert row == (
+        f"anna@{domain.name}",
+        anna.password_hash,  # checked here, at the proxy
+        "Y",
+        "10.77.0.2",
+        str(IMAP_PORT),
+        routing.PROXY_MASTER_USER,  # the home trusts the proxy's master login, not the password
+        routing.proxy_master_password(),
+        "any-cert",
+    )
+    # Not served by the proxy itself.
+    local = dovecot_queries(_engine(), "/var/vmail", edge)["password_query"]
+    assert run_lookup(local, "anna", domain.name) == []
+
+
+def test_a_backend_serves_its_own_mailboxes_and_only_them(fleet, domain):
+    queries = dovecot_queries(_engine(), "/var/vmail", routing.fleet_host("b1"))
+    assert [user for user, _ in run_lookup(queries["password_query"], "anna", domain.name)] == [
+        f"anna@{domain.name}"
+    ]
+    assert run_lookup(queries["password_query"], "ben", domain.name) == []
+    # The userdb still knows every mailbox: a delivery that comes here anyway is stored.
+    assert len(run_lookup(queries["user_query"], "ben", domain.name)) == 1
+
+
+def _render(tmp_path: Path, name: str, roles: str) -> Path:
+    config = StackConfig(
+        dir=tmp_path / name,
+        roles=frozenset(roles.split(",")),
+        host=routing.fleet_host(name),
+        lmtp_port=LMTP_PORT,
+        imap_port=IMAP_PORT,
+    )
+    render_stack(config)
+    return config.dir
+
+
+def _postconf(directory: Path, *names: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["postconf", "-c", str(directory / "postfix"), "-n", *names],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split(" = ", 1) for line in out.splitlines())
+
+
+def _doveconf(directory: Path) -> str:
+    done = subprocess.run(
+        ["doveconf", "-c", str(directory / "dovecot" / "dovecot.conf"), "-n"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_each_roles_files_pass_postfix_and_dovecot_and_say_what_it_does(fleet, tmp_path):
+    edge = _render(tmp_path, "edge", "mx,proxy")
+    postfix = _postconf(edge, "transport_maps", "inet_interfaces", "smtpd_recipient_restrictions")
+    assert postfix["transport_maps"].endswith(f"{edge}/postfix/transport.cf")
+    assert postfix["inet_interfaces"] == "127.0.0.1, 10.77.0.1"
+    # The quota lives on the homes: an MX without mailboxes asks no policy service.
+    assert "check_policy_service" not in postfix["smtpd_recipient_restrictions"]
+    dovecot = _doveconf(edge)
+    assert f"args = {edge}/dovecot/proxy-sql.conf.ext" in dovecot
+    assert "address = 127.0.0.1, 10.77.0.1" in dovecot  # IMAP for the customers
+    assert "master = yes" not in dovecot
+
+    b1 = _render(tmp_path, "b1", "backend")
+    assert "check_policy_service" in _postconf(b1, "smtpd_recipient_restrictions").popitem()[1]
+    dovecot = _doveconf(b1)
+    assert "login_trusted_networks = 10.77.0.1" in dovecot
+    assert f"args = {b1}/dovecot/proxy-master.passwd" in dovecot
+    assert "master = yes" in dovecot
+    assert "proxy-sql.conf.ext" not in dovecot
+    # LMTP from the MX hosts, on the backend's own address.
+    assert "address = 127.0.0.1, 10.77.0.2\n    port = 2424" in dovecot
+    master_users = (b1 / "dovecot" / "proxy-master.passwd").read_text()
+    assert master_users.startswith(f"{routing.PROXY_MASTER_USER}:{{SHA256}}")
+    assert master_users.strip().endswith("allow_real_nets=10.77.0.1")
+    assert routing.proxy_master_password() not in master_users
+
+
+def test_a_single_host_renders_as_before_hosts_existed(fleet, tmp_path):
+    single = StackConfig(dir=tmp_path / "single")
+    render_stack(single)
+    assert not (single.dir / "postfix" / "transport.cf").exists()
+    assert not (single.dir / "dovecot" / "proxy-sql.conf.ext").exists()
+    assert not (single.dir / "dovecot" / "proxy-master.passwd").exists()
+    assert "home_host" not in (single.dir / "dovecot" / "sql.conf.ext").read_text()
+    postfix = _postconf(single.dir, "inet_interfaces", "transport_maps")
+    assert postfix == {"inet_interfaces": "127.0.0.1"}
+    assert "master = yes" not in _doveconf(single.dir)
+
+
+def test_some_roles_need_a_registered_host(fleet, tmp_path):
+    with pytest.raises(RenderError, match="--host"):
+        StackConfig(dir=tmp_path, roles=frozenset({"mx"}))
+    with pytest.raises(RenderError, match="unknown role"):
+        StackConfig(dir=tmp_path, roles=frozenset({"relay"}), host=routing.fleet_host("b1"))
+    with pytest.raises(InvalidInput, match="no mail host is named 'b9'"):
+        call_command(
+            "dataplane",
+            "render",
+            "--out",
+            str(tmp_path),
+            "--role",
+            "backend",
+            "--host",
+            "B9",
+            stdout=StringIO(),
+        )
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the functions: PostgreSQL only")
+def test_on_postgresql_the_routes_read_the_cached_plan_function(fleet):
+    edge = routing.fleet_host("edge")
+    postfix, dovecot = _sources()
+    assert "dataplane_mailbox('%u', '%d') WHERE" in routing.transport_query(postfix, edge, 24)
+    assert "dataplane_mailbox('%n', '%d') WHERE" in routing.proxy_password_query(dovecot, edge, 143)
