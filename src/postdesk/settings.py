@@ -223,7 +223,9 @@ STORAGES = {
     },
 }
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# django-tasks-db's backend, also accepting each mail host's queue, `host-NAME`: a host's
+# worker runs the tasks that touch its disk and daemons (dataplane/queues.py).
+TASKS = {"default": {"BACKEND": "postdesk.dataplane.queues.HostQueuesBackend"}}
 
 # POSTDESK_LOG_FORMAT=json: one JSON object a line (python-json-logger), with the request's id.
 LOGGING = {

@@ -17,7 +17,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from postdesk.errors import NotFound
 from postdesk.jobs.services import jobs_all
+from postdesk.mail.hosts import host_add
 
 from .conftest import STACK_HOSTNAME, issue
 
@@ -174,7 +176,8 @@ def test_units_run_this_install_and_time_every_job_of_the_registry(tmp_path, set
     assert "Type=notify" in panel and "ExecReload=/bin/kill -HUP $MAINPID" in panel
     assert "Restart=on-failure" in panel
     worker = (units / "postdesk-worker.service").read_text()
-    assert f"ExecStart={POSTDESK} db_worker" in worker
+    # A single host: its one worker runs every task, on django-tasks' default queue.
+    assert f"ExecStart={POSTDESK} db_worker --queue-name default\n" in worker
     for unit in (panel, worker):
         assert "User=postdesk" in unit
         assert "EnvironmentFile=/etc/postdesk/postdesk.env" in unit
@@ -190,6 +193,25 @@ def test_units_run_this_install_and_time_every_job_of_the_registry(tmp_path, set
         timer = (units / f"postdesk-job-{job.name}.timer").read_text()
         assert f"OnUnitActiveSec={int(job.every.total_seconds())}s" in timer
     assert "OnUnitActiveSec=2700s" in (units / "postdesk-job-dns-recheck.timer").read_text()
+
+
+@pytest.mark.django_db
+def test_a_host_of_several_gets_a_worker_for_its_own_queue(tmp_path, operator):
+    """The tasks that touch a host's files wait on `host-NAME`, for that host's worker; the
+    host the panel runs on also runs the default queue."""
+    host_add(actor=operator, name="mail2", address="192.0.2.2", roles=["backend"])
+    worker = "etc/systemd/system/postdesk-worker.service"
+    _render(tmp_path / "backend", "--host", "mail2")
+    assert f"ExecStart={POSTDESK} db_worker --queue-name host-mail2\n" in (
+        (tmp_path / "backend" / worker).read_text()
+    )
+    _render(tmp_path / "panel", "--host", "mail2", "--default-queue")
+    assert f"ExecStart={POSTDESK} db_worker --queue-name default,host-mail2\n" in (
+        (tmp_path / "panel" / worker).read_text()
+    )
+    # A worker for a queue no task goes to would wait forever: the host must exist.
+    with pytest.raises(NotFound):
+        _render(tmp_path / "typo", "--host", "mial2")
 
 
 def test_the_operators_certificate_is_named_as_given(tmp_path, test_ca):

@@ -56,6 +56,8 @@ def test_add_list_and_drain(pd):
             "roles": ["backend", "mx", "proxy"],
             "state": "draining",
             "mailboxes": 1,
+            # "before" was created on the single host: its task is on the default queue.
+            "pending": 0,
         },
         {
             "name": "mail2",
@@ -63,13 +65,14 @@ def test_add_list_and_drain(pd):
             "roles": ["backend"],
             "state": "active",
             "mailboxes": 1,
+            "pending": 1,  # "after"'s change tracking, for mail2's worker
         },
     ]
     text = pd("host", "list")
     assert_ok(text)
     assert text.stdout.splitlines() == [
-        "mail1\t192.0.2.1\tbackend,mx,proxy\tdraining\t1 mailbox(es)",
-        "mail2\t2001:db8::2\tbackend\tactive\t1 mailbox(es)",
+        "mail1\t192.0.2.1\tbackend,mx,proxy\tdraining\t1 mailbox(es)\t0 pending",
+        "mail2\t2001:db8::2\tbackend\tactive\t1 mailbox(es)\t1 pending",
     ]
 
 
@@ -95,3 +98,32 @@ def test_errors_are_one_line_and_exit_non_zero(pd):
     assert "No mail host is named mail9." in unknown
     listed = pd("host", "list", "--json")
     assert [host["name"] for host in json.loads(listed.stdout)] == ["mail1"]
+
+
+def test_tasks_pending_names_the_host_each_task_waits_for(pd):
+    assert_ok(pd("host", "add", "mail2", "--address", "192.0.2.2", "--role", "backend"))
+    assert_ok(pd("mailbox", "create", "after@acme.example", "--generate-password"))
+    listed = pd("tasks", "pending", "--json")
+    assert_ok(listed)
+    tasks = json.loads(listed.stdout)
+    # "before" was created on the single host (the default queue), "after" on mail2.
+    assert [(t["task"], t["mailbox"], t["host"]) for t in tasks] == [
+        ("mailbox_changes_track", "before@acme.example", None),
+        ("mailbox_changes_track", "after@acme.example", "mail2"),
+    ]
+    assert set(tasks[0]) == {
+        "task",
+        "mailbox",
+        "host",
+        "status",
+        "queued_at",
+        "age_seconds",
+        "attempt",
+        "next_try_at",
+    }
+    assert (tasks[1]["status"], tasks[1]["attempt"], tasks[1]["next_try_at"]) == ("READY", 0, None)
+    text = pd("tasks", "pending")
+    assert_ok(text)
+    assert text.stdout.splitlines()[1].startswith(
+        "mailbox_changes_track\tafter@acme.example\tmail2\t"
+    )

@@ -8,9 +8,11 @@ import json
 import pytest
 from django.urls import reverse
 
-from postdesk.mail.hosts import host_add
+from postdesk.mail.hosts import host_add, tasks_pending
 from postdesk.mail.models import Mailbox
+from postdesk.mail.services import mailbox_set_password
 from tests.api.conftest import Api, make_token
+from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +46,20 @@ def test_the_api_never_names_the_home(operator, owner, homed):
         assert response.status == 200, path
         assert "marie@example.com" in text, path
         assert HOST_NAME not in text and HOST_ADDRESS not in text, path
+
+
+def test_a_change_waiting_for_its_host_is_pending_without_the_hosts_name(
+    owner_browser, operator, homed, settings
+):
+    """The operator sees which host a change waits for (`tasks pending`); the customer sees
+    the change pending, never the host."""
+    settings.POSTDESK_DOVEADM_URL = "http://127.0.0.1:9"  # a mail server is connected
+    mailbox_set_password(actor=operator, mailbox=homed, password=GOOD_PASSWORD)
+    assert any(
+        task.host == HOST_NAME and task.mailbox == "marie@example.com"
+        for task in tasks_pending(actor=operator)
+    )
+    page = owner_browser.get(reverse("web:mailbox_edit", args=["example.com", "marie"]))
+    text = page.content.decode()
+    assert 'id="changes-pending"' in text
+    assert HOST_NAME not in text and HOST_ADDRESS not in text

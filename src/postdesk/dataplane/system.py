@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django_tasks import DEFAULT_TASK_QUEUE_NAME
+
 from .render import StackConfig, TemplateWriter, database_settings, render_context, render_stack
 from .routing import ALL_ROLES, FleetHost
 
@@ -93,15 +95,19 @@ def render_system(
     jobs: list[PeriodicJob],
     workers: int = 4,
     db: dict[str, Any] | None = None,
+    worker_queues: list[str] | None = None,
 ) -> list[Path]:
     """Write the host's configuration tree under `config.dir`; return the files written.
 
-    `executable` is the `postdesk` the units run; `jobs` the periodic jobs, one timer each.
+    `executable` is the `postdesk` the units run; `jobs` the periodic jobs, one timer each;
+    `worker_queues` the task queues its worker runs (queues.worker_queues; default: the
+    `default` queue of a single host).
     """
     db = db or database_settings()
     context = render_context(config, db) | {
         "executable": str(executable),
         "workers": workers,
+        "worker_queues": ",".join(worker_queues or [DEFAULT_TASK_QUEUE_NAME]),
         "panel_bind": urlsplit(config.panel_url).netloc,
         "unit_user": UNIT_USER,
         "acme_webroot": ACME_WEBROOT,

@@ -27,7 +27,7 @@ from . import resolver
 from .dkim import DkimState, check_dkim, generate_key_pair, is_valid_selector
 from .models import DeliverabilityTest, DeliverabilityTestState, DkimKey, DkimKeyStatus
 from .selectors import signing_key
-from .tasks import check_domain_dns, deliverability_test_send, dkim_keys_deploy
+from .tasks import check_domain_dns, deliverability_test_send, dkim_keys_deploy_to_signers
 
 # --- DKIM --------------------------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ def _new_key(domain: Domain, status: str) -> DkimKey:
 
 def _audit(actor: Actor, domain: Domain, action: Action, key: DkimKey) -> None:
     """Record a DKIM change, and hand the signer the new set of keys (same transaction)."""
-    dkim_keys_deploy.enqueue()
+    dkim_keys_deploy_to_signers()
     audit_record(
         actor=actor,
         action=action,

@@ -10,10 +10,12 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
+from django_tasks.base import TaskContext
 
 from postdesk import crypto
 from postdesk.dataplane import provisioner
 from postdesk.dataplane.outbox import retry_later
+from postdesk.dataplane.queues import signer_queues
 from postdesk.mail.models import Domain
 
 from .models import DeliverabilityTest, DeliverabilityTestState, DkimKey, DkimKeyStatus
@@ -39,8 +41,8 @@ def check_domain_dns(domain_id: int, attempt: int = 0) -> str:
     return "unknown" if unknown else "checked"
 
 
-@task()
-def dkim_keys_deploy(attempt: int = 0) -> str:
+@task(takes_context=True)
+def dkim_keys_deploy(context: TaskContext, attempt: int = 0) -> str:
     """Write the signer's key files and record where each is (after enable, rotation, and a
     client's suspension or termination).
 
@@ -59,7 +61,7 @@ def dkim_keys_deploy(attempt: int = 0) -> str:
             [(key.pk, crypto.decrypt(key.private_key_encrypted)) for key in keys]
         )
     except provisioner.ProvisionerUnavailable:
-        return retry_later(dkim_keys_deploy, attempt)
+        return retry_later(context, attempt)
     changed = []
     for key in keys:
         if key.key_file != written[key.pk]:
@@ -72,6 +74,14 @@ def dkim_keys_deploy(attempt: int = 0) -> str:
             key_file=""
         )
     return f"{len(written)} key(s) deployed"
+
+
+def dkim_keys_deploy_to_signers() -> None:
+    """Queue the key files' deployment for every host that signs, one task each on its own
+    worker's queue (dataplane.queues.signer_queues), in the caller's transaction: a signer
+    that is down gets its keys when it is back, the others at once."""
+    for queue_name in signer_queues():
+        dkim_keys_deploy.using(queue_name=queue_name).enqueue()
 
 
 @task()

@@ -23,7 +23,7 @@ from postdesk.dns.status import dns_recheck_all
 from postdesk.errors import NotFound
 from postdesk.mail.selectors import mailbox_created_since
 from postdesk.mail.services import domain_totals_compact
-from postdesk.workflows.usage import collect_usage
+from postdesk.workflows.usage import collect_usage, collect_usage_on_homes
 
 from .choices import Outcome
 from .models import JobState
@@ -65,15 +65,18 @@ def _dns_recheck() -> str:
 
 
 def _collect_usage() -> str:
+    # With mail hosts, each backend's worker measures its own mailboxes.
+    on_homes = collect_usage_on_homes()
+    if on_homes is not None:
+        text = f"queued on {len(on_homes.queued)} host(s)"
+        if on_homes.queued:
+            text += f": {', '.join(on_homes.queued)}"
+        if on_homes.waiting:
+            text += f"; still waiting for {', '.join(on_homes.waiting)}"
+        return text
     if not provisioner.connected():
         raise JobSkipped(provisioner.NOT_CONNECTED)
-    summary = collect_usage()
-    text = f"measured {summary.measured} mailbox(es)"
-    if summary.refused:
-        text += f", {len(summary.refused)} not recorded"
-    if summary.unreported:
-        text += f", {summary.unreported} not reported by Dovecot"
-    return text
+    return collect_usage().describe()
 
 
 def _compact_totals() -> str:

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from postdesk.dataplane.models import Host
+from postdesk.dataplane.queues import with_pending
 from postdesk.tenancy.access import Actor, Source
 
 from .hosts import host_drain, hosts_with_load
@@ -56,11 +57,11 @@ class HostAdmin(_ReadOnlyAdmin):
     """The mail hosts, with how many mailboxes each is home to. Added with `postdesk host
     add`; drained here or with `postdesk host drain`."""
 
-    list_display = ("name", "address", "roles_text", "state", "mailboxes")
+    list_display = ("name", "address", "roles_text", "state", "mailboxes", "pending")
     actions = ("drain",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Host]:
-        return hosts_with_load(super().get_queryset(request))
+        return with_pending(hosts_with_load(super().get_queryset(request)))
 
     @admin.display(description=_("roles"))
     def roles_text(self, host: Host) -> str:
@@ -69,6 +70,10 @@ class HostAdmin(_ReadOnlyAdmin):
     @admin.display(description=_("mailboxes"), ordering="mailboxes")
     def mailboxes(self, host: Host) -> int:
         return host.mailboxes
+
+    @admin.display(description=_("pending tasks"), ordering="pending")
+    def pending(self, host: Host) -> int:
+        return host.pending
 
     @admin.action(description=_("Drain: no new mailboxes on the selected hosts"))
     def drain(self, request: HttpRequest, hosts: QuerySet[Host]) -> None:

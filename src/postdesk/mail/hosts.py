@@ -17,27 +17,32 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Concat
 from django.utils.translation import gettext as _
+from django_tasks_db.models import get_date_max
 
 from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.dataplane.choices import HostRole, HostState
 from postdesk.dataplane.models import Host
+from postdesk.dataplane.queues import HOST_NAME_MAX, pending_tasks, queue_host, with_pending
 from postdesk.errors import ErrorCollector, InvalidInput, NotFound, PermissionDenied
 from postdesk.tenancy.access import Actor
 
 from .models import Mailbox
+from .tasks import ADDRESS_ARGUMENT, MAILBOX_ID_ARGUMENT
 
 logger = logging.getLogger(__name__)
 
 # A host name as DNS spells one (labels of letters, digits and inner hyphens), lower case.
+# At most HOST_NAME_MAX (27) characters: the host's task queue, `host-NAME`, must fit
+# django-tasks' column (dataplane/queues.py).
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
-HOST_NAME_MAX = 63
 
 
 def _require_operator(actor: Actor) -> None:
@@ -70,10 +75,12 @@ class HostRow:
     roles: list[str]
     state: str
     mailboxes: int
+    pending: int  # tasks waiting for (or running on) the host's worker
 
 
 def host_list(*, actor: Actor) -> list[HostRow]:
-    """Every mail host by name, with how many mailboxes call it home. One query."""
+    """Every mail host by name, with how many mailboxes call it home and how many tasks wait
+    for its worker. One query."""
     _require_operator(actor)
     return [
         HostRow(
@@ -82,8 +89,76 @@ def host_list(*, actor: Actor) -> list[HostRow]:
             roles=host.roles,
             state=host.state,
             mailboxes=host.mailboxes,
+            pending=host.pending,
         )
-        for host in hosts_with_load().order_by("name")
+        for host in with_pending(hosts_with_load()).order_by("name")
+    ]
+
+
+def backend_names() -> list[str]:
+    """Every backend host by name, draining ones too: they still hold mailboxes. One query."""
+    return list(Host.objects.filter(backend=True).order_by("name").values_list("name", flat=True))
+
+
+@dataclass(frozen=True)
+class PendingTask:
+    """A side effect not applied yet, and whose worker it waits for."""
+
+    task: str  # the task's function, mailbox_sessions_kick
+    # The address it is for (or a `*@domain` mask); None for what is no one mailbox's (DKIM
+    # keys, several mailboxes' SOGo logins, a mailbox deleted since).
+    mailbox: str | None
+    host: str | None  # whose worker runs it; None: the `default` queue (the panel's)
+    status: str  # READY (waiting) or RUNNING
+    queued_at: datetime
+    next_try_at: datetime | None  # a retry's time; None: as soon as its worker is free
+    attempt: int  # 0, then 1… for each retry after the server did not answer
+
+
+def tasks_pending(*, actor: Actor) -> list[PendingTask]:
+    """Every task not done yet, oldest first, with the host it waits for. Two queries: the
+    tasks, and the addresses of the mailboxes some name by id."""
+    _require_operator(actor)
+    rows = list(
+        pending_tasks()
+        .order_by("enqueued_at")
+        .values_list("task_path", "args_kwargs", "queue_name", "status", "enqueued_at", "run_after")
+    )
+    by_id = {
+        args_kwargs["args"][MAILBOX_ID_ARGUMENT[path]]
+        for path, args_kwargs, *_rest in rows
+        if path in MAILBOX_ID_ARGUMENT
+    }
+    addresses = (
+        dict(
+            Mailbox.objects.filter(pk__in=by_id).values_list(
+                "pk", Concat("local_part", Value("@"), "domain__name")
+            )
+        )
+        if by_id
+        else {}
+    )
+
+    def mailbox_of(path: str, args: list) -> str | None:
+        if path in ADDRESS_ARGUMENT:
+            position = ADDRESS_ARGUMENT[path]
+            return (args[position] or None) if len(args) > position else None
+        if path in MAILBOX_ID_ARGUMENT:
+            return addresses.get(args[MAILBOX_ID_ARGUMENT[path]])
+        return None
+
+    never = get_date_max()
+    return [
+        PendingTask(
+            task=path.rpartition(".")[2],
+            mailbox=mailbox_of(path, args_kwargs["args"]),
+            host=queue_host(queue_name),
+            status=status,
+            queued_at=queued_at,
+            next_try_at=None if run_after == never else run_after,
+            attempt=args_kwargs["kwargs"].get("attempt", 0),
+        )
+        for path, args_kwargs, queue_name, status, queued_at, run_after in rows
     ]
 
 

@@ -853,12 +853,17 @@ def mailbox_created_since(moment: datetime) -> bool:
     return newest is not None and newest > moment
 
 
-def mailboxes_by_address() -> dict[str, Mailbox]:
-    """Every mailbox of every client by address, for the usage collector (a system read: no
-    actor). Only what matching and recording read is loaded: converting the rows' other
-    columns (hashes, times, UUIDs) made loading the mailboxes cost as much as recording them.
+def mailboxes_by_address(*, home: str | None = None) -> dict[str, Mailbox]:
+    """Every mailbox of every client whose home is the host named `home` (None: those
+    without a home, every mailbox of a single-host install), by address, for the usage
+    collector (a system read: no actor). Only what matching and recording read is loaded:
+    converting the rows' other columns (hashes, times, UUIDs) made loading the mailboxes cost
+    as much as recording them.
     """
-    loaded = Mailbox.objects.select_related("address__domain").only(
-        "address__local_part", "address__domain__name"
+    at_home = Q(home__name=home) if home else Q(home__isnull=True)
+    loaded = (
+        Mailbox.objects.filter(at_home)
+        .select_related("address__domain")
+        .only("address__local_part", "address__domain__name")
     )
     return {m.address.email: m for m in loaded.iterator()}

@@ -42,6 +42,7 @@ from postdesk.billing.services import (
 )
 from postdesk.clock import resolve_at
 from postdesk.dataplane.passwords import hash_password
+from postdesk.dataplane.queues import on_host
 from postdesk.errors import (
     AddressTaken,
     ErrorCollector,
@@ -65,6 +66,7 @@ from .models import Address, Alias, Destination, Domain, DomainTotalsChange, For
 from .passwords import validate_password
 from .selectors import client_addresses_among
 from .tasks import (
+    at_home,
     mailbox_changes_track,
     mailbox_forwarding_apply,
     mailbox_groupware_forget,
@@ -171,30 +173,41 @@ def client_domains_remove(*, actor: Actor, client: Client) -> RemovedDomains:
                 "address__domain__name",
                 "storage_id",
                 "address__local_part",
+                "home__name",
             )
         )
         protocols_end_many(mailbox_keys=[pk for pk, *_rest in mailboxes], at=at)
         usage_end_many(
             [
                 SampledMailbox(key=pk, domain_id=domain_id, address=f"{local}@{domain_name}")
-                for pk, domain_id, domain_name, _storage, local in mailboxes
+                for pk, domain_id, domain_name, _storage, local, _home in mailboxes
             ],
             at=at,
         )
         client_sessions_kick(client_id=client.pk)
-        for _pk, _domain_id, domain_name, storage_id, local in mailboxes:
-            mailbox_storage_remove.enqueue(domain_name, storage_id.hex, f"{local}@{domain_name}")
+        for _pk, _domain_id, domain_name, storage_id, local, home in mailboxes:
+            on_host(mailbox_storage_remove, home).enqueue(
+                domain_name, storage_id.hex, f"{local}@{domain_name}"
+            )
         Domain.objects.filter(client=client).delete()
     return RemovedDomains(domains=[d.name for d in domains], mailboxes=len(mailboxes))
 
 
 def client_sessions_kick(*, client_id: int) -> None:
     """Disconnect the open IMAP/POP sessions of every mailbox of the client's domains (a
-    task per domain, queued in the caller's transaction; `*@domain` is a doveadm mask), and
-    have SOGo forget the logins it cached for them (one task: memcached deletes by key only,
-    so the keys are the mailboxes' addresses, read now)."""
-    for name in Domain.objects.filter(client_id=client_id).values_list("name", flat=True):
-        mailbox_sessions_kick.enqueue(f"*@{name}")
+    task per domain and home host of its mailboxes, queued in the caller's transaction;
+    `*@domain` is a doveadm mask), and have SOGo forget the logins it cached for them (one
+    task: memcached deletes by key only, so the keys are the mailboxes' addresses, read
+    now)."""
+    # A domain without a mailbox has no session to end. One query, whatever the size.
+    homes = (
+        Mailbox.objects.filter(address__domain__client_id=client_id)
+        .values_list("address__domain__name", "home__name")
+        .order_by("address__domain__name", "home__name")
+        .distinct()
+    )
+    for domain_name, home in homes:
+        on_host(mailbox_sessions_kick, home).enqueue(f"*@{domain_name}")
     addresses = [
         f"{local}@{domain}"
         for local, domain in Mailbox.objects.filter(
@@ -471,10 +484,10 @@ def mailbox_create(
         )
         _set_destinations(address, clean_destinations)
         if clean_destinations:
-            mailbox_forwarding_apply.enqueue(mailbox.pk)
+            at_home(mailbox_forwarding_apply, mailbox).enqueue(mailbox.pk)
         # A phone reading the mailbox through SOGo sees new mail only in folders Dovecot
         # tracks the changes of (provisioner.track_changes).
-        mailbox_changes_track.enqueue(address.email)
+        at_home(mailbox_changes_track, mailbox).enqueue(address.email)
         if eas_enabled or mapi_enabled:
             protocols_record(
                 mailbox=_billed(mailbox),
@@ -617,7 +630,7 @@ def mailbox_update(
                 at=at,
             )
         if changes.keys() & {"destinations", "delete_after_forwarding", "keep_original_sender"}:
-            mailbox_forwarding_apply.enqueue(mailbox.pk)
+            at_home(mailbox_forwarding_apply, mailbox).enqueue(mailbox.pk)
         if changes:
             mailbox.save()
             audit_record(
@@ -656,7 +669,7 @@ def mailbox_set_password(
         if not updated:
             raise InvalidInput("not_found", _("This mailbox no longer exists."), None)
         # The guide: every session of the mailbox is disconnected when its password changes.
-        mailbox_sessions_kick.enqueue(address.email)
+        at_home(mailbox_sessions_kick, mailbox).enqueue(address.email)
         # SOGo must not take the old password from its cache (nor refuse the new one).
         mailbox_groupware_forget.enqueue(address.email)
         audit_record(
@@ -686,9 +699,9 @@ def mailbox_delete(*, actor: Actor, mailbox: Mailbox, at: datetime | None = None
         usage_end_many([_sampled(mailbox)], at=at)
         email = mailbox.address.email
         # The messages go for good, in the background; sessions still open are closed.
-        mailbox_sessions_kick.enqueue(email)
+        at_home(mailbox_sessions_kick, mailbox).enqueue(email)
         mailbox_groupware_forget.enqueue(email)
-        mailbox_storage_remove.enqueue(domain.name, mailbox.storage_id.hex, email)
+        at_home(mailbox_storage_remove, mailbox).enqueue(domain.name, mailbox.storage_id.hex, email)
         # Deleting the address deletes the mailbox row, its aliases and its destinations.
         mailbox.address.delete()
         audit_record(

@@ -6,58 +6,72 @@ and its side effect commit together or not at all. A task that cannot reach the 
 queues itself again with a growing delay, until it succeeds (dataplane.outbox): nothing is
 lost while a server is down, and the panel shows the change as pending meanwhile
 (selectors.mailbox_changes_pending).
+
+What touches a mailbox's files or its Dovecot sessions is queued for the worker of its home
+host (`at_home`): kicks, change tracking, storage removal, forwarding scripts. SOGo's cache
+is the panel's, not a host's: forgetting a login stays on the `default` queue.
 """
 
 from __future__ import annotations
 
 from django_tasks import task
+from django_tasks.base import Task, TaskContext
 
 from postdesk.dataplane import provisioner
 from postdesk.dataplane.outbox import retry_later
+from postdesk.dataplane.queues import on_host
 from postdesk.dataplane.sieve import forwarding_script
 
 from .models import Mailbox
 
 
-@task()
-def mailbox_sessions_kick(address: str, attempt: int = 0) -> str:
+def at_home(task_function: Task, mailbox: Mailbox) -> Task:
+    """The task, for the worker of the mailbox's home host (`default` without a home: the
+    install's single host)."""
+    return on_host(task_function, mailbox.home.name if mailbox.home_id else None)
+
+
+@task(takes_context=True)
+def mailbox_sessions_kick(context: TaskContext, address: str, attempt: int = 0) -> str:
     try:
         provisioner.kick_sessions(address)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailbox_sessions_kick, attempt, address)
+        return retry_later(context, attempt, address)
     return "sessions disconnected"
 
 
-@task()
-def mailbox_changes_track(address: str, attempt: int = 0) -> str:
+@task(takes_context=True)
+def mailbox_changes_track(context: TaskContext, address: str, attempt: int = 0) -> str:
     try:
         provisioner.track_changes(address)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailbox_changes_track, attempt, address)
+        return retry_later(context, attempt, address)
     return "change tracking on"
 
 
-@task()
-def mailbox_groupware_forget(address: str, attempt: int = 0) -> str:
+@task(takes_context=True)
+def mailbox_groupware_forget(context: TaskContext, address: str, attempt: int = 0) -> str:
     try:
         provisioner.forget_groupware_user(address)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailbox_groupware_forget, attempt, address)
+        return retry_later(context, attempt, address)
     return "groupware cache forgotten"
 
 
-@task()
-def mailboxes_groupware_forget(addresses: list[str], attempt: int = 0) -> str:
+@task(takes_context=True)
+def mailboxes_groupware_forget(context: TaskContext, addresses: list[str], attempt: int = 0) -> str:
     """mailbox_groupware_forget for many mailboxes at once (a client suspended)."""
     try:
         provisioner.forget_groupware_users(addresses)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailboxes_groupware_forget, attempt, addresses)
+        return retry_later(context, attempt, addresses)
     return "groupware cache forgotten"
 
 
-@task()
-def mailbox_storage_remove(domain: str, storage: str, address: str = "", attempt: int = 0) -> str:
+@task(takes_context=True)
+def mailbox_storage_remove(
+    context: TaskContext, domain: str, storage: str, address: str = "", attempt: int = 0
+) -> str:
     """Remove a deleted mailbox's messages and, given its address, its SOGo data (calendars,
     contacts, preferences). Tasks queued before the address was passed have none."""
     try:
@@ -65,12 +79,12 @@ def mailbox_storage_remove(domain: str, storage: str, address: str = "", attempt
         if address:
             provisioner.remove_groupware_data(address)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailbox_storage_remove, attempt, domain, storage, address)
+        return retry_later(context, attempt, domain, storage, address)
     return "storage removed"
 
 
-@task()
-def mailbox_forwarding_apply(mailbox_id: int, attempt: int = 0) -> str:
+@task(takes_context=True)
+def mailbox_forwarding_apply(context: TaskContext, mailbox_id: int, attempt: int = 0) -> str:
     """Write the mailbox's forwarding script from its current settings (whatever changed)."""
     mailbox = Mailbox.objects.select_related("address__domain").filter(pk=mailbox_id).first()
     if mailbox is None:
@@ -87,5 +101,16 @@ def mailbox_forwarding_apply(mailbox_id: int, attempt: int = 0) -> str:
     try:
         provisioner.write_forwarding(address.domain.name, mailbox.storage_id.hex, script)
     except provisioner.ProvisionerUnavailable:
-        return retry_later(mailbox_forwarding_apply, attempt, mailbox_id)
+        return retry_later(context, attempt, mailbox_id)
     return "forwarding written" if script else "forwarding removed"
+
+
+# Which argument of each task names its mailbox, for the operator's list of pending tasks
+# (hosts.tasks_pending): an address (or a domain's `*@domain` mask), or the mailbox's id.
+ADDRESS_ARGUMENT = {
+    mailbox_sessions_kick.module_path: 0,
+    mailbox_changes_track.module_path: 0,
+    mailbox_groupware_forget.module_path: 0,
+    mailbox_storage_remove.module_path: 2,
+}
+MAILBOX_ID_ARGUMENT = {mailbox_forwarding_apply.module_path: 0}

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from postdesk.billing.selectors import plan_get
 from postdesk.billing.services import client_set_plan
-from postdesk.dns.tasks import dkim_keys_deploy
+from postdesk.dns.tasks import dkim_keys_deploy_to_signers
 from postdesk.errors import ErrorCollector, PermissionDenied
 from postdesk.mail.models import Domain
 from postdesk.mail.passwords import generate_password
@@ -125,7 +125,7 @@ def client_suspend(*, actor: Actor, client: Client) -> Client:
         client, changed = client_suspension_set(actor=actor, client=client, suspended=True)
         if changed:
             client_sessions_kick(client_id=client.pk)
-            dkim_keys_deploy.enqueue()
+            dkim_keys_deploy_to_signers()
     return client
 
 
@@ -135,7 +135,7 @@ def client_unsuspend(*, actor: Actor, client: Client) -> Client:
     with transaction.atomic():
         client, changed = client_suspension_set(actor=actor, client=client, suspended=False)
         if changed:
-            dkim_keys_deploy.enqueue()
+            dkim_keys_deploy_to_signers()
     return client
 
 
@@ -163,7 +163,7 @@ def client_terminate(*, actor: Actor, client: Client, confirm: str) -> Terminate
         locked = client_lock(client)
         removed = client_domains_remove(actor=actor, client=locked)
         # Its keys are gone: the signer must stop signing its domains.
-        dkim_keys_deploy.enqueue()
+        dkim_keys_deploy_to_signers()
         closed = client_close(
             actor=actor,
             client=locked,

@@ -9,11 +9,14 @@ from postdesk.cli.base import OperatorCommand, add_subcommands
 from postdesk.dataplane import stack, tls
 from postdesk.dataplane.choices import HostRole
 from postdesk.dataplane.provisioner import ProvisionerUnavailable
+from postdesk.dataplane.queues import worker_queues
 from postdesk.dataplane.render import RenderError, StackConfig, render_stack
 from postdesk.dataplane.routing import UnknownHost, fleet_host
 from postdesk.dataplane.system import PeriodicJob, render_system, system_config
-from postdesk.errors import InvalidInput
+from postdesk.errors import InvalidInput, NotFound
 from postdesk.jobs.services import jobs_all
+from postdesk.mail.hosts import host_list
+from postdesk.tenancy.access import Actor
 from postdesk.workflows.usage import collect_usage
 
 
@@ -52,7 +55,8 @@ def _ports(parser: Any) -> None:
         "--host",
         metavar="NAME",
         help="the registered mail host (`host add`) this stack is: its address, and which "
-        "mailboxes are its own; the rest are forwarded to their home",
+        "mailboxes are its own; the rest are forwarded to their home. With render --system, "
+        "its worker runs the host's own task queue, host-NAME (docs/dataplane.md)",
     )
     parser.add_argument(
         "--lmtp-port",
@@ -129,8 +133,21 @@ def _render_system(options: dict[str, Any]) -> list[Path]:
         PeriodicJob(job.name, int(job.every.total_seconds()), job.description) for job in jobs_all()
     ]
     return render_system(
-        config, executable=_postdesk_executable(), jobs=jobs, workers=options["workers"]
+        config,
+        executable=_postdesk_executable(),
+        jobs=jobs,
+        workers=options["workers"],
+        worker_queues=worker_queues(options["host"], default=options["default_queue"]),
     )
+
+
+def _require_host(actor: Actor, name: str) -> None:
+    """A worker for a queue no task goes to would wait forever: the host must be registered."""
+    if name not in {row.name for row in host_list(actor=actor)}:
+        raise NotFound(
+            _("No mail host is named %(name)s: add it first (postdesk host add).") % {"name": name},
+            "host",
+        )
 
 
 class Command(OperatorCommand):
@@ -155,6 +172,12 @@ class Command(OperatorCommand):
             help="with --system: where mail is kept (default /var/vmail)",
         )
         render.add_argument(
+            "--default-queue",
+            action="store_true",
+            help="with --host: its worker also runs the panel's default queue (the host the "
+            "panel runs on)",
+        )
+        render.add_argument(
             "--workers",
             type=int,
             default=4,
@@ -172,15 +195,23 @@ class Command(OperatorCommand):
             "(after a renewal), refusing no connection.",
         )
         reload.add_argument("--dir", required=True, metavar="DIR")
-        actions.add_parser(
+        collect = actions.add_parser(
             "collect-usage",
             help="Measure every mailbox's disk use through Dovecot into usage samples (cron).",
+        )
+        collect.add_argument(
+            "--host",
+            metavar="NAME",
+            help="on a mail host of several: measure the mailboxes whose home it is "
+            "(default: those without a home, every mailbox of a single host)",
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         try:
             if action == "render":
                 if options["system"]:
+                    if options["host"]:
+                        _require_host(self.actor, options["host"])
                     written = _render_system(options)
                 else:
                     written = render_stack(_config(options["out"], options))
@@ -192,7 +223,7 @@ class Command(OperatorCommand):
                     self.stdout.write(f"{name}\t127.0.0.1:{port}")
             elif action == "collect-usage":
                 try:
-                    summary = collect_usage()
+                    summary = collect_usage(home=options["host"])
                 except ProvisionerUnavailable as error:
                     raise InvalidInput("dataplane_unavailable", str(error)) from None
                 self.stdout.write(f"measured {summary.measured} mailbox(es)")

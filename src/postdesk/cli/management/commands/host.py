@@ -25,7 +25,9 @@ class Command(OperatorCommand):
             help="what it does, comma-separated",
         )
         listing = actions.add_parser(
-            "list", help="List the hosts, with how many mailboxes call each home."
+            "list",
+            help="List the hosts, with how many mailboxes call each home and how many tasks "
+            "wait for its worker (pending).",
         )
         listing.add_argument("--json", action="store_true", help="a JSON array of objects")
         drain = actions.add_parser(
@@ -62,6 +64,7 @@ class Command(OperatorCommand):
                 "roles": row.roles,
                 "state": row.state,
                 "mailboxes": row.mailboxes,
+                "pending": row.pending,
             }
             for row in host_list(actor=self.actor)
         ]
@@ -71,5 +74,5 @@ class Command(OperatorCommand):
         for host in hosts:
             self.stdout.write(
                 f"{host['name']}\t{host['address']}\t{','.join(host['roles'])}\t"
-                f"{host['state']}\t{host['mailboxes']} mailbox(es)"
+                f"{host['state']}\t{host['mailboxes']} mailbox(es)\t{host['pending']} pending"
             )
