@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .render import StackConfig, TemplateWriter, database_settings, render_context, render_stack
+from .render import (
+    StackConfig,
+    TemplateWriter,
+    dataplane_database_settings,
+    render_context,
+    render_stack,
+)
 from .routing import ALL_ROLES, FleetHost
 
 # The public ports are the standard ones; the loopback-only ones are fixed so that a second
@@ -98,7 +104,7 @@ def render_system(
 
     `executable` is the `postdesk` the units run; `jobs` the periodic jobs, one timer each.
     """
-    db = db or database_settings()
+    db = db or dataplane_database_settings()
     context = render_context(config, db) | {
         "executable": str(executable),
         "workers": workers,
