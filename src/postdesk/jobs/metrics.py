@@ -62,7 +62,7 @@ class ReplicationCollector:
         )
         behind = GaugeMetricFamily(
             "postdesk_db_replica_lag_bytes",
-            "WAL the standby has received or not yet, but not replayed.",
+            "Bytes of WAL the primary has written and the standby has not replayed yet.",
             labels=labels,
         )
         for replica in found:
