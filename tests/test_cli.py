@@ -746,3 +746,13 @@ def test_with_a_probe_address_the_demo_creates_the_providers_probe_mailbox(migra
     assert_ok(result)
     assert "Self-test" not in result.stdout
     assert query(other, "SELECT name FROM tenancy_client WHERE name = 'Postdesk probe'") == []
+
+
+def test_db_replicas_on_sqlite_lists_none(tmp_path):
+    """SQLite has no replicas: an empty list for scripts, one plain line for people."""
+    listed = run_postdesk(tmp_path, "db", "replicas", "--json")
+    assert_ok(listed)
+    assert json.loads(listed.stdout) == []
+    text = run_postdesk(tmp_path, "db", "replicas")
+    assert_ok(text)
+    assert text.stdout == "no replica streams from this database\n"

@@ -113,3 +113,27 @@ def test_the_documented_production_settings_pass_the_deploy_check(tmp_path):
     short = _deploy_check(tmp_path, DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"])
     assert short.returncode != 0
     assert "SECURE_SSL_REDIRECT" in short.stdout + short.stderr
+
+
+def test_the_mail_daemons_database_is_a_replica_the_panel_never_uses(tmp_path):
+    """POSTDESK_DATAPLANE_DATABASE_URL (docs/scale.md): the daemons read it; the panel keeps
+    one database, the primary, so a customer sees their change at once."""
+    pg = {
+        "DATABASE_URL": "postgres://u:p@10.0.0.1:5432/pd",
+        "POSTDESK_DATAPLANE_DATABASE_URL": "postgres://u:p@10.0.0.2:5433/pd",
+    }
+    assert settings_value(tmp_path, "list(settings.DATABASES)", **pg) == "['default']"
+    assert settings_value(tmp_path, "settings.DATABASES['default']['HOST']", **pg) == "10.0.0.1"
+    replica = "settings.POSTDESK_DATAPLANE_DATABASE"
+    assert settings_value(tmp_path, f"({replica}['HOST'], {replica}['PORT'])", **pg) == (
+        "('10.0.0.2', 5433)"
+    )
+    assert settings_value(tmp_path, replica) == "None"
+
+
+def test_a_replica_of_sqlite_fails_at_start_up(tmp_path):
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        settings_value(
+            tmp_path, "1", POSTDESK_DATAPLANE_DATABASE_URL="postgres://u:p@10.0.0.2:5433/pd"
+        )
+    assert "both it and DATABASE_URL must be postgres:// URLs" in refused.value.stderr

@@ -180,6 +180,23 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         f"-c lock_timeout={_env_int('POSTDESK_DB_BUSY_SECONDS', 10)}s"
     )
 
+# Where the mail daemons (Postfix, Dovecot, OpenDKIM, SOGo's user list) read the dataplane_*
+# views: a streaming replica of the panel's PostgreSQL (docs/scale.md). Empty: the panel's own
+# database. The panel itself reads and writes DATABASE_URL only (the primary), so a customer
+# sees their change at once. SQLite has no replicas: a mistaken setting fails at start-up.
+_DATAPLANE_DATABASE_URL = os.environ.get("POSTDESK_DATAPLANE_DATABASE_URL", "").strip()
+POSTDESK_DATAPLANE_DATABASE = (
+    dj_database_url.parse(_DATAPLANE_DATABASE_URL) if _DATAPLANE_DATABASE_URL else None
+)
+if POSTDESK_DATAPLANE_DATABASE and {
+    DATABASES["default"]["ENGINE"],
+    POSTDESK_DATAPLANE_DATABASE["ENGINE"],
+} != {"django.db.backends.postgresql"}:
+    raise ValueError(
+        "POSTDESK_DATAPLANE_DATABASE_URL names a replica of the panel's PostgreSQL: "
+        "both it and DATABASE_URL must be postgres:// URLs"
+    )
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_tasks import task
@@ -207,6 +208,21 @@ def test_without_a_token_set_nobody_gets_the_metrics(settings):
 def test_a_scrape_runs_a_fixed_number_of_queries(queued, django_assert_max_num_queries):
     for number in range(queued):
         mailbox_sessions_kick.enqueue(f"user{number}@example.com")
-    with django_assert_max_num_queries(query_budget("page:metrics")):
+    # On PostgreSQL, one more: the replicas streaming from it (SQLite has none to ask about).
+    budget = query_budget("page:metrics") + (
+        query_budget("page:metrics:replicas") if connection.vendor == "postgresql" else 0
+    )
+    with django_assert_max_num_queries(budget):
         samples = scrape()
     assert value(samples, "postdesk_tasks_queued") == queued
+
+
+def test_the_database_replicas_are_gauges_on_postgresql_only():
+    """Their lag, with a real replica: tests/dataplane/test_replica.py."""
+    samples = scrape()
+    if connection.vendor == "postgresql":
+        # The test database has no standby: the alert on "fewer than one" would fire.
+        assert samples[("postdesk_db_replicas_streaming", frozenset())] == 0
+        assert not [name for name, _labels in samples if name.startswith("postdesk_db_replica_")]
+    else:
+        assert not [name for name, _labels in samples if name.startswith("postdesk_db_")]

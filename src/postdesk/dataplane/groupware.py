@@ -57,6 +57,7 @@ def database_url(db: dict[str, Any], table: str) -> str:
 def defaults(
     *,
     db: dict[str, Any],
+    users_db: dict[str, Any] | None = None,
     hostname: str,
     sogo_port: int,
     memcached_port: int,
@@ -64,7 +65,8 @@ def defaults(
     submission_port: int,
     workers: int,
 ) -> dict[str, Any]:
-    """SOGo's settings (its user defaults), for the panel's database and our mail daemons."""
+    """SOGo's settings (its user defaults), for the panel's database and our mail daemons.
+    `users_db`: where it reads the users' view, when not `db` (a replica, docs/scale.md)."""
     loopback = "127.0.0.1"
     tls = "tls=YES&tlsVerifyMode=allowInsecureLocalhost"
     return {
@@ -85,7 +87,7 @@ def defaults(
             {
                 "type": "sql",
                 "id": "postdesk",
-                "viewURL": database_url(db, USERS_VIEW),
+                "viewURL": database_url(users_db or db, USERS_VIEW),
                 "canAuthenticate": "YES",
                 # Every client's mailboxes are in the view: no shared address book of them.
                 "isAddressBook": "NO",

@@ -259,6 +259,12 @@ def database_settings(settings_dict: dict[str, Any] | None = None) -> dict[str, 
     raise ValueError(f"the mail stack cannot read a {db['ENGINE']} database")
 
 
+def dataplane_database_settings() -> dict[str, Any]:
+    """The database the daemons read the views from: POSTDESK_DATAPLANE_DATABASE_URL (a
+    streaming replica, docs/scale.md) or, unset, the panel's own."""
+    return database_settings(settings.POSTDESK_DATAPLANE_DATABASE)
+
+
 # OpenDKIM's data-set DSN, `backend://[user[:pwd]@][port+]host/dbase/...`, has no quoting:
 # these characters end a part wherever they stand.
 _DSN_PUNCTUATION = frozenset(":@+/?")
@@ -403,8 +409,9 @@ class TemplateWriter:
 def render_stack(
     config: StackConfig, db: dict[str, Any] | None = None, writer: TemplateWriter | None = None
 ) -> list[Path]:
-    """Write every daemon's configuration file; return their paths."""
-    db = db or database_settings()
+    """Write every daemon's configuration file; return their paths. `db`: the database the
+    daemons read (default: dataplane_database_settings)."""
+    db = db or dataplane_database_settings()
     writer = writer or TemplateWriter(config, render_context(config, db))
     where = config.layout()
     # Lookup files may hold a database password: readable by their daemon only.
@@ -461,7 +468,10 @@ def render_sogo(config: StackConfig, db: dict[str, Any], writer: TemplateWriter)
     """SOGo's settings (they hold the database password: readable by its group only)."""
     where = config.layout()
     settings = groupware.defaults(
-        db=db,
+        # SOGo writes its own tables (sessions, calendars): the panel's database, the primary,
+        # never a read-only replica; its users it reads from the views like the other daemons.
+        db=database_settings(),
+        users_db=db,
         hostname=config.hostname,
         sogo_port=config.sogo_port,
         memcached_port=config.memcached_port,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import groupware, tls
-from .render import StackConfig, database_settings, instance_name, render_stack
+from .render import StackConfig, dataplane_database_settings, instance_name, render_stack
 
 STATE_FILE = "stack.json"
 DB_GROUP = "postdesk-db"
@@ -114,7 +114,7 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
     state_path = config.dir / STATE_FILE
     if state_path.exists():
         raise StackError(f"a stack is already running in {config.dir} (run `dataplane down`)")
-    db = db or database_settings()
+    db = db or dataplane_database_settings()
     config.dir.mkdir(parents=True, exist_ok=True)
     config.dir.chmod(0o755)
     _traversable(config.dir)

@@ -21,7 +21,13 @@ from urllib.parse import urlsplit
 
 from django_tasks import DEFAULT_TASK_QUEUE_NAME
 
-from .render import StackConfig, TemplateWriter, database_settings, render_context, render_stack
+from .render import (
+    StackConfig,
+    TemplateWriter,
+    dataplane_database_settings,
+    render_context,
+    render_stack,
+)
 from .routing import ALL_ROLES, FleetHost
 
 # The public ports are the standard ones; the loopback-only ones are fixed so that a second
@@ -103,7 +109,7 @@ def render_system(
     `worker_queues` the task queues its worker runs (queues.worker_queues; default: the
     `default` queue of a single host).
     """
-    db = db or database_settings()
+    db = db or dataplane_database_settings()
     context = render_context(config, db) | {
         "executable": str(executable),
         "workers": workers,

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from postdesk.metrics import exposition, scraper_allowed
 
-from .metrics import TaskQueueCollector
+from .metrics import ReplicationCollector, TaskQueueCollector
 from .selectors import health
 
 
@@ -32,4 +32,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         raise Http404
     if request.method != "GET":
         return HttpResponseNotAllowed(["GET"])
-    return HttpResponse(exposition(TaskQueueCollector()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(
+        exposition(TaskQueueCollector(), ReplicationCollector()), content_type=CONTENT_TYPE_LATEST
+    )
