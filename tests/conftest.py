@@ -3,6 +3,8 @@ whose objects the first must never reach."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client as Browser
@@ -125,3 +127,46 @@ def dns_server(_dns_server_process, settings):
     settings.POSTDESK_DNS_TIMEOUT = 1.0
     yield _dns_server_process
     _dns_server_process.clear()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+# Here, not in tests/web: the webmail test (tests/dataplane) drives the same browser, and
+# Playwright's sync API allows one instance per thread: a second session fixture would fail
+# every browser test after it ("Sync API inside the asyncio loop").
+@pytest.fixture(scope="session")
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (./run test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an asyncio loop running in this thread; Django then refuses
+    # database calls here. They are plain sync calls from the test, so that guard is moot.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _launch(sync_api)
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _launch(sync_api):
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()

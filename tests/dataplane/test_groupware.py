@@ -36,10 +36,8 @@ from postdesk.workflows.clients import client_suspend, client_unsuspend
 from postdesk.workflows.usage import collect_usage
 from tests.conftest import GOOD_PASSWORD
 from tests.dataplane.conftest import run_worker
-from tests.web.conftest import chromium
 
 pytestmark = pytest.mark.mailstack
-__all__ = ["chromium"]  # the fixture, used by name
 
 EAS_VERSION = "14.1"  # SOGo 5.8 speaks 2.5 to 14.1
 ME = "marie@example.com"

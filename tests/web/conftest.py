@@ -3,15 +3,11 @@ forward in the first client's domain."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.test import Client as Browser
 
 from postdesk.mail.services import forward_create, mailbox_create
 from tests.conftest import GOOD_PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _browser(actor) -> Browser:
@@ -59,40 +55,3 @@ def forward(operator, domain):
     return forward_create(
         actor=operator, domain=domain, name="info", destinations=["boss@example.org"]
     )
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (./run test installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API keeps an asyncio loop running in this thread; Django then refuses
-    # database calls here. They are plain sync calls from the test, so that guard is moot.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        yield from _launch(sync_api)
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-def _launch(sync_api):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
