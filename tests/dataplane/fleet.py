@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 POSTDESK = Path(sys.executable).with_name("postdesk")
-NETWORK = "10.77.0"
 PREFIX = 24
-# The machine's own side of the bridge: where the tests' clients connect from.
-GATEWAY = f"{NETWORK}.254"
 # Every host of a fleet listens on the same ports (routing.py): the MX reaches any home's
 # LMTP, and the proxy any home's IMAP, at its address alone.
 PORTS = {
@@ -38,6 +35,18 @@ PORTS = {
 
 def _ip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+
+
+def _free_network() -> str:
+    """A 10.77.N.0/24 no address of the machine is in: two fleets at once (a CI run beside a
+    developer's) on one subnet would route each other's clients to the wrong hosts."""
+    taken = _ip("-4", "-o", "addr", "show").stdout
+    start = os.getpid() % 250
+    for offset in range(250):
+        network = f"10.77.{(start + offset) % 250}"
+        if f" {network}." not in taken:
+            return network
+    raise RuntimeError("no free 10.77.N.0/24 for a fleet")
 
 
 def _must(*args: str) -> None:
@@ -73,9 +82,15 @@ class Fleet:
     tls_key: Path
     hosts: dict[str, FleetHost] = field(default_factory=dict)
     tag: str = field(default_factory=lambda: f"{os.getpid() % 100000}")
+    network: str = field(default_factory=_free_network)
     root: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="postdesk-fleet-", dir="/var/lib"))
     )
+
+    @property
+    def gateway(self) -> str:
+        """The machine's own side of the bridge: where the tests' clients connect from."""
+        return f"{self.network}.254"
 
     @property
     def bridge(self) -> str:
@@ -85,15 +100,15 @@ class Fleet:
         return f"pdv{self.tag}x{index}"  # at most 15 characters (IFNAMSIZ)
 
     def network_up(self, hosts: list[tuple[str, int, str]]) -> None:
-        """A bridge with the machine on GATEWAY, and per host (name, last octet, roles) a
-        namespace joined to it by a veth pair."""
+        """A bridge with the machine on the gateway address, and per host (name, last octet,
+        roles) a namespace joined to it by a veth pair."""
         _must("link", "add", self.bridge, "type", "bridge")
-        _must("addr", "add", f"{GATEWAY}/{PREFIX}", "dev", self.bridge)
+        _must("addr", "add", f"{self.gateway}/{PREFIX}", "dev", self.bridge)
         _must("link", "set", self.bridge, "up")
         for index, (name, octet, roles) in enumerate(hosts):
             host = FleetHost(
                 name=name,
-                address=f"{NETWORK}.{octet}",
+                address=f"{self.network}.{octet}",
                 roles=roles,
                 namespace=f"pdfleet-{self.tag}-{name}",
                 dir=self.root / name,

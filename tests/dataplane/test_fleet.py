@@ -38,12 +38,14 @@ pytestmark = [pytest.mark.mailstack, pytest.mark.fleet]
 HOSTS = [("edge", 1, "mx,proxy"), ("b1", 2, "backend"), ("b2", 3, "backend")]
 
 
-def _register_hosts(operator) -> None:
+def _register_hosts(operator, network: str) -> None:
     """The hosts as the operator registers them (`host add`); the stacks read them at start,
     the views at every lookup. Again after each test: the test database is emptied."""
     for name, octet, roles in HOSTS:
         if not Host.objects.filter(name=name).exists():
-            host_add(actor=operator, name=name, address=f"10.77.0.{octet}", roles=roles.split(","))
+            host_add(
+                actor=operator, name=name, address=f"{network}.{octet}", roles=roles.split(",")
+            )
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +54,13 @@ def fleet(django_db_setup, django_db_blocker, test_ca: trustme.CA):
         pytest.fail("the fleet test makes network namespaces and starts daemons: it needs root")
     from django.db import connection
 
+    made = Fleet(env={}, tls_cert=Path(), tls_key=Path())
     with django_db_blocker.unblock():
         connection.ensure_connection()
-        _register_hosts(Actor.operator("fleet-test", source=Source.CLI))
+        _register_hosts(Actor.operator("fleet-test", source=Source.CLI), made.network)
         database = connection.settings_dict["NAME"]
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{Path(database).resolve()}"}
-    made = Fleet(env=env, tls_cert=Path(), tls_key=Path())
-    addresses = [f"10.77.0.{octet}" for _name, octet, _roles in HOSTS]
+    made.env = {**os.environ, "DATABASE_URL": f"sqlite:///{Path(database).resolve()}"}
+    addresses = [f"{made.network}.{octet}" for _name, octet, _roles in HOSTS]
     cert = test_ca.issue_cert(STACK_HOSTNAME, "127.0.0.1", *addresses)
     made.tls_cert, made.tls_key = made.root / "fullchain.pem", made.root / "privkey.pem"
     made.tls_cert.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
@@ -77,7 +79,7 @@ def fleet(django_db_setup, django_db_blocker, test_ca: trustme.CA):
 @pytest.fixture
 def mailboxes(fleet, transactional_db, operator, domain):
     """anna lives on b1, ben on b2 (each new mailbox goes to the least loaded backend)."""
-    _register_hosts(operator)
+    _register_hosts(operator, fleet.network)
     made = {
         name: mailbox_create(actor=operator, domain=domain, username=name, password=GOOD_PASSWORD)
         for name in ("anna", "ben")
