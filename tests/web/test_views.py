@@ -56,6 +56,19 @@ def test_pages_need_a_login(client, domain):
     assert response["Location"].startswith(reverse("web:login"))
 
 
+def test_ping_answers_ok_to_a_logged_in_user_only(client, owner, django_assert_num_queries):
+    url = reverse("web:ping")
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith(reverse("web:login"))
+    client.force_login(owner.user)
+    # The session and its user: what every page pays before its own work.
+    with django_assert_num_queries(query_budget("page:web:ping")):
+        response = client.get(url)
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert response["Content-Type"].startswith("text/plain")
+
+
 def test_login_then_the_domains_of_the_users_clients_only(client, owner, domain, other_domain):
     owner.user.set_password("A-good-passw0rd!")
     owner.user.save()
