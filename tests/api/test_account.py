@@ -17,6 +17,7 @@ from postdesk.dns.services import dkim_enable
 from postdesk.mail.models import Mailbox
 from postdesk.mail.services import mailbox_create
 from tests.api.conftest import make_token
+from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -251,3 +252,26 @@ def test_the_block_ends_after_the_window(api, settings, owner_token, domain, mon
     later = real_time.time() + 61
     monkeypatch.setattr(throttle.time, "time", lambda: later)
     assert api.get("domains", owner_token).status == 200
+
+
+# --- The floor: a token check and nothing else ----------------------------------------------------
+
+
+def test_ping_answers_ok_to_any_valid_token(api, owner_read_token, operator_token):
+    for token in (owner_read_token, operator_token):
+        response = api.get("ping", token)
+        assert (response.status, response.body) == (200, {"ok": True})
+
+
+def test_ping_needs_a_valid_token(api, owner_token):
+    missing = api.get("ping")
+    assert (missing.status, missing.body["code"]) == (401, "token_missing")
+    wrong = api.get("ping", owner_token[:-4] + "xxxx")
+    assert (wrong.status, wrong.body["code"]) == (401, "token_invalid")
+
+
+def test_ping_reads_nothing_but_the_token(api, owner_token, django_assert_num_queries):
+    api.get("ping", owner_token)  # the first use also records last_used_at
+    # The token and its user: what every API request pays before its own work.
+    with django_assert_num_queries(query_budget("api:ping")):
+        assert api.get("ping", owner_token).status == 200

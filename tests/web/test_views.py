@@ -16,6 +16,7 @@ from postdesk.dns.services import dkim_enable
 from postdesk.dns.status import dns_check_domain
 from postdesk.mail.choices import AddressKind
 from postdesk.mail.models import Address, Mailbox
+from postdesk.mail.services import mailbox_create
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -54,6 +55,19 @@ def test_pages_need_a_login(client, domain):
     response = client.get(reverse("web:dashboard", args=["example.com"]))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("web:login"))
+
+
+def test_ping_answers_ok_to_a_logged_in_user_only(client, owner, django_assert_num_queries):
+    url = reverse("web:ping")
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith(reverse("web:login"))
+    client.force_login(owner.user)
+    # The session and its user: what every page pays before its own work.
+    with django_assert_num_queries(query_budget("page:web:ping")):
+        response = client.get(url)
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert response["Content-Type"].startswith("text/plain")
 
 
 def test_login_then_the_domains_of_the_users_clients_only(client, owner, domain, other_domain):
@@ -182,6 +196,26 @@ def test_dashboard_shows_usage_and_the_address_list(owner_browser, domain, mailb
     assert "info@example.com" in text
     assert "boss@example.org" in text
     assert "Not checked yet" in text  # SPF, before any DNS check
+
+
+def test_each_row_links_to_its_edit_page(owner_browser, operator, domain, mailbox, forward):
+    """The rows' links are built from one reversed URL a kind, not one `{% url %}` a row:
+    each must still be the URL `reverse` gives, dots and hyphens of a name included."""
+    mailbox_create(actor=operator, domain=domain, username="j.doe-2", password=GOOD_PASSWORD)
+    page = owner_browser.get(
+        reverse("web:dashboard", args=["example.com"]),
+        headers={"HX-Request": "true", "HX-Target": "address-list"},
+    ).content.decode()
+    links = set(
+        re.findall(r'class="address-link" href="([^"]+)"|href="([^"]+)" class="address-link"', page)
+    )
+    expected = {
+        reverse("web:mailbox_edit", args=["example.com", "marie"]),
+        reverse("web:mailbox_edit", args=["example.com", "j.doe-2"]),
+        reverse("web:forward_edit", args=["example.com", "info"]),
+    }
+    assert {a or b for a, b in links} == expected
+    assert f'href="{reverse("web:forward_edit", args=["example.com", "info"])}?open=delete"' in page
 
 
 def test_spf_and_dkim_cards_after_a_check(owner_browser, operator, domain, dns_server):

@@ -456,6 +456,10 @@ class TokenListOut(Schema):
     items: list[TokenOut]
 
 
+class PingOut(Schema):
+    ok: Literal[True] = Field(description="Always true: the token was accepted.")
+
+
 # --- Provisioning (operator tokens) ------------------------------------------------------------
 
 

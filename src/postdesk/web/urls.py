@@ -22,6 +22,7 @@ urlpatterns = [
     path("language/", set_language, name="set_language"),
     path("favicon.ico", favicon.favicon, name="favicon"),
     path("audit/", views.audit, name="audit"),
+    path("ping/", views.ping, name="ping"),
     path(_DOMAIN, views.dashboard, name="dashboard"),
     path(_DOMAIN + "billing/", views.billing, name="billing"),
     path(_DOMAIN + "dns/check/", views.dns_check, name="dns_check"),

@@ -125,6 +125,15 @@ def domains(request: HttpRequest, actor: Actor) -> HttpResponse:
     return render(request, "web/domains.html", {"domains": found})
 
 
+@require_GET
+@client_area_view
+def ping(request: HttpRequest, actor: Actor) -> HttpResponse:
+    """Answers "ok" to a logged-in user, reading nothing else: whether a session is alive, and the
+    floor `bench/floor.py` measures the pages against (the same middleware, session and user
+    lookup, no work of its own)."""
+    return HttpResponse("ok", content_type="text/plain; charset=utf-8")
+
+
 @dataclass(frozen=True)
 class DkimCard:
     state: str  # a DkimState, or "unchecked" before the first DNS check

@@ -12,7 +12,14 @@ from postdesk.mail.selectors import domain_get
 from postdesk.tenancy import selectors as audit_selectors
 
 from ..auth import personal_token_auth, presented_token
-from ..schemas import CHECKED_ERRORS, AuditPageOut, TokenCreatedOut, TokenCreateIn, TokenListOut
+from ..schemas import (
+    CHECKED_ERRORS,
+    AuditPageOut,
+    PingOut,
+    TokenCreatedOut,
+    TokenCreateIn,
+    TokenListOut,
+)
 from .domains import MAX_PER_PAGE, audit_page_out
 
 router = Router(tags=["account"])
@@ -37,6 +44,14 @@ def token_out(token: ApiToken) -> dict:
         "revoked_at": token.revoked_at,
         "state": state,
     }
+
+
+@router.get("/ping", response={200: PingOut, **CHECKED_ERRORS})
+def ping(request: HttpRequest):
+    """`{"ok": true}` for any valid token, reading nothing else: whether a token works, and
+    the floor `bench/floor.py` measures every other request against (the same middleware,
+    the same token check, no work of its own)."""
+    return {"ok": True}
 
 
 @router.get(

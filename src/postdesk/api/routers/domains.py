@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Literal
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
+from ninja.responses import NinjaJSONEncoder
 
 from postdesk.billing import selectors as billing_selectors
 from postdesk.mail import selectors
@@ -51,6 +53,17 @@ def audit_page_out(result: audit_selectors.AuditPage) -> dict:
         "per_page": result.per_page,
         "num_pages": result.num_pages,
     }
+
+
+def already_valid(payload: dict) -> HttpResponse:
+    """`payload` as JSON, the way Ninja renders it, but without Ninja validating it against
+    the operation's response schema first: for a page of rows built from typed selector
+    rows that already have the schema's shape. Ninja's check walks every field of every row
+    (500 attribute reads a page of 50: a fifth of the request); the schema tests
+    (tests/api/test_schema_fuzz.py) check the shape instead."""
+    return HttpResponse(
+        json.dumps(payload, cls=NinjaJSONEncoder), content_type="application/json; charset=utf-8"
+    )
 
 
 def _domain(domain: Domain) -> dict:
@@ -114,15 +127,17 @@ def address_list(
         per_page=per_page or settings.POSTDESK_PAGE_SIZE,
         cursor=cursor,
     )
-    return {
-        "items": [row.as_dict() for row in result.rows],
-        "total": result.total,
-        "page": result.page,
-        "per_page": result.per_page,
-        "num_pages": result.num_pages,
-        "next": result.next_cursor,
-        "previous": result.previous_cursor,
-    }
+    return already_valid(
+        {
+            "items": [row.as_dict() for row in result.rows],
+            "total": result.total,
+            "page": result.page,
+            "per_page": result.per_page,
+            "num_pages": result.num_pages,
+            "next": result.next_cursor,
+            "previous": result.previous_cursor,
+        }
+    )
 
 
 @router.get("/domains/{domain}/usage", response={200: UsageOut, **CHECKED_ERRORS})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from django import template
 from django.urls import reverse
@@ -11,9 +11,25 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy, ngettext
 
-from postdesk.mail.choices import AddressListSort
+from postdesk.mail.choices import AddressKind, AddressListSort
 
 register = template.Library()
+
+# What `reverse` leaves unquoted in a path (RFC 3986's sub-delimiters, "~", ":" and "@").
+_PATH_SAFE = "!$&'()*+,;=~:@"
+
+
+@register.simple_tag(takes_context=True)
+def address_edit_url(context, domain, row) -> str:
+    """The edit page of a row of the address list. Reversed once a render for each kind,
+    then the row's name put in its place (quoted as `reverse` quotes it): a `{% url %}` a
+    row was 50 URL resolutions a page, a tenth of the list's rendering."""
+    name = "web:mailbox_edit" if row.type == AddressKind.MAILBOX else "web:forward_edit"
+    prefixes = context.render_context.setdefault("address_edit_url", {})
+    if name not in prefixes:
+        placeholder = reverse(name, args=[domain.name, "-"])
+        prefixes[name] = placeholder.removesuffix("-/")
+    return f"{prefixes[name]}{quote(row.local_part, safe=_PATH_SAFE)}/"
 
 
 @register.simple_tag
