@@ -235,7 +235,6 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "lmtp": config.lmtp_port,
             "auth": config.auth_port,
             "doveadm": config.doveadm_port,
-            "dsync": config.dsync_port,
             "quota_status": config.quota_status_port,
             "reinject": config.reinject_port,
             "srs_forward": config.srs_forward_port,

@@ -113,9 +113,12 @@ def mailbox_forwarding_apply(context: TaskContext, mailbox_id: int, attempt: int
     return "forwarding written" if script else "forwarding removed"
 
 
-# Between locking a mailbox being moved and its final copy: the deliveries the MX had already
-# handed to the old home's LMTP finish, so the final copy takes them along.
-MOVE_SETTLE_SECONDS = 2.0
+# Between locking a mailbox being moved and its final copy. Each Postfix process keeps the
+# route it last resolved for 30 s (resolve_clnt's one-entry cache, not configurable), so an
+# MX may still send the mailbox's mail to the old home that long after the lock; waiting it
+# out (and a margin for the deliveries under way) means the final copy takes every message
+# the old home got, and none reaches it after.
+MOVE_SETTLE_SECONDS = 35.0
 
 
 def _move_set(move: MailboxMove, state: MoveState, **fields: object) -> None:
