@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from postdesk.dataplane import routing
 from postdesk.dataplane.models import Host
 from postdesk.mail.hosts import host_add, mailbox_move
 from postdesk.mail.services import mailbox_create
@@ -274,8 +275,21 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
                 refused.append(f"{subject}: {error}")
             time.sleep(0.25)
 
+    logins: list[str] = []  # each login's outcome through the proxy while the move runs
+
+    def keep_logging_in() -> None:
+        while not stop.is_set():
+            try:
+                _imap_login(fleet, address, tls).logout()
+                logins.append("OK")
+            except imaplib.IMAP4.error as error:
+                logins.append(str(error))
+            time.sleep(1)
+
     sender = threading.Thread(target=keep_sending, daemon=True)
     sender.start()
+    reader = threading.Thread(target=keep_logging_in, daemon=True)
+    reader.start()
     try:
         time.sleep(1)  # mail arriving before the move starts, too
         move = mailbox_move(actor=operator, address=address, to="b2")
@@ -286,6 +300,7 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     finally:
         stop.set()
         sender.join(timeout=30)
+        reader.join(timeout=30)
     move.refresh_from_db()
     anna.refresh_from_db()
     assert (move.state, move.last_error, anna.home.name) == ("done", "", "b2"), out
@@ -293,6 +308,11 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     # its smtpd had resolved the lock's route, with a 4xx (never a 5xx) to the sender, whose
     # MTA tries again later, as this one does now.
     assert refused == []
+    # The proxy refused logins only during the lock, saying why; before and after, they worked.
+    assert logins[0] == logins[-1] == "OK", logins
+    # (Dovecot 2.3 words a `nologin` with a reason as [CONTACTADMIN]; the reason says to retry.)
+    refusal = f"b'[CONTACTADMIN] {routing.MOVING_REASON}'"
+    assert {outcome for outcome in logins if outcome != "OK"} == {refusal}, logins
     assert len(sent) + len(deferred) > 10, (deferred, sent)
     for subject in deferred:
         assert wait_for(lambda subject=subject: _accepted(fleet, address, subject), timeout=60)

@@ -347,7 +347,8 @@ def mailbox_move(*, actor: Actor, address: str, to: str) -> MailboxMove:
     clean_to = (to or "").strip().lower()
     with transaction.atomic():
         mailbox = (
-            Mailbox.objects.select_for_update()
+            # Only the mailbox's row: its home (an outer join) stays unlocked.
+            Mailbox.objects.select_for_update(of=("self",))
             .select_related("home")
             .filter(address__local_part=local_part, address__domain__name=domain_name)
             .first()
