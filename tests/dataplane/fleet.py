@@ -10,6 +10,7 @@ by name on the way out, whatever happened; the daemons of each host are stopped 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ PORTS = {
     "imaps": 2993,
     "gate": 8443,
     "lmtp": 2424,
+    # A backend's doveadm server, where another backend's dsync copies a mailbox moved to it.
+    "dsync": 2412,
 }
 
 
@@ -158,6 +161,28 @@ class Fleet:
             f"--tls-key={self.tls_key}",
         )
         host.running = True
+
+    def worker(self, name: str, timeout: float = 120) -> str:
+        """Run the host's task worker once (`db_worker --batch`) in its namespace, as its
+        systemd unit would, with the settings its stack gives it (its own Dovecot and disk)."""
+        host = self.hosts[name]
+        stack = json.loads((host.dir / "stack.json").read_text())
+        env = {
+            "POSTDESK_DOVEADM_URL": stack["doveadm_url"],
+            "POSTDESK_DOVEADM_API_KEY": stack["doveadm_api_key"],
+            "POSTDESK_VMAIL_DIR": stack["vmail"],
+        }
+        command = ["env", *(f"{key}={value}" for key, value in env.items()), str(POSTDESK)]
+        return self.exec_in(
+            host,
+            *command,
+            "db_worker",
+            "--queue-name",
+            f"host-{name}",
+            "--batch",
+            "--no-startup-delay",
+            timeout=timeout,
+        )
 
     def down(self, name: str) -> None:
         host = self.hosts[name]

@@ -16,6 +16,7 @@ import json
 import os
 import smtplib
 import ssl
+import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,8 +24,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from postdesk.dataplane import routing
 from postdesk.dataplane.models import Host
-from postdesk.mail.hosts import host_add
+from postdesk.mail.hosts import host_add, mailbox_move
 from postdesk.mail.services import mailbox_create
 from postdesk.tenancy.access import Actor, Source
 from tests.conftest import GOOD_PASSWORD
@@ -186,3 +188,162 @@ def test_a_backend_down_defers_only_its_own_mail_and_nothing_is_lost(fleet, mail
     assert wait_for(lambda: not queue(fleet)), queue(fleet)
     mx_log = (fleet.hosts["edge"].dir / "log" / "postfix.log").read_text()
     assert "status=bounced" not in mx_log
+
+
+def _imap_login(fleet: Fleet, address: str, tls: ssl.SSLContext) -> imaplib.IMAP4:
+    client = imaplib.IMAP4(fleet.hosts["edge"].address, PORTS["imap"], timeout=20)
+    client.starttls(ssl_context=tls)
+    client.login(address, GOOD_PASSWORD)
+    return client
+
+
+def _folders_and_flags(client: imaplib.IMAP4) -> dict[str, dict[str, str]]:
+    """Each folder's messages: subject → flags (\\Recent, which only the session sees, left
+    out)."""
+    _typ, listing = client.list()
+    # `(\HasNoChildren) "." INBOX`: the name last (ours have no space).
+    names = sorted(line.decode().rsplit(" ", 1)[1].strip('"') for line in listing)
+    seen = {}
+    for name in names:
+        client.select(f'"{name}"', readonly=True)
+        _typ, data = client.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        messages = {}
+        for part in data:
+            if isinstance(part, tuple):
+                flags = imaplib.ParseFlags(part[0])
+                subject = email.message_from_bytes(part[1])["Subject"]
+                kept = sorted(flag.decode() for flag in flags if flag != b"\\Recent")
+                messages[subject] = " ".join(kept)
+        seen[name] = messages
+    return seen
+
+
+def _accepted(fleet: Fleet, address: str, subject: str) -> bool:
+    """Sent, or False on a 4xx (a Postfix process may answer from the route it resolved up to
+    30 s before: the lock's, until then)."""
+    try:
+        send(fleet, address, subject)
+    except smtplib.SMTPRecipientsRefused:
+        time.sleep(1)
+        return False
+    return True
+
+
+def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
+    fleet, mailboxes, operator, test_ca
+):
+    """#19 items 4 and 6: `mailbox move` under load. Mail sent all along lands exactly once;
+    flags and a folder made before the move are on the new home; IMAP through the proxy reads
+    from there; the old home's copy is gone once its worker ran the cleanup."""
+    anna = mailboxes["anna"]
+    address = anna.address.email
+    tls = client_context(test_ca)
+    for number in (1, 2):
+        send(fleet, address, f"Before {number}")
+    assert wait_for(lambda: len(maildir_subjects(fleet, "b1", anna)) == 2)
+    client = _imap_login(fleet, address, tls)
+    try:
+        client.create("Projects")
+        client.select("INBOX")
+        _typ, [first] = client.search(None, 'SUBJECT "Before 1"')
+        _typ, [second] = client.search(None, 'SUBJECT "Before 2"')
+        client.store(first.decode(), "+FLAGS", "(\\Flagged \\Seen)")
+        client.copy(second.decode(), "Projects")
+        before = _folders_and_flags(client)
+    finally:
+        client.logout()
+    assert before["Projects"] == {"Before 2": ""}
+    assert before["INBOX"]["Before 1"] == "\\Flagged \\Seen"
+
+    sent: list[str] = []
+    deferred: list[str] = []  # a 4xx: the sender's MTA keeps it and tries again
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def keep_sending() -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            subject = f"During {number}"
+            try:
+                send(fleet, address, subject)
+                sent.append(subject)
+            except smtplib.SMTPRecipientsRefused as error:
+                [(code, _text)] = error.recipients.values()
+                (deferred if 400 <= code < 500 else refused).append(subject)
+            except (smtplib.SMTPException, OSError) as error:
+                refused.append(f"{subject}: {error}")
+            time.sleep(0.25)
+
+    logins: list[str] = []  # each login's outcome through the proxy while the move runs
+
+    def keep_logging_in() -> None:
+        while not stop.is_set():
+            try:
+                _imap_login(fleet, address, tls).logout()
+                logins.append("OK")
+            except imaplib.IMAP4.error as error:
+                logins.append(str(error))
+            time.sleep(1)
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    reader = threading.Thread(target=keep_logging_in, daemon=True)
+    reader.start()
+    try:
+        time.sleep(1)  # mail arriving before the move starts, too
+        move = mailbox_move(actor=operator, address=address, to="b2")
+        started = time.monotonic()
+        out = fleet.worker("b1")  # the old home's worker: the copies, the switch, the cleanup
+        moved_in = time.monotonic() - started
+        time.sleep(1)  # and after it: to the new home
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+        reader.join(timeout=30)
+    move.refresh_from_db()
+    anna.refresh_from_db()
+    assert (move.state, move.last_error, anna.home.name) == ("done", "", "b2"), out
+    # During the lock the MX deferred the mailbox's mail: queued (the log below), or, when
+    # its smtpd had resolved the lock's route, with a 4xx (never a 5xx) to the sender, whose
+    # MTA tries again later, as this one does now.
+    assert refused == []
+    # The proxy refused logins only during the lock, saying why; before and after, they worked.
+    assert logins[0] == logins[-1] == "OK", logins
+    # (Dovecot 2.3 words a `nologin` with a reason as [CONTACTADMIN]; the reason says to retry.)
+    refusal = f"b'[CONTACTADMIN] {routing.MOVING_REASON}'"
+    assert {outcome for outcome in logins if outcome != "OK"} == {refusal}, logins
+    assert len(sent) + len(deferred) > 10, (deferred, sent)
+    for subject in deferred:
+        assert wait_for(lambda subject=subject: _accepted(fleet, address, subject), timeout=60)
+    sent.extend(deferred)
+
+    # Every message exactly once, at the new home: those held at the MX during the lock come
+    # at its next queue run (10 s on this stack).
+    expected = sorted(["Before 1", "Before 2", *sent])
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", anna) == expected, timeout=60), (
+        sorted(set(expected) - set(maildir_subjects(fleet, "b2", anna))),
+        queue(fleet),
+    )
+    assert wait_for(lambda: not queue(fleet)), queue(fleet)
+    mx_log = (fleet.hosts["edge"].dir / "log" / "postfix.log").read_text()
+    assert "status=bounced" not in mx_log
+    # The lock held mail back at the MX rather than letting it reach the old home.
+    assert "the mailbox is being moved" in mx_log, f"moved in {moved_in:.1f} s"
+
+    # Through the proxy, from the new home: flags and the folder kept.
+    client = _imap_login(fleet, address, tls)
+    try:
+        after = _folders_and_flags(client)
+    finally:
+        client.logout()
+    assert after["Projects"] == before["Projects"]
+    assert after["INBOX"]["Before 1"] == "\\Flagged \\Seen"
+    assert sorted(after["INBOX"]) == expected
+    b2_log = fleet.hosts["b2"].dir / "log" / "dovecot.log"
+    # (Dovecot's log process writes the line a moment after the session.)
+    assert wait_for(lambda: f"Login: user=<{address}>" in b2_log.read_text())
+    # The old home's copy is gone: its worker ran the cleanup task after the switch.
+    old_copy = fleet.hosts["b1"].vmail / anna.address.domain.name / anna.storage_id.hex
+    assert not old_copy.exists(), out
+    assert (fleet.hosts["b2"].vmail / anna.address.domain.name / anna.storage_id.hex).exists()

@@ -107,7 +107,7 @@ def test_on_postgresql_the_per_address_lookups_use_the_cached_plan_functions(mai
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT address, local_part, domain, password, storage, quota_mb, home_host, "
-            "home_address FROM dataplane_mailboxes WHERE domain = %s ORDER BY address",
+            "home_address, moving FROM dataplane_mailboxes WHERE domain = %s ORDER BY address",
             [domain.name],
         )
         from_view = cursor.fetchall()

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from postdesk.dataplane import routing
+from postdesk.dataplane.models import Host
 from postdesk.dataplane.render import (
     RenderError,
     StackConfig,
@@ -22,7 +23,9 @@ from postdesk.dataplane.render import (
     render_stack,
 )
 from postdesk.errors import InvalidInput
-from postdesk.mail.hosts import host_add
+from postdesk.mail.choices import MoveState
+from postdesk.mail.hosts import host_add, mailbox_move
+from postdesk.mail.models import Mailbox
 from postdesk.mail.services import mailbox_create
 from tests.conftest import GOOD_PASSWORD
 
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.django_db
 
 LMTP_PORT = 2424
 IMAP_PORT = 2143
+DSYNC_PORT = 2412
 
 
 @pytest.fixture
@@ -112,6 +116,40 @@ def test_a_backend_serves_its_own_mailboxes_and_only_them(fleet, domain):
     assert len(run_lookup(queries["user_query"], "ben", domain.name)) == 1
 
 
+def test_a_mailbox_being_switched_waits_at_the_mx_and_is_refused_at_the_proxy(
+    fleet, domain, operator
+):
+    """mail.moves' lock, as the daemons read it: while `switching`, the MX's transport defers
+    the mailbox's mail (Postfix's retry transport) and the proxy's first passdb refuses its
+    logins once the password matched; before and after, nothing of it."""
+    anna, _ = fleet
+    postfix, dovecot = _sources()
+    edge = routing.fleet_host("edge")
+    transport = routing.transport_query(postfix, edge, LMTP_PORT)
+    refusal = routing.moving_password_query(dovecot)
+    move = mailbox_move(actor=operator, address=anna.address.email, to="b2")
+    assert run_lookup(refusal, "anna", domain.name) == []
+    move.state = MoveState.SWITCHING
+    move.save()
+    assert run_lookup(transport, "anna", domain.name) == [(routing.MOVING_TRANSPORT,)]
+    assert routing.MOVING_TRANSPORT.startswith("retry:4.")  # a deferral, never a bounce
+    assert run_lookup(refusal, "anna", domain.name) == [
+        (f"anna@{domain.name}", anna.password_hash, "Y", routing.MOVING_REASON)
+    ]
+    # Only that mailbox: ben's mail and logins go on.
+    assert run_lookup(refusal, "ben", domain.name) == []
+    assert run_lookup(transport, "ben", domain.name) == [(f"lmtp:inet:[2001:db8::3]:{LMTP_PORT}",)]
+    # Even where the MX is its home too (a host in every role): held, not delivered.
+    host_add(actor=operator, name="all", address="10.77.0.9", roles=["mx", "proxy", "backend"])
+    Mailbox.objects.filter(pk=anna.pk).update(home=Host.objects.get(name="all"))
+    here = routing.transport_query(postfix, routing.fleet_host("all"), LMTP_PORT)
+    assert run_lookup(here, "anna", domain.name) == [(routing.MOVING_TRANSPORT,)]
+    move.state = MoveState.DONE
+    move.save()
+    assert run_lookup(here, "anna", domain.name) == []  # its own again: delivered here
+    assert run_lookup(refusal, "anna", domain.name) == []
+
+
 def _render(tmp_path: Path, name: str, roles: str) -> Path:
     config = StackConfig(
         dir=tmp_path / name,
@@ -119,6 +157,7 @@ def _render(tmp_path: Path, name: str, roles: str) -> Path:
         host=routing.fleet_host(name),
         lmtp_port=LMTP_PORT,
         imap_port=IMAP_PORT,
+        dsync_port=DSYNC_PORT,
     )
     render_stack(config)
     return config.dir
@@ -154,6 +193,11 @@ def test_each_roles_files_pass_postfix_and_dovecot_and_say_what_it_does(fleet, t
     assert "check_policy_service" not in postfix["smtpd_recipient_restrictions"]
     dovecot = _doveconf(edge)
     assert f"args = {edge}/dovecot/proxy-sql.conf.ext" in dovecot
+    # A mailbox being moved is refused before any passdb forwards it.
+    assert dovecot.index(f"{edge}/dovecot/moving-sql.conf.ext") < dovecot.index(
+        f"{edge}/dovecot/proxy-sql.conf.ext"
+    )
+    assert "doveadm_password" not in dovecot  # a proxy stores no mailbox: no dsync
     assert "address = 127.0.0.1, 10.77.0.1" in dovecot  # IMAP for the customers
     assert "master = yes" not in dovecot
 
@@ -166,6 +210,12 @@ def test_each_roles_files_pass_postfix_and_dovecot_and_say_what_it_does(fleet, t
     assert "proxy-sql.conf.ext" not in dovecot
     # LMTP from the MX hosts, on the backend's own address.
     assert "address = 127.0.0.1, 10.77.0.2\n    port = 2424" in dovecot
+    # The other backends' dsync (a move) reaches its doveadm server on its own address, with
+    # the fleet's doveadm password (hidden by doveconf).
+    assert f"address = 10.77.0.2\n    port = {DSYNC_PORT}" in dovecot
+    assert f"doveadm_port = {DSYNC_PORT}" in dovecot
+    assert "doveadm_password = # hidden" in dovecot
+    assert routing.dsync_password() in (b1 / "dovecot" / "dovecot.conf").read_text()
     master_users = (b1 / "dovecot" / "proxy-master.passwd").read_text()
     assert master_users.startswith(f"{routing.PROXY_MASTER_USER}:{{SHA256}}")
     assert master_users.strip().endswith("allow_real_nets=10.77.0.1")

@@ -127,3 +127,41 @@ def test_tasks_pending_names_the_host_each_task_waits_for(pd):
     assert text.stdout.splitlines()[1].startswith(
         "mailbox_changes_track\tafter@acme.example\tmail2\t"
     )
+
+
+def test_mailbox_move_queues_shows_pending_and_says_what_is_wrong_in_one_line(pd):
+    assert_ok(pd("host", "add", "mail1", "--address", "192.0.2.1", "--role", "backend,mx,proxy"))
+    assert_ok(pd("host", "add", "mail2", "--address", "192.0.2.2", "--role", "backend"))
+    assert_ok(pd("host", "add", "edge", "--address", "192.0.2.3", "--role", "mx"))
+    for args, code in (
+        (["ghost@acme.example", "--to", "mail2"], "not_found"),
+        (["before@acme.example", "--to", "mail9"], "not_found"),
+        (["before@acme.example", "--to", "edge"], "move_host_not_backend"),
+        (["before@acme.example", "--to", "mail1"], "move_already_home"),
+    ):
+        assert_fails(pd("mailbox", "move", *args), code)
+    moved = pd("mailbox", "move", "before@acme.example", "--to", "mail2")
+    assert_ok(moved)
+    assert "queued: mail1's worker runs it" in moved.stdout
+    line = assert_fails(pd("mailbox", "move", "before@acme.example", "--to", "mail2"))
+    assert line == (
+        "error: before@acme.example is already being moved: wait until that move is done or "
+        "failed. [move_under_way]"
+    )
+    pending = json.loads(pd("tasks", "pending", "--json").stdout)
+    assert [
+        (t["task"], t["mailbox"], t["host"])
+        for t in pending
+        if t["task"].startswith("mailbox_move")
+    ] == [("mailbox_move_run", "before@acme.example", "mail1")]
+    hosts = {
+        host["name"]: host["pending"] for host in json.loads(pd("host", "list", "--json").stdout)
+    }
+    assert hosts["mail1"] >= 1
+    [row] = json.loads(pd("mailbox", "moves", "--json").stdout)
+    assert (row["mailbox"], row["from"], row["to"], row["state"]) == (
+        "before@acme.example",
+        "mail1",
+        "mail2",
+        "queued",
+    )

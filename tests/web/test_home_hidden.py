@@ -8,7 +8,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from postdesk.mail.hosts import host_add, tasks_pending
+from postdesk.mail.hosts import host_add, mailbox_move, mailbox_moves, tasks_pending
 from postdesk.mail.models import Mailbox
 from postdesk.mail.services import mailbox_set_password
 from tests.api.conftest import Api, make_token
@@ -63,3 +63,17 @@ def test_a_change_waiting_for_its_host_is_pending_without_the_hosts_name(
     text = page.content.decode()
     assert 'id="changes-pending"' in text
     assert HOST_NAME not in text and HOST_ADDRESS not in text
+
+
+def test_a_move_is_the_operators_alone(owner_browser, operator, owner, homed):
+    """A mailbox being moved between backends: the operator sees the move (`mailbox moves`);
+    the customer's page and API name neither host nor move."""
+    host_add(actor=operator, name="backend-new9", address="198.51.100.78", roles=["backend"])
+    mailbox_move(actor=operator, address="marie@example.com", to="backend-new9")
+    assert [row.state for row in mailbox_moves(actor=operator)] == ["queued"]
+    page = owner_browser.get(reverse("web:mailbox_edit", args=["example.com", "marie"]))
+    body = Api().get("mailboxes/marie@example.com", make_token(operator, owner)).body
+    for text in (page.content.decode(), json.dumps(body)):
+        assert "marie@example.com" in text
+        for hidden in (HOST_NAME, HOST_ADDRESS, "backend-new9", "198.51.100.78", "queued"):
+            assert hidden not in text

@@ -42,6 +42,7 @@ class Action(models.TextChoices):
     TOKEN_REVOKE = "token.revoke", _("API token revoked")
     HOST_ADD = "host.add", _("Mail host added")
     HOST_DRAIN = "host.drain", _("Mail host drained")
+    MAILBOX_MOVE = "mailbox.move", _("Mailbox move queued")
 
 
 # The actions whose `changes` hold [before, after] for each field that changed; the others

@@ -51,7 +51,7 @@ class NothingMatched(Exception):
     """doveadm matched nothing (no open session to kick)."""
 
 
-def _doveadm(command: str, parameters: dict) -> list:
+def _doveadm(command: str, parameters: dict, timeout: float = 10) -> list:
     url = settings.POSTDESK_DOVEADM_URL
     if not url:
         raise ProvisionerUnavailable("POSTDESK_DOVEADM_URL is not set")
@@ -63,7 +63,7 @@ def _doveadm(command: str, parameters: dict) -> list:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             answer = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise ProvisionerUnavailable(f"doveadm at {url}: {error}") from None
@@ -92,6 +92,20 @@ def kick_sessions(address: str) -> None:
     """Disconnect every IMAP (and other Dovecot) session of a mailbox."""
     with contextlib.suppress(NothingMatched):  # no session open: nothing to disconnect
         _doveadm("kick", {"mask": [address]})
+
+
+# How long one copy of a mailbox (dsync) may take: a large mailbox's first copy is long.
+COPY_TIMEOUT = 6 * 3600
+
+
+def copy_mailbox(address: str, destination: str) -> None:
+    """Make the mailbox at the backend `destination` (an IP address) the same as here: its
+    folders, messages (with their UIDs), flags and subscriptions, what Dovecot's `doveadm
+    backup` (dsync, one way) copies. It reaches the destination's doveadm server at the
+    fleet's `doveadm_port`, logging in with its `doveadm_password` (dovecot.conf); what is
+    there already and not here is removed, so a copy run again only sends what changed."""
+    host = f"[{destination}]" if ":" in destination else destination
+    _doveadm("backup", {"user": address, "destination": [f"tcp:{host}"]}, COPY_TIMEOUT)
 
 
 def track_changes(address: str) -> None:

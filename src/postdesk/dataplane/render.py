@@ -131,6 +131,9 @@ class StackConfig:
     lmtp_port: int = field(default_factory=free_port)
     auth_port: int = field(default_factory=free_port)
     doveadm_port: int = field(default_factory=free_port)
+    # A backend of a fleet: where the other backends' dsync reaches its doveadm server, on its
+    # own address, to copy a mailbox moved here (mail.moves); the same on every host.
+    dsync_port: int = field(default_factory=free_port)
     quota_status_port: int = field(default_factory=free_port)
     reinject_port: int = field(default_factory=free_port)
     srs_forward_port: int = field(default_factory=free_port)
@@ -191,6 +194,7 @@ class StackConfig:
             "sogo_conf": f"{self.dir}/sogo/GNUstep/Defaults/sogod.plist",
             "dovecot_proxy_sql": f"{self.dir}/dovecot/proxy-sql.conf.ext",
             "dovecot_master_users": f"{self.dir}/dovecot/proxy-master.passwd",
+            "dovecot_moving_sql": f"{self.dir}/dovecot/moving-sql.conf.ext",
             "vmail": str(self.vmail),
         }
 
@@ -238,6 +242,7 @@ SYSTEM_LAYOUT = {
     "sogo_conf": "/etc/sogo/sogo.conf",
     "dovecot_proxy_sql": "/etc/dovecot/postdesk-proxy-sql.conf.ext",
     "dovecot_master_users": "/etc/dovecot/postdesk-proxy-master.passwd",
+    "dovecot_moving_sql": "/etc/dovecot/postdesk-moving-sql.conf.ext",
 }
 SYSTEM_TLS = Path("/etc/postdesk/tls")
 
@@ -330,6 +335,10 @@ def fleet_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
         "trusted_proxies": " ".join(host.proxies) if host and HostRole.BACKEND in roles else "",
         "proxies_here": host is not None and HostRole.PROXY in roles,
         "master_users": host is not None and HostRole.BACKEND in roles,
+        # A backend of a fleet takes the copies of mailboxes moved to it (dsync, mail.moves)
+        # from the other backends, with the fleet's doveadm password.
+        "dsync_address": own if host and HostRole.BACKEND in roles else "",
+        "dsync_password": routing.dsync_password() if host and HostRole.BACKEND in roles else "",
         "transport": (
             routing.transport_query(mailbox, host, config.lmtp_port)
             if host is not None and HostRole.MX in roles
@@ -433,6 +442,16 @@ def render_stack(
         secret,
     )
     if writer.context["proxies_here"]:
+        # A mailbox being switched to a new home: refused for that moment (routing.py).
+        writer.write(
+            where["dovecot_moving_sql"],
+            "dovecot/sql.conf.ext",
+            {
+                "password_query": routing.moving_password_query(_DOVECOT_MAILBOX[db["engine"]]),
+                "user_query": "",
+            },
+            secret,
+        )
         # Mailboxes homed on another backend: checked here, forwarded there (routing.py).
         query = routing.proxy_password_query(
             _DOVECOT_MAILBOX[db["engine"]], config.host, config.imap_port

@@ -11,6 +11,8 @@ on this host is served here, any other one is forwarded to its home:
 - backend: a master passdb that knows that one user, from the proxies' addresses only
   (`allow_real_nets`), and those addresses trusted (`login_trusted_networks`).
 - mx: Postfix's transport_maps send mail for a mailbox homed elsewhere over LMTP to its home.
+- a mailbox being switched to a new home (`moving`, mail.moves) has its mail deferred at the
+  MX and its logins refused at the proxy for that moment.
 
 Every host of a fleet listens on the same ports (the system stack's standard ones; for the
 loopback stack, the ones `dataplane up` is given), so a home's address is all a route needs.
@@ -66,6 +68,13 @@ def proxy_master_password() -> str:
     ).hexdigest()
 
 
+def dsync_password() -> str:
+    """The doveadm password every backend of the fleet shares (Dovecot's `doveadm_password`):
+    a backend's dsync logs in with it at another's doveadm server to copy a mailbox there
+    (mail.moves). Derived from SECRET_KEY as the proxies' password is, and apart from it."""
+    return salted_hmac("postdesk.dataplane.routing.dsync", "v1", algorithm="sha256").hexdigest()
+
+
 def proxy_master_passwd_line(proxies: tuple[str, ...]) -> str:
     """The backend's master passdb (passwd-file): the proxies' user, its password hashed
     (SHA256: the password is a random 256-bit key, a slow hash would only slow logins), valid
@@ -111,10 +120,29 @@ def proxy_password_query(source: str, host: FleetHost, imap_port: int) -> str:
     )
 
 
+# What a mailbox being switched to its new home answers (mail.moves): Postfix's `retry`
+# transport (master.cf: the error(8) agent) defers the mail, which waits in the MX's queue
+# and goes to the new home at its next try; the proxy refuses its logins, the password
+# checked first, and mail clients try again a moment later.
+MOVING_TRANSPORT = "retry:4.2.0 the mailbox is being moved: try again in a minute"
+MOVING_REASON = "The mailbox is being moved to another server: try again in a minute."
+
+
 def transport_query(source: str, host: FleetHost, lmtp_port: int) -> str:
     """Postfix's transport for mailboxes homed elsewhere: LMTP to the home (an address in
-    brackets: no DNS lookup, and an IPv6 one keeps its colons apart from the port)."""
+    brackets: no DNS lookup, and an IPv6 one keeps its colons apart from the port); for a
+    mailbox being switched to a new home, wherever it lives, a deferral."""
     return (
-        f"SELECT 'lmtp:inet:[' || home_address || ']:{lmtp_port}' "  # noqa: S608
-        f"FROM {_and(source, _homed_elsewhere(host))}"
+        f"SELECT CASE WHEN moving THEN '{MOVING_TRANSPORT}' "  # noqa: S608
+        f"ELSE 'lmtp:inet:[' || home_address || ']:{lmtp_port}' END "
+        f"FROM {_and(source, f'(moving OR {_homed_elsewhere(host)})')}"
+    )
+
+
+def moving_password_query(source: str) -> str:
+    """The proxy's first passdb: a mailbox being switched to a new home is refused with a
+    reason once its password matched (`nologin`), before any other passdb forwards it."""
+    return (
+        "SELECT address AS user, password, 'Y' AS nologin, "  # noqa: S608
+        f"'{MOVING_REASON}' AS reason FROM {_and(source, 'moving')}"
     )

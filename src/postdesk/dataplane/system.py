@@ -44,6 +44,7 @@ SYSTEM_PORTS = {
     "auth_port": 10026,
     "quota_status_port": 10027,
     "doveadm_port": 10028,
+    "dsync_port": 10030,  # a backend's doveadm server, for the other backends (docs/scale.md)
     "probe_port": 10029,  # the deliverability self-test's receiver
     "srs_forward_port": 10001,  # Debian's postsrsd defaults
     "srs_reverse_port": 10002,

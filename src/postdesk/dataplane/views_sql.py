@@ -39,7 +39,13 @@ VIEWS = {
                h.name AS home_host,
                h.address AS home_address,
                -- Calendar and contact apps (the gate's /SOGo/dav/): the domain's switch.
-               d.dav_enabled AS dav_enabled
+               d.dav_enabled AS dav_enabled,
+               -- Being switched to another home (mail.moves): the MX defers its mail and the
+               -- proxy refuses its logins for that moment.
+               EXISTS (
+                   SELECT 1 FROM mail_mailboxmove mv
+                   WHERE mv.mailbox_id = m.id AND mv.state = 'switching'
+               ) AS moving
         FROM mail_mailbox m
         JOIN mail_address a ON a.id = m.address_id
         JOIN mail_domain d ON d.id = a.domain_id
@@ -140,14 +146,15 @@ PG_FUNCTIONS = {
     "dataplane_mailbox": """
         CREATE OR REPLACE FUNCTION dataplane_mailbox(p_local_part text, p_domain text)
         RETURNS TABLE (address text, local_part text, domain text, password text,
-                       storage text, quota_mb bigint, home_host text, home_address text)
+                       storage text, quota_mb bigint, home_host text, home_address text,
+                       moving boolean)
         LANGUAGE plpgsql STABLE AS $$
         #variable_conflict use_column
         BEGIN
             RETURN QUERY
             SELECT v.address::text, v.local_part::text, v.domain::text, v.password::text,
                    v.storage::text, v.quota_mb::bigint, v.home_host::text,
-                   v.home_address::text
+                   v.home_address::text, v.moving::boolean
             FROM dataplane_mailboxes v
             WHERE v.local_part = p_local_part AND v.domain = p_domain;
         END

@@ -34,3 +34,14 @@ class MtaStsMode(models.TextChoices):
 
     TESTING = "testing", _("Testing")
     ENFORCE = "enforce", _("Enforce")
+
+
+class MoveState(models.TextChoices):
+    """Where a mailbox's move between backends is (mail.moves). Only `switching` locks the
+    mailbox: its mail waits at the MX, its logins are refused for a moment."""
+
+    QUEUED = "queued", _("Queued")
+    COPYING = "copying", _("Copying")
+    SWITCHING = "switching", _("Switching")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")

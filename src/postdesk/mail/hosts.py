@@ -30,12 +30,19 @@ from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
 from postdesk.dataplane.choices import HostRole, HostState
 from postdesk.dataplane.models import Host
-from postdesk.dataplane.queues import HOST_NAME_MAX, pending_tasks, queue_host, with_pending
+from postdesk.dataplane.queues import (
+    HOST_NAME_MAX,
+    on_host,
+    pending_tasks,
+    queue_host,
+    with_pending,
+)
 from postdesk.errors import ErrorCollector, InvalidInput, NotFound, PermissionDenied
 from postdesk.tenancy.access import Actor
 
-from .models import Mailbox
-from .tasks import ADDRESS_ARGUMENT, MAILBOX_ID_ARGUMENT
+from .addresses import split_address
+from .models import MOVE_UNDER_WAY, Mailbox, MailboxMove
+from .tasks import ADDRESS_ARGUMENT, MAILBOX_ID_ARGUMENT, mailbox_move_run
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +305,10 @@ def host_add(*, actor: Actor, name: str, address: str, roles: Iterable[str]) -> 
     return HostAdded(host=host, mailboxes_adopted=adopted)
 
 
+def _host_not_found(name: str, field: str = "name") -> NotFound:
+    return NotFound(_("No mail host is named %(name)s.") % {"name": name}, field)
+
+
 def host_drain(*, actor: Actor, name: str) -> Host:
     """No new homes on the host from now on; the mailboxes there stay until they are moved.
     Draining a host that drains already changes nothing."""
@@ -306,11 +317,113 @@ def host_drain(*, actor: Actor, name: str) -> Host:
     with transaction.atomic():
         host = Host.objects.select_for_update().filter(name=clean_name).first()
         if host is None:
-            raise NotFound(
-                _("No mail host is named %(name)s.") % {"name": clean_name or name}, "name"
-            )
+            raise _host_not_found(clean_name or name)
         if host.state != HostState.DRAINING:
             host.state = HostState.DRAINING
             host.save(update_fields=["state"])
             audit_record(actor=actor, action=Action.HOST_DRAIN, client_id=None, target=host.name)
     return host
+
+
+# --- Moving a mailbox --------------------------------------------------------------------------
+
+
+def _move_under_way(address: str) -> InvalidInput:
+    return InvalidInput(
+        "move_under_way",
+        _("%(address)s is already being moved: wait until that move is done or failed.")
+        % {"address": address},
+        "address",
+    )
+
+
+def mailbox_move(*, actor: Actor, address: str, to: str) -> MailboxMove:
+    """Queue the move of a mailbox to the active backend `to` (docs/scale.md, "Moving a
+    mailbox"), run by its current home's worker (tasks.mailbox_move_run): the mailbox keeps
+    working meanwhile, and its mail keeps arriving. One move at a time per mailbox."""
+    _require_operator(actor)
+    local_part, domain_name = split_address(address)
+    email = f"{local_part}@{domain_name}"
+    clean_to = (to or "").strip().lower()
+    with transaction.atomic():
+        mailbox = (
+            # Only the mailbox's row: its home (an outer join) stays unlocked.
+            Mailbox.objects.select_for_update(of=("self",))
+            .select_related("home")
+            .filter(address__local_part=local_part, address__domain__name=domain_name)
+            .first()
+        )
+        if mailbox is None:
+            raise NotFound(_("No mailbox %(address)s.") % {"address": email}, "address")
+        target = Host.objects.filter(name=clean_to).first()
+        if target is None:
+            raise _host_not_found(clean_to or to, "to")
+        if not target.backend or target.state != HostState.ACTIVE:
+            raise InvalidInput(
+                "move_host_not_backend",
+                _("%(name)s is not an active backend: a mailbox moves only to one.")
+                % {"name": target.name},
+                "to",
+            )
+        if mailbox.home_id == target.pk:
+            raise InvalidInput(
+                "move_already_home",
+                _("%(address)s already lives on %(name)s.")
+                % {"address": email, "name": target.name},
+                "to",
+            )
+        if mailbox.home_id is None:
+            # Only while no backend is registered, when `to` cannot be one.
+            raise InvalidInput(
+                "move_no_home",
+                _("%(address)s has no home host to move from.") % {"address": email},
+                "address",
+            )
+        if MailboxMove.objects.filter(mailbox=mailbox, state__in=MOVE_UNDER_WAY).exists():
+            raise _move_under_way(email)
+        try:
+            with transaction.atomic():
+                move = MailboxMove.objects.create(
+                    mailbox=mailbox, source=mailbox.home, target=target
+                )
+        except IntegrityError:
+            # Another move of the same mailbox committed between the check and the insert.
+            raise _move_under_way(email) from None
+        on_host(mailbox_move_run, mailbox.home.name).enqueue(move.pk, email)
+        audit_record(
+            actor=actor,
+            action=Action.MAILBOX_MOVE,
+            client_id=None,
+            target=email,
+            changes={"from": mailbox.home.name, "to": target.name},
+        )
+    return move
+
+
+@dataclass(frozen=True)
+class MoveRow:
+    mailbox: str
+    source: str  # the host it moves from
+    target: str  # and to
+    state: str
+    created_at: datetime
+    finished_at: datetime | None
+    last_error: str
+
+
+def mailbox_moves(*, actor: Actor, limit: int = 100) -> list[MoveRow]:
+    """The latest moves, newest first, the ones under way and the finished ones. One query."""
+    _require_operator(actor)
+    moves = MailboxMove.objects.select_related("mailbox__address__domain", "source", "target")
+    return [
+        MoveRow(
+            mailbox=move.mailbox.address.email,
+            source=move.source.name,
+            target=move.target.name,
+            state=move.state,
+            created_at=move.created_at,
+            finished_at=move.finished_at,
+            last_error=move.last_error,
+        )
+        for move in moves.order_by("-created_at", "-pk")[:limit]
+    ]

@@ -13,7 +13,7 @@ from django.db.models.functions import Length, Lower
 from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils.translation import gettext_lazy as _
 
-from .choices import AddressKind, MtaStsMode
+from .choices import AddressKind, MoveState, MtaStsMode
 
 
 class Domain(models.Model):
@@ -279,3 +279,41 @@ class Destination(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+# The states of a move still under way: one at most per mailbox.
+MOVE_UNDER_WAY = (MoveState.QUEUED, MoveState.COPYING, MoveState.SWITCHING)
+
+
+class MailboxMove(models.Model):
+    """A mailbox's move from one backend to another (mail.moves, docs/scale.md): the
+    operator's, never shown to the customer."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="moves")
+    source = models.ForeignKey(
+        "dataplane.Host", on_delete=models.PROTECT, related_name="+", verbose_name=_("from")
+    )
+    target = models.ForeignKey(
+        "dataplane.Host", on_delete=models.PROTECT, related_name="+", verbose_name=_("to")
+    )
+    state = models.CharField(
+        _("state"), max_length=16, choices=MoveState.choices, default=MoveState.QUEUED
+    )
+    created_at = models.DateTimeField(_("queued"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox"],
+                condition=models.Q(state__in=MOVE_UNDER_WAY),
+                name="mail_one_move_under_way",
+            )
+        ]
+        # The views ask, at each lookup, whether the mailbox is being switched.
+        indexes = [models.Index(fields=["mailbox", "state"], name="mail_move_mailbox_state")]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}: {self.source_id} → {self.target_id} ({self.state})"

@@ -14,6 +14,11 @@ is the panel's, not a host's: forgetting a login stays on the `default` queue.
 
 from __future__ import annotations
 
+import logging
+import time
+
+from django.db import transaction
+from django.utils import timezone
 from django_tasks import task
 from django_tasks.base import Task, TaskContext
 
@@ -22,7 +27,10 @@ from postdesk.dataplane.outbox import retry_later
 from postdesk.dataplane.queues import on_host
 from postdesk.dataplane.sieve import forwarding_script
 
-from .models import Mailbox
+from .choices import MoveState
+from .models import Mailbox, MailboxMove
+
+logger = logging.getLogger(__name__)
 
 
 def at_home(task_function: Task, mailbox: Mailbox) -> Task:
@@ -105,6 +113,66 @@ def mailbox_forwarding_apply(context: TaskContext, mailbox_id: int, attempt: int
     return "forwarding written" if script else "forwarding removed"
 
 
+# Between locking a mailbox being moved and its final copy. Each Postfix process keeps the
+# route it last resolved for 30 s (resolve_clnt's one-entry cache, not configurable), so an
+# MX may still send the mailbox's mail to the old home that long after the lock; waiting it
+# out (and a margin for the deliveries under way) means the final copy takes every message
+# the old home got, and none reaches it after.
+MOVE_SETTLE_SECONDS = 35.0
+
+
+def _move_set(move: MailboxMove, state: MoveState, **fields: object) -> None:
+    """Record the move's new state at once (each step commits: the daemons read `switching`
+    from the views while the task still runs)."""
+    move.state = state
+    for name, value in fields.items():
+        setattr(move, name, value)
+    move.save(update_fields=["state", *fields])
+
+
+@task(takes_context=True)
+def mailbox_move_run(context: TaskContext, move_id: int, address: str = "") -> str:
+    """Move a mailbox to its new home (mail.hosts.mailbox_move), run by the old home's worker:
+    a copy while the mailbox is live, then, locked (`switching`: its mail waits at the MX, its
+    logins are refused, its sessions here kicked), a last short copy; then its home is the new
+    host and this host's copy is removed by a task of its own. Any failure leaves the mailbox
+    on its old home, working, and the move `failed` with the error. `address` is the
+    mailbox's, for the operator's list of pending tasks."""
+    move = (
+        MailboxMove.objects.select_related("mailbox__address__domain", "source", "target")
+        .filter(pk=move_id, state=MoveState.QUEUED)
+        .first()
+    )
+    if move is None:
+        return "no queued move"
+    mailbox = move.mailbox
+    email = mailbox.address.email
+    try:
+        if mailbox.home_id != move.source_id:
+            raise provisioner.ProvisionerUnavailable(
+                f"{email} no longer lives on {move.source.name}"
+            )
+        _move_set(move, MoveState.COPYING, started_at=timezone.now())
+        provisioner.copy_mailbox(email, move.target.address)
+        _move_set(move, MoveState.SWITCHING)
+        provisioner.kick_sessions(email)
+        time.sleep(MOVE_SETTLE_SECONDS)
+        provisioner.copy_mailbox(email, move.target.address)
+        with transaction.atomic():
+            Mailbox.objects.filter(pk=mailbox.pk).update(home=move.target)
+            _move_set(move, MoveState.DONE, finished_at=timezone.now())
+            on_host(mailbox_storage_remove, move.source.name).enqueue(
+                mailbox.address.domain.name, mailbox.storage_id.hex
+            )
+    # Whatever went wrong (doveadm, the network, the database), the lock must end: the
+    # mailbox goes on working on its old home and the operator reads why.
+    except Exception as error:
+        logger.warning("moving %s to %s failed: %s", email, move.target.name, error)
+        _move_set(move, MoveState.FAILED, last_error=str(error), finished_at=timezone.now())
+        return f"move failed: {error}"
+    return f"moved to {move.target.name}"
+
+
 # Which argument of each task names its mailbox, for the operator's list of pending tasks
 # (hosts.tasks_pending): an address (or a domain's `*@domain` mask), or the mailbox's id.
 ADDRESS_ARGUMENT = {
@@ -112,5 +180,6 @@ ADDRESS_ARGUMENT = {
     mailbox_changes_track.module_path: 0,
     mailbox_groupware_forget.module_path: 0,
     mailbox_storage_remove.module_path: 2,
+    mailbox_move_run.module_path: 1,
 }
 MAILBOX_ID_ARGUMENT = {mailbox_forwarding_apply.module_path: 0}

@@ -63,6 +63,12 @@ def _ports(parser: Any) -> None:
         type=int,
         help="LMTP, the same on every host of a fleet (default: a free loopback port)",
     )
+    parser.add_argument(
+        "--dsync-port",
+        type=int,
+        help="a backend's doveadm server, where the other backends copy a mailbox moved to it "
+        "(dsync), the same on every host of a fleet (default: a free port)",
+    )
 
 
 def _relay(options: dict[str, Any]) -> str | None:
@@ -103,6 +109,7 @@ def _config(directory: str, options: dict[str, Any]) -> StackConfig:
         panel_url=options["panel_url"].rstrip("/"),
         **_fleet(options),
         **({"lmtp_port": options["lmtp_port"]} if options.get("lmtp_port") else {}),
+        **({"dsync_port": options["dsync_port"]} if options.get("dsync_port") else {}),
     )
 
 

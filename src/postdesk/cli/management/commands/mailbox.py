@@ -1,8 +1,10 @@
+import json
 from argparse import BooleanOptionalAction
 from typing import Any
 
 from postdesk.cli.base import OperatorCommand, add_subcommands, aware_time
 from postdesk.mail.addresses import split_address
+from postdesk.mail.hosts import mailbox_move, mailbox_moves
 from postdesk.mail.passwords import generate_password
 from postdesk.mail.selectors import domain_get, mailbox_get
 from postdesk.mail.services import (
@@ -117,6 +119,18 @@ class Command(OperatorCommand):
         password.add_argument("address", metavar="ADDRESS")
         password.add_argument("--generate-password", action="store_true")
 
+        move = actions.add_parser(
+            "move",
+            help="Move a mailbox to another backend (docs/scale.md): copied while it works, "
+            "then locked for a moment for a last copy; its old home's worker runs it.",
+        )
+        move.add_argument("address", metavar="ADDRESS")
+        move.add_argument("--to", required=True, metavar="HOST", help="an active backend")
+        moves = actions.add_parser(
+            "moves", help="List the latest moves, newest first: under way, done or failed."
+        )
+        moves.add_argument("--json", action="store_true", help="a JSON array of objects")
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         getattr(self, f"_{action}")(options)
 
@@ -180,3 +194,34 @@ class Command(OperatorCommand):
         self.stdout.write(f"password changed for {address.email}")
         if options["generate_password"]:
             self.stdout.write(f"password: {password}")
+
+    def _move(self, options: dict[str, Any]) -> None:
+        move = mailbox_move(actor=self.actor, address=options["address"], to=options["to"])
+        self.stdout.write(
+            f"move of {move.mailbox.address.email} from {move.source.name} to "
+            f"{move.target.name} queued: {move.source.name}'s worker runs it "
+            "(`mailbox moves`, `tasks pending`)"
+        )
+
+    def _moves(self, options: dict[str, Any]) -> None:
+        rows = [
+            {
+                "mailbox": row.mailbox,
+                "from": row.source,
+                "to": row.target,
+                "state": row.state,
+                "created_at": row.created_at.isoformat(),
+                "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+                "last_error": row.last_error,
+            }
+            for row in mailbox_moves(actor=self.actor)
+        ]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            error = f"\t{row['last_error']}" if row["last_error"] else ""
+            self.stdout.write(
+                f"{row['mailbox']}\t{row['from']} -> {row['to']}\t{row['state']}\t"
+                f"{row['created_at']}{error}"
+            )
