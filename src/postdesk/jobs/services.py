@@ -68,12 +68,7 @@ def _collect_usage() -> str:
     # With mail hosts, each backend's worker measures its own mailboxes.
     on_homes = collect_usage_on_homes()
     if on_homes is not None:
-        text = f"queued on {len(on_homes.queued)} host(s)"
-        if on_homes.queued:
-            text += f": {', '.join(on_homes.queued)}"
-        if on_homes.waiting:
-            text += f"; still waiting for {', '.join(on_homes.waiting)}"
-        return text
+        return on_homes.describe()
     if not provisioner.connected():
         raise JobSkipped(provisioner.NOT_CONNECTED)
     return collect_usage().describe()

@@ -93,6 +93,15 @@ class CollectQueued:
     # not given another, so a host that is down does not pile them up.
     waiting: list[str]
 
+    def describe(self) -> str:
+        """One line for the job's record, as CollectSummary.describe."""
+        text = f"queued on {len(self.queued)} host(s)"
+        if self.queued:
+            text += f": {', '.join(self.queued)}"
+        if self.waiting:
+            text += f"; still waiting for {', '.join(self.waiting)}"
+        return text
+
 
 def collect_usage_on_homes() -> CollectQueued | None:
     """Queue one usage collection per backend host, on its worker's queue; None while no
