@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 from typing import Any
 
 from postdesk.cli.base import OperatorCommand, add_subcommands
@@ -57,17 +58,8 @@ class Command(OperatorCommand):
             self.stdout.write(f"host {host.name} is draining: it takes no new mailboxes")
 
     def _list(self, as_json: bool) -> None:
-        hosts = [
-            {
-                "name": row.name,
-                "address": row.address,
-                "roles": row.roles,
-                "state": row.state,
-                "mailboxes": row.mailboxes,
-                "pending": row.pending,
-            }
-            for row in host_list(actor=self.actor)
-        ]
+        # The JSON keys are HostRow's fields: name, address, roles, state, mailboxes, pending.
+        hosts = [asdict(row) for row in host_list(actor=self.actor)]
         if as_json:
             self.stdout.write(json.dumps(hosts, indent=2))
             return
