@@ -137,3 +137,17 @@ def test_a_replica_of_sqlite_fails_at_start_up(tmp_path):
             tmp_path, "1", POSTDESK_DATAPLANE_DATABASE_URL="postgres://u:p@10.0.0.2:5433/pd"
         )
     assert "both it and DATABASE_URL must be postgres:// URLs" in refused.value.stderr
+
+
+def test_sync_replicas_make_the_panels_commits_wait_for_the_replicas_to_apply_them(tmp_path):
+    """POSTDESK_DB_SYNC_REPLICAS (docs/scale.md, "Replication lag"): PostgreSQL's own
+    synchronous_commit, on every connection of the panel; refused on SQLite, which has none."""
+    options = "settings.DATABASES['default']['OPTIONS']['options']"
+    pg = {"DATABASE_URL": "postgres://u:p@10.0.0.1:5432/pd"}
+    assert settings_value(tmp_path, options, POSTDESK_DB_SYNC_REPLICAS="1", **pg) == (
+        "-c lock_timeout=10s -c synchronous_commit=remote_apply"
+    )
+    assert settings_value(tmp_path, options, **pg) == "-c lock_timeout=10s"
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        settings_value(tmp_path, "1", POSTDESK_DB_SYNC_REPLICAS="1")
+    assert "SQLite has none" in refused.value.stderr

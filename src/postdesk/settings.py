@@ -157,6 +157,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Each commit of the panel returns only once the primary's synchronous standbys (its
+# synchronous_standby_names) have applied it, so the mail hosts reading those replicas know a
+# mailbox as soon as the panel says it is created, and never bounce its mail (docs/scale.md).
+POSTDESK_DB_SYNC_REPLICAS = _env_bool("POSTDESK_DB_SYNC_REPLICAS")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -179,6 +183,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c lock_timeout={_env_int('POSTDESK_DB_BUSY_SECONDS', 10)}s"
     )
+    if POSTDESK_DB_SYNC_REPLICAS:
+        DATABASES["default"]["OPTIONS"]["options"] += " -c synchronous_commit=remote_apply"
+if POSTDESK_DB_SYNC_REPLICAS and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ValueError("POSTDESK_DB_SYNC_REPLICAS waits for PostgreSQL replicas: SQLite has none")
 
 # Where the mail daemons (Postfix, Dovecot, OpenDKIM, SOGo's user list) read the dataplane_*
 # views: a streaming replica of the panel's PostgreSQL (docs/scale.md). Empty: the panel's own

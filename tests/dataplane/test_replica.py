@@ -240,22 +240,41 @@ def test_the_replica_refuses_writes(pair):
         db.execute("UPDATE mail_mailbox SET quota_mb = quota_mb")
 
 
+def scrape_replication_metrics(pair: Pair) -> dict[tuple[str, tuple], float]:
+    """What /metrics serves of the replicas, read as a scrape reads it."""
+    script = (
+        "import sys; from postdesk.metrics import exposition; "
+        "from postdesk.jobs.metrics import ReplicationCollector; "
+        "sys.stdout.write(exposition(ReplicationCollector()).decode())"
+    )
+    scraped = pair.postdesk("shell", "--no-imports", "-c", script)
+    assert_ok(scraped)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.stdout)
+        for sample in family.samples
+    }
+
+
 def test_the_operator_sees_the_replica_and_its_small_lag(pair):
     listed = pair.postdesk("db", "replicas", "--json")
     assert_ok(listed)
     [replica] = json.loads(listed.stdout)
-    assert set(replica) == {"name", "address", "state", "lag_seconds", "lag_bytes"}
-    assert (replica["name"], replica["address"], replica["state"]) == (
+    assert set(replica) == {"name", "address", "state", "sync_state", "lag_seconds", "lag_bytes"}
+    # The primary names no synchronous standby yet: its commits wait for none.
+    assert (replica["name"], replica["address"], replica["state"], replica["sync_state"]) == (
         REPLICA_NAME,
         "127.0.0.1",
         "streaming",
+        "async",
     )
     assert 0 <= replica["lag_seconds"] < 5
     assert 0 <= replica["lag_bytes"] < 1_000_000
     text = pair.postdesk("db", "replicas")
     assert_ok(text)
     assert re.fullmatch(
-        rf"{REPLICA_NAME}\t127\.0\.0\.1\tstreaming\t\d+\.\d{{3}} s behind\t\d+ byte\(s\) behind\n",
+        rf"{REPLICA_NAME}\t127\.0\.0\.1\tstreaming\tasync\t"
+        rf"\d+\.\d{{3}} s behind\t\d+ byte\(s\) behind\n",
         text.stdout,
     )
 
@@ -272,23 +291,95 @@ def test_the_operator_sees_the_replica_and_its_small_lag(pair):
     assert_ok(granted)
     assert [row["state"] for row in json.loads(granted.stdout)] == ["streaming"]
 
-    # What /metrics serves, read as a scrape reads it.
-    script = (
-        "import sys; from postdesk.metrics import exposition; "
-        "from postdesk.jobs.metrics import ReplicationCollector; "
-        "sys.stdout.write(exposition(ReplicationCollector()).decode())"
-    )
-    scraped = pair.postdesk("shell", "--no-imports", "-c", script)
-    assert_ok(scraped)
-    samples = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(scraped.stdout)
-        for sample in family.samples
-    }
+    samples = scrape_replication_metrics(pair)
     labels = (("address", "127.0.0.1"), ("replica", REPLICA_NAME))
     assert samples[("postdesk_db_replicas_streaming", ())] == 1
+    assert samples[("postdesk_db_replicas_synchronous", ())] == 0
     assert 0 <= samples[("postdesk_db_replica_lag_seconds", labels)] < 5
     assert 0 <= samples[("postdesk_db_replica_lag_bytes", labels)] < 1_000_000
+
+
+# The replica applies each commit this long after the primary made it (a replica far away, or
+# busy), so the lag window is certain instead of a race.
+APPLY_DELAY_SECONDS = 2
+
+# Run inside the panel (`postdesk shell`): create a mailbox as the operator does, then, the
+# moment the command has returned, ask the replica's view for it, as an MX's lookup would.
+CREATE_THEN_LOOK_UP = """
+import json, time, psycopg
+from django.core.management import call_command
+started = time.monotonic()
+call_command("mailbox", "create", "{address}", "--generate-password", stdout=open("/dev/null", "w"))
+returned = time.monotonic()
+with psycopg.connect("{replica}") as db:
+    row = db.execute("{query}", ("{local_part}", "{domain}")).fetchone()
+print(json.dumps({{"seconds": returned - started, "found": row is not None}}))
+"""
+
+
+def _create_then_look_up(pair: Pair, address: str, **env: str) -> dict:
+    local_part, domain = address.split("@")
+    script = CREATE_THEN_LOOK_UP.format(
+        address=address,
+        replica=pair.replica.url(),
+        query=MAILBOX_ROW,
+        local_part=local_part,
+        domain=domain,
+    )
+    ran = pair.postdesk("shell", "--no-imports", "-c", script, **env)
+    assert_ok(ran)
+    return json.loads(ran.stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def synchronous_replica(pair):
+    """The primary waits for the replica (docs/scale.md, "Making a replica"), which applies
+    each commit APPLY_DELAY_SECONDS late."""
+    settings = [
+        # A name with a hyphen is quoted, as an identifier.
+        (pair.primary, "synchronous_standby_names", f'ANY 1 ("{REPLICA_NAME}")'),
+        (pair.replica, "recovery_min_apply_delay", f"{APPLY_DELAY_SECONDS}s"),
+    ]
+    for cluster, name, value in settings:
+        with cluster.connect() as db:
+            db.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            db.execute("SELECT pg_reload_conf()")
+    row = wait_for_row(
+        pair.primary,
+        "SELECT 1 FROM pg_stat_replication WHERE application_name = %s AND sync_state = %s",
+        (REPLICA_NAME, "quorum"),
+    )
+    assert row == (1,)
+    yield
+    for cluster, name, _value in settings:
+        with cluster.connect() as db:
+            db.execute(f"ALTER SYSTEM RESET {name}")
+            db.execute("SELECT pg_reload_conf()")
+
+
+def test_with_sync_replicas_a_new_mailbox_is_on_the_replica_when_the_panel_returns(
+    pair, synchronous_replica
+):
+    """An MX that looks up a mailbox on its replica in the lag window answers 550 and the
+    sender's mail bounces; POSTDESK_DB_SYNC_REPLICAS makes the panel's commits wait until the
+    replica has applied them."""
+    # The hole: the primary even waits for the replica to have the WAL (synchronous_commit's
+    # default, `on`), but not to have applied it.
+    unsafe = _create_then_look_up(pair, "early@acme.example")
+    assert unsafe == {"seconds": unsafe["seconds"], "found": False}
+
+    safe = _create_then_look_up(pair, "late@acme.example", POSTDESK_DB_SYNC_REPLICAS="1")
+    assert safe["found"] is True
+    # The price, plainly: the panel's writes took the replica's delay.
+    assert safe["seconds"] >= APPLY_DELAY_SECONDS
+
+    # The operator sees that the guarantee holds: the primary's commits wait for the replica.
+    listed = pair.postdesk("db", "replicas", "--json")
+    assert_ok(listed)
+    assert [(row["name"], row["sync_state"]) for row in json.loads(listed.stdout)] == [
+        (REPLICA_NAME, "quorum")
+    ]
+    assert scrape_replication_metrics(pair)[("postdesk_db_replicas_synchronous", ())] == 1
 
 
 def test_failover_promote_the_replica_and_the_panel_works_on_it(pair):

@@ -17,6 +17,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from postdesk.dataplane import groupware
+from postdesk.dataplane.render import RenderError
+from postdesk.dataplane.system import render_system, system_config
 from postdesk.errors import NotFound
 from postdesk.jobs.services import jobs_all
 from postdesk.mail.hosts import host_add
@@ -276,3 +279,87 @@ def test_the_host_gets_sogo_behind_the_gate_when_the_panel_is_on_postgresql(tmp_
     assert "proxy_pass http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync;" in nginx
     assert "location /SOGo/ {" in nginx
     assert "POSTDESK_SOGO_MEMCACHED=127.0.0.1:11211" in env
+
+
+def _render_keys(out: Path, installed: Path) -> dict[str, str | None]:
+    """Render the host's tree into `out`, keeping what is installed under `installed` (the
+    host's `/`), and return the keys it holds, each checked the same on both of its sides."""
+    config = system_config(out, hostname=STACK_HOSTNAME, installed=installed)
+    render_system(config, executable=POSTDESK, jobs=[])
+    etc = out / "etc"
+    env = dict(
+        line.split("=", 1)
+        for line in (etc / "postdesk/dataplane.env").read_text().splitlines()
+        if line.startswith("POSTDESK_")
+    )
+    gate, doveadm = env["POSTDESK_GATE_KEY"], env["POSTDESK_DOVEADM_API_KEY"]
+    # The daemons' side: nginx shows the gate key to the panel, Dovecot asks for the API key.
+    assert f'X-Postdesk-Gate-Key "{gate}";' in (etc / "nginx/conf.d/postdesk.conf").read_text()
+    assert f"doveadm_api_key = {doveadm}\n" in (etc / "dovecot/dovecot.conf").read_text()
+    sogo = etc / "sogo/sogo.conf"  # PostgreSQL only (groupware.py)
+    return {
+        "gate": gate,
+        "doveadm": doveadm,
+        "sogo": plistlib.loads(sogo.read_bytes())["SOGoEncryptionKey"] if sogo.exists() else None,
+    }
+
+
+def test_rendering_again_keeps_the_keys_shared_with_the_panel_and_webmail_sessions(tmp_path):
+    """A new gate or doveadm key cuts the panel off the daemons until it restarts with the new
+    dataplane.env, and a new SOGo key logs every webmail user out: a render for an upgrade or a
+    certificate keeps them; only a first render makes new ones."""
+    nothing_installed = tmp_path / "bare-host"
+    nothing_installed.mkdir()
+    out = tmp_path / "out"
+
+    first = _render_keys(out, nothing_installed)
+    assert _render_keys(out, nothing_installed) == first
+
+    fresh = _render_keys(tmp_path / "fresh", nothing_installed)
+    assert fresh["gate"] != first["gate"] and fresh["doveadm"] != first["doveadm"]
+    if first["sogo"] is not None:
+        assert fresh["sogo"] != first["sogo"]
+
+    # Once copied onto the host (docs/deploy.md), the installed keys are kept whatever tree
+    # the next render writes into: the running daemons have them.
+    installed = tmp_path / "host"
+    shutil.copytree(out / "etc", installed / "etc")
+    assert _render_keys(tmp_path / "fresh", installed) == first
+
+
+def test_the_installed_webmail_key_is_kept_and_debians_own_sogo_conf_is_not_read(tmp_path):
+    """SOGo's settings are rendered on PostgreSQL only: its key is read back from the file as
+    the render writes it, whatever the database of this pass."""
+    installed = tmp_path / "host"
+    sogo_conf = installed / "etc/sogo/sogo.conf"
+    sogo_conf.parent.mkdir(parents=True)
+    sogo_conf.write_text(groupware.render({"SOGoEncryptionKey": "kept-key", "WOPort": "x"}))
+    config = system_config(tmp_path / "out", hostname=STACK_HOSTNAME, installed=installed)
+    assert config.sogo_encryption_key == "kept-key"
+
+    # Debian's sogo.conf, before our first render, is an old-style property list.
+    sogo_conf.write_text('{\n  SOGoEncryptionKey = "not-ours";\n}\n')
+    config = system_config(tmp_path / "out", hostname=STACK_HOSTNAME, installed=installed)
+    assert config.sogo_encryption_key not in {"not-ours", "kept-key"}
+    assert len(config.sogo_encryption_key) >= 32
+
+
+def test_installed_keys_the_render_may_not_read_stop_it(tmp_path, monkeypatch):
+    """Rendering without root over a host's installed files: new keys would break the panel
+    and the webmail, so the render stops and says why."""
+    env = tmp_path / "host/etc/postdesk/dataplane.env"
+    env.parent.mkdir(parents=True)
+    env.write_text("POSTDESK_GATE_KEY=x\n")
+    env.chmod(0)
+    if os.geteuid() == 0:
+        # Root reads a file whatever its mode: the refusal a non-root render gets, mocked.
+        read_bytes = Path.read_bytes
+
+        def refused(path: Path) -> bytes:
+            if path == env:
+                raise PermissionError(13, "Permission denied", str(path))
+            return read_bytes(path)
+
+        monkeypatch.setattr(Path, "read_bytes", refused)
+    with pytest.raises(RenderError, match="render as root"):
+        system_config(tmp_path / "out", hostname=STACK_HOSTNAME, installed=tmp_path / "host")

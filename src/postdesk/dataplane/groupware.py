@@ -17,17 +17,18 @@ domain of a private GNUstep tree (GNUSTEP_CONFIG_FILE names it), which overrides
 from __future__ import annotations
 
 import plistlib
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from xml.parsers.expat import ExpatError
 
 SOGOD = Path("/usr/sbin/sogod")
 ACTIVESYNC_BUNDLE = Path("/usr/lib/GNUstep/SOGo/ActiveSync.SOGo")
 WEB_RESOURCES = Path("/usr/lib/GNUstep/SOGo/WebServerResources")
 USER = "sogo"
 USERS_VIEW = "dataplane_sogo_users"
+ENCRYPTION_KEY = "SOGoEncryptionKey"
 
 
 def unavailable_reason(db: dict[str, Any], *, installed_here: bool = True) -> str:
@@ -63,10 +64,12 @@ def defaults(
     memcached_port: int,
     imap_port: int,
     submission_port: int,
+    encryption_key: str,
     workers: int,
 ) -> dict[str, Any]:
     """SOGo's settings (its user defaults), for the panel's database and our mail daemons.
-    `users_db`: where it reads the users' view, when not `db` (a replica, docs/scale.md)."""
+    `users_db`: where it reads the users' view, when not `db` (a replica, docs/scale.md);
+    `encryption_key`: the key of its session cookies (a new one logs every webmail user out)."""
     loopback = "127.0.0.1"
     tls = "tls=YES&tlsVerifyMode=allowInsecureLocalhost"
     return {
@@ -114,8 +117,7 @@ def defaults(
         "SOGoForwardEnabled": "NO",
         "SOGoPasswordChangeEnabled": "NO",
         "SOGoMailAuxiliaryUserAccountsEnabled": "NO",
-        # A cookie key of this render: a new render only ends the webmail's sessions.
-        "SOGoEncryptionKey": secrets.token_urlsafe(24),
+        ENCRYPTION_KEY: encryption_key,
         "SOGoTimeZone": "UTC",
         "SOGoSentFolderName": "Sent",
         "SOGoTrashFolderName": "Trash",
@@ -155,6 +157,17 @@ def user_data_removal(tables: set[str]) -> list[str]:
 def render(settings: dict[str, Any]) -> str:
     """The settings as the property list GNUstep reads (XML)."""
     return plistlib.dumps(settings, sort_keys=True).decode()
+
+
+def encryption_key(rendered: bytes) -> str | None:
+    """The cookie key of SOGo's settings as `render` wrote them; None in any other file
+    (Debian's own sogo.conf is not XML)."""
+    try:
+        settings = plistlib.loads(rendered)
+    except (ValueError, ExpatError):
+        return None
+    key = settings.get(ENCRYPTION_KEY) if isinstance(settings, dict) else None
+    return key if isinstance(key, str) and key else None
 
 
 def gnustep_config(defaults_dir: Path) -> str:

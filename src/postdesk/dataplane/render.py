@@ -149,8 +149,11 @@ class StackConfig:
     memcached_port: int = field(default_factory=free_port)
     # The panel, as nginx reaches it for the EAS/MAPI gate, and the key nginx shows it.
     panel_url: str = "http://127.0.0.1:8000"
+    # The keys the daemons share with the panel, and SOGo's cookie key: new ones for a new
+    # stack; a host's render keeps those installed (system.kept_keys).
     gate_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     doveadm_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sogo_encryption_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # The host's own daemons (`render --system`, system.py): `dir` is then only where the tree
     # is written, and every file names its final path (the layout below).
     system: bool = False
@@ -496,6 +499,7 @@ def render_sogo(config: StackConfig, db: dict[str, Any], writer: TemplateWriter)
         memcached_port=config.memcached_port,
         imap_port=config.imap_port,
         submission_port=config.submission_port,
+        encryption_key=config.sogo_encryption_key,
         # Debian's unit starts 3; on loopback 2 are enough and start faster.
         workers=3 if config.system else 2,
     )

@@ -1,7 +1,8 @@
 """The streaming replicas the mail hosts read the views from, as the primary sees them.
 
-PostgreSQL keeps one row per connected standby in `pg_stat_replication`: its state, and how far
-behind it replays, in time (`replay_lag`) and in bytes of WAL. One query reads them all, for
+PostgreSQL keeps one row per connected standby in `pg_stat_replication`: its state, whether
+the primary's commits wait for it (`sync_state`), and how far behind it replays, in time
+(`replay_lag`) and in bytes of WAL. One query reads them all, for
 `postdesk db replicas` and the /metrics gauges (docs/scale.md). SQLite has no replicas.
 """
 
@@ -18,7 +19,7 @@ from postdesk.errors import InvalidInput
 # The WAL position a standby is measured against: the primary's own, or, on a standby that
 # feeds replicas in turn (cascading), the position it has received.
 _REPLICAS_QUERY = """
-SELECT application_name, host(client_addr), state,
+SELECT application_name, host(client_addr), state, sync_state,
        EXTRACT(EPOCH FROM replay_lag)::float8,
        pg_wal_lsn_diff(
            CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
@@ -36,9 +37,17 @@ class Replica:
     name: str
     address: str | None  # where it connects from; None over a Unix socket
     state: str  # startup, catchup, streaming, backup, stopping
+    # Whether the primary's commits wait for it (synchronous_standby_names): `sync` or
+    # `quorum` when they do, `potential` when it would replace a sync one lost, `async`.
+    sync_state: str
     # How long ago the primary committed what the standby has just replayed; None while unknown.
     lag_seconds: float | None
     lag_bytes: int | None  # WAL the standby has not replayed yet
+
+    @property
+    def synchronous(self) -> bool:
+        """Whether the primary's commits wait for this standby (one of a quorum included)."""
+        return self.sync_state in {"sync", "quorum"}
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +68,7 @@ def replicas() -> list[Replica]:
     with connection.cursor() as cursor:
         cursor.execute(_REPLICAS_QUERY)
         rows = cursor.fetchall()
-    if any(state is None for _name, _address, state, _seconds, _bytes in rows):
+    if any(state is None for _name, _address, state, *_measures in rows):
         raise InvalidInput(
             "replicas_unreadable",
             _(
@@ -73,10 +82,11 @@ def replicas() -> list[Replica]:
             name=name,
             address=address,
             state=state,
+            sync_state=sync_state,
             # PostgreSQL forgets the lag of a standby that has caught up once nothing more is
             # written: nothing left to replay is no lag.
             lag_seconds=seconds if seconds is not None or lag_bytes != 0 else 0.0,
             lag_bytes=lag_bytes,
         )
-        for name, address, state, seconds, lag_bytes in rows
+        for name, address, state, sync_state, seconds, lag_bytes in rows
     ]

@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 
 from django_tasks import DEFAULT_TASK_QUEUE_NAME
 
+from . import groupware
 from .render import (
+    SYSTEM_LAYOUT,
+    RenderError,
     StackConfig,
     TemplateWriter,
     dataplane_database_settings,
@@ -53,6 +56,10 @@ SYSTEM_PORTS = {
     "sogo_port": 20000,  # SOGo's default port (ActiveSync, webmail, DAV behind the gate)
     "memcached_port": 11211,  # Debian's memcached
 }
+# The panel's side of the keys it shares with this host's daemons (the units read it).
+DATAPLANE_ENV = "/etc/postdesk/dataplane.env"
+# The keys kept from one render to the next: StackConfig's field, and its line in DATAPLANE_ENV.
+_KEPT_IN_ENV = {"gate_key": "POSTDESK_GATE_KEY", "doveadm_password": "POSTDESK_DOVEADM_API_KEY"}
 UNIT_USER = "postdesk"
 UNITS = "/etc/systemd/system"
 ACME_WEBROOT = "/var/www/letsencrypt"
@@ -67,6 +74,47 @@ class PeriodicJob:
     description: str
 
 
+def kept_keys(out: Path, installed: Path = Path("/")) -> dict[str, str]:
+    """The keys an earlier render gave this host, as StackConfig's fields: read back from the
+    files installed under `installed`, else from the tree an earlier render left in `out`;
+    none on a first render, which makes new ones. Kept, a render for an upgrade or a new
+    certificate logs no webmail user out (SOGo's cookie key), and the panel keeps reaching
+    Dovecot's doveadm API and the gate with the keys the running daemons know."""
+    kept: dict[str, str] = {}
+    # The installed files first: the keys the daemons run with, whatever `out` holds.
+    for root in (installed, out):
+        env = _read_kept(root / DATAPLANE_ENV.lstrip("/"))
+        values = _env_values(env.decode()) if env is not None else {}
+        for name, variable in _KEPT_IN_ENV.items():
+            if values.get(variable):
+                kept.setdefault(name, values[variable])
+        sogo = _read_kept(root / SYSTEM_LAYOUT["sogo_conf"].lstrip("/"))
+        key = groupware.encryption_key(sogo) if sogo is not None else None
+        if key:
+            kept.setdefault("sogo_encryption_key", key)
+    return kept
+
+
+def _env_values(text: str) -> dict[str, str]:
+    """The VARIABLE=value lines of an environment file as systemd reads ours (no quoting)."""
+    values = {}
+    for line in text.splitlines():
+        variable, equals, value = line.partition("=")
+        if equals and not variable.startswith("#"):
+            values[variable.strip()] = value.strip()
+    return values
+
+
+def _read_kept(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        # New keys would log every webmail user out and cut the panel off its daemons.
+        raise RenderError(f"cannot read {path} to keep its keys: render as root") from None
+
+
 def system_config(
     out: Path,
     *,
@@ -78,8 +126,10 @@ def system_config(
     vmail: Path = Path("/var/vmail"),
     roles: frozenset[str] = ALL_ROLES,
     host: FleetHost | None = None,
+    installed: Path = Path("/"),
 ) -> StackConfig:
-    """The stack's configuration for the host's own daemons, written under `out`."""
+    """The stack's configuration for the host's own daemons, written under `out`, with the
+    keys already installed under `installed` or rendered into `out` (kept_keys)."""
     return StackConfig(
         dir=out,
         hostname=hostname,
@@ -92,6 +142,7 @@ def system_config(
         roles=roles,
         host=host,
         **SYSTEM_PORTS,
+        **kept_keys(out, installed),
     )
 
 
@@ -124,7 +175,7 @@ def render_system(
     writer.write("/etc/default/postsrsd", "system/postsrsd")
     writer.write("/etc/tmpfiles.d/postdesk.conf", "system/tmpfiles.conf")
     # Keys shared with the daemons; systemd reads the file as root before starting the units.
-    writer.write("/etc/postdesk/dataplane.env", "system/dataplane.env", mode=0o600)
+    writer.write(DATAPLANE_ENV, "system/dataplane.env", mode=0o600)
     writer.write(f"{UNITS}/postdesk.service", "system/postdesk.service")
     writer.write(f"{UNITS}/postdesk-worker.service", "system/postdesk-worker.service")
     for job in jobs:

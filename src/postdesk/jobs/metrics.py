@@ -54,6 +54,11 @@ class ReplicationCollector:
             "Standbys streaming from the panel's database (the mail hosts' replicas).",
             value=sum(1 for replica in found if replica.state == "streaming"),
         )
+        yield GaugeMetricFamily(
+            "postdesk_db_replicas_synchronous",
+            "Standbys the primary's commits wait for (sync_state sync or quorum).",
+            value=sum(1 for replica in found if replica.synchronous),
+        )
         labels = ["replica", "address"]
         seconds = GaugeMetricFamily(
             "postdesk_db_replica_lag_seconds",

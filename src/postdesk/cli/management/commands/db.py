@@ -13,7 +13,7 @@ class Command(OperatorCommand):
         listing = actions.add_parser(
             "replicas",
             help="List the standbys streaming from this database (run against the primary) "
-            "with how far behind each replays.",
+            "with whether commits wait for each and how far behind each replays.",
         )
         listing.add_argument("--json", action="store_true", help="a JSON array of objects")
 
@@ -29,5 +29,6 @@ class Command(OperatorCommand):
             behind = "unknown" if seconds is None else f"{seconds:.3f} s"
             self.stdout.write(
                 f"{replica['name']}\t{replica['address'] or 'local'}\t{replica['state']}\t"
+                f"{replica['sync_state']}\t"
                 f"{behind} behind\t{replica['lag_bytes']} byte(s) behind"
             )
