@@ -80,9 +80,13 @@ def dsync(monkeypatch):
     def drop_routes(address: str) -> None:
         calls.append(("routes dropped", address, _moving(address)))
 
+    def refresh_routes() -> None:
+        calls.append(("routes refreshed", "", False))
+
     monkeypatch.setattr(provisioner, "copy_mailbox", copy)
     monkeypatch.setattr(provisioner, "kick_sessions", kick)
     monkeypatch.setattr(provisioner, "drop_cached_routes", drop_routes)
+    monkeypatch.setattr(provisioner, "reload_postfix", refresh_routes)
     return calls
 
 
@@ -187,6 +191,9 @@ def test_the_move_copies_live_then_locked_then_switches_home_and_removes_the_old
     assert ack.host.name == "edge" and ack.acknowledged_at <= move.finished_at
     [drop] = DBTaskResult.objects.filter(task_path__endswith="mailbox_move_routes_drop")
     assert (drop.queue_name, drop.status) == ("host-edge", "SUCCESSFUL")
+    # Once it is over, the MX's processes start afresh: none answers from the lock's route.
+    [refresh] = DBTaskResult.objects.filter(task_path__endswith="mailbox_move_routes_refresh")
+    assert refresh.queue_name == "host-edge"
     assert not _moving("anna@example.com")  # the lock ended with the switch
     # The views route it to its new home at once.
     source = "dataplane_mailboxes WHERE local_part = 'anna' AND domain = 'example.com'"

@@ -150,6 +150,13 @@ def _postfix(*command: str, not_found_ok: bool = False) -> str:
     return done.stdout
 
 
+def reload_postfix() -> None:
+    """Have this host's Postfix start its processes afresh: each smtpd keeps the routes it
+    resolved for as long as it lives (its resolver's table, smtpd_resolve), so after a
+    mailbox's move one would go on answering the lock's 450 for it."""
+    _postfix("postfix", "reload")
+
+
 def _until(condition, what: str, deadline: float) -> None:
     while not condition():
         if time.monotonic() > deadline:

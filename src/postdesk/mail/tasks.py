@@ -160,6 +160,17 @@ def mailbox_move_routes_drop(
     return "routes dropped"
 
 
+@task(takes_context=True)
+def mailbox_move_routes_refresh(context: TaskContext, address: str = "", attempt: int = 0) -> str:
+    """On an MX host, once a mailbox's move is over: Postfix's processes start afresh, so
+    none answers senders from a route resolved during the lock."""
+    try:
+        provisioner.reload_postfix()
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(context, attempt, address)
+    return "routes refreshed"
+
+
 def _wait_for_every_mx(move: MailboxMove, email: str) -> None:
     """Have every MX host drop the routes it keeps for the mailbox and wait until each
     acknowledged it, MOVE_ACK_TIMEOUT at most. The old home, when it is an MX itself, does it
@@ -220,6 +231,8 @@ def mailbox_move_run(context: TaskContext, move_id: int, address: str = "") -> s
             on_host(mailbox_storage_remove, move.source.name).enqueue(
                 mailbox.address.domain.name, mailbox.storage_id.hex
             )
+            for name in Host.objects.filter(mx=True).values_list("name", flat=True):
+                on_host(mailbox_move_routes_refresh, name).enqueue(email)
     except MoveNoLongerUnderWay as gone:
         return f"move stopped: {gone}"
     # Whatever went wrong (doveadm, the network, the database), the lock must end: the
@@ -242,5 +255,6 @@ ADDRESS_ARGUMENT = {
     mailbox_storage_remove.module_path: 2,
     mailbox_move_run.module_path: 1,
     mailbox_move_routes_drop.module_path: 2,
+    mailbox_move_routes_refresh.module_path: 0,
 }
 MAILBOX_ID_ARGUMENT = {mailbox_forwarding_apply.module_path: 0}
