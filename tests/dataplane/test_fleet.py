@@ -358,9 +358,9 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     assert sorted(after["INBOX"]) == expected
     b2_log = fleet.hosts["b2"].dir / "log" / "dovecot.log"
     # (Dovecot's log process writes the line a moment after the session.)
-    assert wait_for(lambda: f"Login: user=<{address}>" in b2_log.read_text()), (
-        b2_log.read_text()[-3000:]
-    )
+    assert wait_for(lambda: f"Login: user=<{address}>" in b2_log.read_text()), b2_log.read_text()[
+        -3000:
+    ]
     # The old home's copy is gone: its worker ran the cleanup task after the switch.
     old_copy = fleet.hosts["b1"].vmail / anna.address.domain.name / anna.storage_id.hex
     assert not old_copy.exists(), out
