@@ -137,12 +137,13 @@ def test_the_demo_runs_what_a_real_install_runs(tmp_path):
         )
         # The periodic jobs ran at start: DNS re-checked; usage waits for a mail server.
         wait_until(
-            lambda: len(rows(tmp_path, "SELECT name FROM jobs_jobstate")) == 3, 60, "no jobs ran"
+            lambda: len(rows(tmp_path, "SELECT name FROM jobs_jobstate")) == 4, 60, "no jobs ran"
         )
         assert dict(rows(tmp_path, "SELECT name, last_outcome FROM jobs_jobstate")) == {
             "dns-recheck": "ok",
             "collect-usage": "skipped",
             "compact-totals": "ok",
+            "sweep-moves": "ok",
         }
         # DEBUG is off: no technical page for a user.
         status, missing = browser.get("/no-such-page/")

@@ -389,8 +389,14 @@ POSTDESK_JOB_COLLECT_USAGE = timedelta(minutes=_env_int("POSTDESK_JOB_COLLECT_US
 # Every write appends its change to its domain's counts (mail.models.DomainTotalsChange); this
 # job folds them, so a count reads a few rows whatever the domain's size or write rate.
 POSTDESK_JOB_COMPACT_TOTALS = timedelta(minutes=_env_int("POSTDESK_JOB_COMPACT_TOTALS_MINUTES", 5))
+# A mailbox's move whose worker died leaves it locked: this job ends such a move
+# (mail.hosts.mailbox_moves_sweep).
+POSTDESK_JOB_SWEEP_MOVES = timedelta(minutes=_env_int("POSTDESK_JOB_SWEEP_MOVES_MINUTES", 5))
 # Where Dovecot stores mailboxes (VMAIL/DOMAIN/STORAGE_ID), for removing a deleted mailbox's mail.
 POSTDESK_VMAIL_DIR = os.environ.get("POSTDESK_VMAIL_DIR", "")
+# The configuration directory of this host's Postfix (`postfix -c`), on an MX: a mailbox's
+# move has it drop the routes its processes keep (provisioner.drop_cached_routes).
+POSTDESK_POSTFIX_CONFIG_DIR = os.environ.get("POSTDESK_POSTFIX_CONFIG_DIR", "/etc/postfix")
 
 # --- Login hardening and security headers (tenancy.services, web.account_views, web.security) ---
 

@@ -171,6 +171,7 @@ class Fleet:
             "POSTDESK_DOVEADM_URL": stack["doveadm_url"],
             "POSTDESK_DOVEADM_API_KEY": stack["doveadm_api_key"],
             "POSTDESK_VMAIL_DIR": stack["vmail"],
+            "POSTDESK_POSTFIX_CONFIG_DIR": stack["postfix_config"],
         }
         command = ["env", *(f"{key}={value}" for key, value in env.items()), str(POSTDESK)]
         return self.exec_in(

@@ -219,8 +219,8 @@ def _folders_and_flags(client: imaplib.IMAP4) -> dict[str, dict[str, str]]:
 
 
 def _accepted(fleet: Fleet, address: str, subject: str) -> bool:
-    """Sent, or False on a 4xx (a Postfix process may answer from the route it resolved up to
-    30 s before: the lock's, until then)."""
+    """Sent, or False on a 4xx (an smtpd may answer from the route it resolved during the
+    lock until the reload at the move's end replaced it)."""
     try:
         send(fleet, address, subject)
     except smtplib.SMTPRecipientsRefused:
@@ -286,10 +286,19 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
                 logins.append(str(error))
             time.sleep(1)
 
+    def mx_worker() -> None:
+        """The MX's worker, beside the old home's: it drops its Postfix's routes to the old
+        home once the mailbox is locked, which the move waits for."""
+        while not stop.is_set():
+            fleet.worker("edge")
+            time.sleep(0.2)
+
     sender = threading.Thread(target=keep_sending, daemon=True)
     sender.start()
     reader = threading.Thread(target=keep_logging_in, daemon=True)
     reader.start()
+    mx = threading.Thread(target=mx_worker, daemon=True)
+    mx.start()
     try:
         time.sleep(1)  # mail arriving before the move starts, too
         move = mailbox_move(actor=operator, address=address, to="b2")
@@ -301,18 +310,25 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
         stop.set()
         sender.join(timeout=30)
         reader.join(timeout=30)
+        mx.join(timeout=60)
     move.refresh_from_db()
     anna.refresh_from_db()
     assert (move.state, move.last_error, anna.home.name) == ("done", "", "b2"), out
+    # The lock lasts the MX's acknowledgement and the last copy: seconds, not the 35 s a
+    # Postfix resolver's cached route would need to expire.
+    locked = (move.finished_at - move.locked_at).total_seconds()
+    print(f"moved in {moved_in:.1f} s, locked {locked:.1f} s")
+    assert locked < 15, f"locked {locked:.1f} s"
     # During the lock the MX deferred the mailbox's mail: queued (the log below), or, when
     # its smtpd had resolved the lock's route, with a 4xx (never a 5xx) to the sender, whose
     # MTA tries again later, as this one does now.
     assert refused == []
-    # The proxy refused logins only during the lock, saying why; before and after, they worked.
+    # The proxy refused logins only during the lock (if one came then: it lasts well under
+    # the second between two), saying why; before and after, they worked.
     assert logins[0] == logins[-1] == "OK", logins
     # (Dovecot 2.3 words a `nologin` with a reason as [CONTACTADMIN]; the reason says to retry.)
     refusal = f"b'[CONTACTADMIN] {routing.MOVING_REASON}'"
-    assert {outcome for outcome in logins if outcome != "OK"} == {refusal}, logins
+    assert {outcome for outcome in logins if outcome != "OK"} <= {refusal}, logins
     assert len(sent) + len(deferred) > 10, (deferred, sent)
     for subject in deferred:
         assert wait_for(lambda subject=subject: _accepted(fleet, address, subject), timeout=60)
@@ -328,8 +344,8 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     assert wait_for(lambda: not queue(fleet)), queue(fleet)
     mx_log = (fleet.hosts["edge"].dir / "log" / "postfix.log").read_text()
     assert "status=bounced" not in mx_log
-    # The lock held mail back at the MX rather than letting it reach the old home.
-    assert "the mailbox is being moved" in mx_log, f"moved in {moved_in:.1f} s"
+    # (Whether a message met the lock, held back at the MX, is chance: it may last less than
+    # the quarter second between two. Every message once at the new home is the proof.)
 
     # Through the proxy, from the new home: flags and the folder kept.
     client = _imap_login(fleet, address, tls)
@@ -342,7 +358,9 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     assert sorted(after["INBOX"]) == expected
     b2_log = fleet.hosts["b2"].dir / "log" / "dovecot.log"
     # (Dovecot's log process writes the line a moment after the session.)
-    assert wait_for(lambda: f"Login: user=<{address}>" in b2_log.read_text())
+    assert wait_for(lambda: f"Login: user=<{address}>" in b2_log.read_text()), b2_log.read_text()[
+        -3000:
+    ]
     # The old home's copy is gone: its worker ran the cleanup task after the switch.
     old_copy = fleet.hosts["b1"].vmail / anna.address.domain.name / anna.storage_id.hex
     assert not old_copy.exists(), out

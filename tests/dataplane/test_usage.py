@@ -43,6 +43,7 @@ def test_the_scheduler_measures_a_new_mailbox_without_waiting_for_its_period(
     JobState.objects.create(name="dns-recheck", last_started_at=timezone.now())
     JobState.objects.create(name="collect-usage", last_started_at=timezone.now())
     JobState.objects.create(name="compact-totals", last_started_at=timezone.now())
+    JobState.objects.create(name="sweep-moves", last_started_at=timezone.now())
     marie = mailbox_create(actor=operator, domain=domain, username="marie", password=GOOD_PASSWORD)
     mail.send("marie@example.com", subject="Big", body="z" * 300_000)
     assert mail.subjects("marie@example.com", GOOD_PASSWORD, expect=1) == ["Big"]

@@ -24,7 +24,7 @@ def test_a_moving_queue_is_healthy(settings):
     body = answer.json()
     assert body["status"] == "ok" and body["database"] == {"ok": True}
     assert body["queue"]["ready"] == 1 and body["queue"]["oldest_wait_seconds"] < 60
-    assert set(body["jobs"]) == {"dns-recheck", "collect-usage", "compact-totals"}
+    assert set(body["jobs"]) == {"dns-recheck", "collect-usage", "compact-totals", "sweep-moves"}
     assert "no-store" in answer["Cache-Control"]
     assert Client().head("/healthz").status_code == 200
 

@@ -72,19 +72,29 @@ def test_a_job_held_by_a_running_run_is_not_started_twice():
 
 
 def test_due_means_never_run_or_last_started_a_period_ago(settings):
-    assert {job.name for job in jobs_due()} == {"dns-recheck", "collect-usage", "compact-totals"}
+    assert {job.name for job in jobs_due()} == {
+        "dns-recheck",
+        "collect-usage",
+        "compact-totals",
+        "sweep-moves",
+    }
     settings.POSTDESK_DOVEADM_URL = ""
     ran = {job.name: state.last_outcome for job, state in jobs_run_due()}
     assert ran == {
         "dns-recheck": Outcome.OK,
         "collect-usage": Outcome.SKIPPED,
         "compact-totals": Outcome.OK,
+        "sweep-moves": Outcome.OK,
     }
     assert jobs_due() == []
     soon = timezone.now() + settings.POSTDESK_JOB_COMPACT_TOTALS + timedelta(seconds=1)
-    assert [job.name for job in jobs_due(soon)] == ["compact-totals"]
+    assert [job.name for job in jobs_due(soon)] == ["compact-totals", "sweep-moves"]
     later = timezone.now() + settings.POSTDESK_JOB_COLLECT_USAGE + timedelta(seconds=1)
-    assert [job.name for job in jobs_due(later)] == ["collect-usage", "compact-totals"]
+    assert [job.name for job in jobs_due(later)] == [
+        "collect-usage",
+        "compact-totals",
+        "sweep-moves",
+    ]
 
 
 def test_usage_collection_waits_for_a_mail_server(settings):
@@ -107,7 +117,7 @@ def test_the_list_shows_every_job_and_its_next_run(django_assert_max_num_queries
 def test_an_unknown_job_is_not_found():
     with pytest.raises(NotFound) as caught:
         job_get("backups")
-    assert "dns-recheck, collect-usage, compact-totals" in str(caught.value.message)
+    assert "dns-recheck, collect-usage, compact-totals, sweep-moves" in str(caught.value.message)
 
 
 def test_a_new_mailbox_makes_usage_collection_due_at_once(settings, operator, domain):
@@ -117,6 +127,7 @@ def test_a_new_mailbox_makes_usage_collection_due_at_once(settings, operator, do
     JobState.objects.create(name="dns-recheck", last_started_at=timezone.now())
     JobState.objects.create(name="collect-usage", last_started_at=timezone.now())
     JobState.objects.create(name="compact-totals", last_started_at=timezone.now())
+    JobState.objects.create(name="sweep-moves", last_started_at=timezone.now())
     assert jobs_due() == []
     mailbox_create(actor=operator, domain=domain, username="new", password=GOOD_PASSWORD)
     assert [job.name for job in jobs_due()] == ["collect-usage"]

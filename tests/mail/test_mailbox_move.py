@@ -7,20 +7,34 @@ recording what the views said at each; tests/dataplane/test_fleet_move.py runs t
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import time
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
+from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from postdesk.dataplane import provisioner, routing
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied
 from postdesk.mail import tasks
 from postdesk.mail.choices import MoveState
-from postdesk.mail.hosts import host_add, host_drain, mailbox_move, mailbox_moves, tasks_pending
-from postdesk.mail.models import Mailbox, MailboxMove
+from postdesk.mail.hosts import (
+    MOVE_DEAD_AFTER,
+    host_add,
+    host_drain,
+    mailbox_move,
+    mailbox_moves,
+    mailbox_moves_sweep,
+    tasks_pending,
+)
+from postdesk.mail.models import Mailbox, MailboxMove, MailboxMoveAck
 from postdesk.mail.services import mailbox_create
 from tests.conftest import GOOD_PASSWORD
 from tests.mail.test_task_queues import run_worker
@@ -52,19 +66,56 @@ def _moving(address: str) -> bool:
 
 @pytest.fixture
 def dsync(monkeypatch):
-    """Stand-ins for doveadm (backup, kick): each call, with whether the mailbox was locked."""
+    """Stand-ins for doveadm (backup, kick) and for an MX's Postfix (its routes dropped: no
+    Postfix runs here; the fleet test runs the real one): each call, with whether the
+    mailbox was locked."""
     calls: list[tuple[str, str, bool]] = []
 
-    def copy(address: str, destination: str) -> None:
+    def copy(address: str, destination: str, timeout: float = 0) -> None:
         calls.append(("copy", destination, _moving(address)))
 
     def kick(address: str) -> None:
         calls.append(("kick", address, _moving(address)))
 
+    def drop_routes(address: str) -> None:
+        calls.append(("routes dropped", address, _moving(address)))
+
+    def refresh_routes() -> None:
+        calls.append(("routes refreshed", "", False))
+
     monkeypatch.setattr(provisioner, "copy_mailbox", copy)
     monkeypatch.setattr(provisioner, "kick_sessions", kick)
-    monkeypatch.setattr(tasks, "MOVE_SETTLE_SECONDS", 0)
+    monkeypatch.setattr(provisioner, "drop_cached_routes", drop_routes)
+    monkeypatch.setattr(provisioner, "reload_postfix", refresh_routes)
     return calls
+
+
+@pytest.fixture
+def mx_worker(monkeypatch):
+    """The MX host edge's worker, running beside the old home's (as on the fleet) until the
+    test ends. In a thread, where Python installs no signal handler: the worker's (for a
+    graceful stop) are left out there."""
+    install = signal.signal
+    monkeypatch.setattr(
+        signal,
+        "signal",
+        lambda *args: (
+            install(*args) if threading.current_thread() is threading.main_thread() else None
+        ),
+    )
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            run_worker("host-edge")
+            time.sleep(0.05)
+        connection.close()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    yield
+    stop.set()
+    worker.join(timeout=30)
 
 
 def test_a_move_is_queued_on_the_old_homes_queue_and_shown_pending(operator, anna):
@@ -117,23 +168,32 @@ def test_only_the_operator_moves_a_mailbox(owner, anna):
 
 @pytest.mark.django_db(transaction=True)  # the worker commits each step, as in production
 def test_the_move_copies_live_then_locked_then_switches_home_and_removes_the_old_copy(
-    operator, anna, dsync, settings, tmp_path
+    operator, anna, dsync, mx_worker, settings, tmp_path
 ):
     settings.POSTDESK_VMAIL_DIR = str(tmp_path)  # b1's worker's own disk
     old_copy = tmp_path / "example.com" / anna.storage_id.hex
     (old_copy / "Maildir" / "cur").mkdir(parents=True)
     move = mailbox_move(actor=operator, address="anna@example.com", to="b2")
     run_worker("host-b1")  # the old home's worker
-    # The first copy while it works, then sessions kicked and a last copy while it is locked.
+    # The first copy while it works, then, locked, sessions kicked, the MX's routes dropped
+    # (by its own worker), and only then the last copy.
     assert dsync == [
         ("copy", "10.77.0.3", False),
         ("kick", "anna@example.com", True),
+        ("routes dropped", "anna@example.com", True),
         ("copy", "10.77.0.3", True),
     ]
     move.refresh_from_db()
     anna.refresh_from_db()
     assert (move.state, move.last_error, anna.home.name) == (MoveState.DONE, "", "b2")
-    assert move.started_at and move.finished_at
+    assert move.started_at <= move.locked_at <= move.finished_at
+    [ack] = MailboxMoveAck.objects.filter(move=move)
+    assert ack.host.name == "edge" and ack.acknowledged_at <= move.finished_at
+    [drop] = DBTaskResult.objects.filter(task_path__endswith="mailbox_move_routes_drop")
+    assert (drop.queue_name, drop.status) == ("host-edge", "SUCCESSFUL")
+    # Once it is over, the MX's processes start afresh: none answers from the lock's route.
+    [refresh] = DBTaskResult.objects.filter(task_path__endswith="mailbox_move_routes_refresh")
+    assert refresh.queue_name == "host-edge"
     assert not _moving("anna@example.com")  # the lock ended with the switch
     # The views route it to its new home at once.
     source = "dataplane_mailboxes WHERE local_part = 'anna' AND domain = 'example.com'"
@@ -150,9 +210,9 @@ def test_the_move_copies_live_then_locked_then_switches_home_and_removes_the_old
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_copy_leaves_the_mailbox_on_its_old_home_unlocked(
-    operator, anna, dsync, monkeypatch
+    operator, anna, dsync, mx_worker, monkeypatch
 ):
-    def refused(address: str, destination: str) -> None:
+    def refused(address: str, destination: str, timeout: float = 0) -> None:
         if dsync:  # the final copy, locked
             raise provisioner.ProvisionerUnavailable("doveadm backup failed: exit code 75")
         dsync.append(("copy", destination, _moving(address)))
@@ -168,6 +228,126 @@ def test_a_failed_copy_leaves_the_mailbox_on_its_old_home_unlocked(
     assert not DBTaskResult.objects.filter(task_path__endswith="mailbox_storage_remove").exists()
     # Another move may be tried.
     assert mailbox_move(actor=operator, address="anna@example.com", to="b2").state == "queued"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_mx_that_never_acknowledges_fails_the_move_in_time_keeping_the_old_home(
+    operator, anna, dsync, monkeypatch
+):
+    """edge's worker is down: the lock waits for it, bounded, then ends; no last copy."""
+    monkeypatch.setattr(tasks, "MOVE_ACK_TIMEOUT", 0.5)
+    move = mailbox_move(actor=operator, address="anna@example.com", to="b2")
+    run_worker("host-b1")
+    move.refresh_from_db()
+    anna.refresh_from_db()
+    assert (move.state, anna.home.name) == (MoveState.FAILED, "b1")
+    assert "no acknowledgement from the MX host(s) edge within 0 s" in move.last_error
+    assert not _moving("anna@example.com")
+    assert [call[0] for call in dsync] == ["copy", "kick"]  # never the last copy
+    # When edge's worker is back, its task sees the move over and leaves Postfix alone.
+    run_worker("host-edge")
+    [drop] = DBTaskResult.objects.filter(task_path__endswith="mailbox_move_routes_drop")
+    assert drop.return_value == "the move is no longer switching"
+    assert [call[0] for call in dsync] == ["copy", "kick"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_old_home_that_is_the_mx_drops_its_routes_itself(operator, domain, dsync):
+    """One host in all roles and a new backend: nothing to wait for but the host itself."""
+    host_add(actor=operator, name="mail1", address="10.77.0.1", roles=["backend", "mx", "proxy"])
+    mailbox_create(actor=operator, domain=domain, username="anna", password=GOOD_PASSWORD)
+    host_add(actor=operator, name="mail2", address="10.77.0.2", roles=["backend"])
+    move = mailbox_move(actor=operator, address="anna@example.com", to="mail2")
+    run_worker("host-mail1")
+    move.refresh_from_db()
+    assert (move.state, move.last_error) == (MoveState.DONE, "")
+    assert ("routes dropped", "anna@example.com", True) in dsync
+    assert [ack.host.name for ack in MailboxMoveAck.objects.filter(move=move)] == ["mail1"]
+    assert not DBTaskResult.objects.filter(task_path__endswith="mailbox_move_routes_drop")
+
+
+def _move_in(anna, state: MoveState, since: timedelta, *, task: TaskResultStatus | None):
+    """A move of anna left in `state` since that long ago, its task in that status (None:
+    no task row at all)."""
+    MailboxMove.objects.filter(mailbox=anna).delete()
+    DBTaskResult.objects.all().delete()
+    started = timezone.now() - since
+    move = MailboxMove.objects.create(
+        mailbox=anna,
+        source=anna.home,
+        target=anna.home.__class__.objects.get(name="b2"),
+        state=state,
+        started_at=started,
+        locked_at=started if state == MoveState.SWITCHING else None,
+    )
+    if task is not None:
+        tasks.mailbox_move_run.using(queue_name="host-b1").enqueue(move.pk, "anna@example.com")
+        DBTaskResult.objects.update(status=task)
+    return move
+
+
+@pytest.mark.parametrize(
+    ("state", "since", "task", "swept"),
+    [
+        # A worker under way with its step: left alone.
+        (MoveState.COPYING, timedelta(minutes=1), TaskResultStatus.RUNNING, False),
+        (MoveState.SWITCHING, timedelta(minutes=1), TaskResultStatus.RUNNING, False),
+        # Queued moves wait for their worker; finished ones are history.
+        (MoveState.QUEUED, timedelta(days=1), TaskResultStatus.READY, False),
+        (MoveState.DONE, timedelta(days=1), None, False),
+        (MoveState.FAILED, timedelta(days=1), None, False),
+        # Its task no longer under way (the worker's row ended, or is gone): dead at once.
+        (MoveState.COPYING, timedelta(minutes=1), TaskResultStatus.FAILED, True),
+        (MoveState.SWITCHING, timedelta(minutes=1), None, True),
+        # A killed worker leaves its task RUNNING: dead once longer than its step could take.
+        (MoveState.COPYING, MOVE_DEAD_AFTER[MoveState.COPYING], TaskResultStatus.RUNNING, True),
+        (
+            MoveState.SWITCHING,
+            MOVE_DEAD_AFTER[MoveState.SWITCHING],
+            TaskResultStatus.RUNNING,
+            True,
+        ),
+    ],
+)
+def test_the_sweeper_ends_a_dead_move_unlocking_the_mailbox_on_its_old_home(
+    anna, state, since, task, swept
+):
+    move = _move_in(anna, state, since + timedelta(seconds=1), task=task)
+    assert _moving("anna@example.com") == (state == MoveState.SWITCHING)
+    assert mailbox_moves_sweep() == (["anna@example.com"] if swept else [])
+    move.refresh_from_db()
+    anna.refresh_from_db()
+    assert anna.home.name == "b1"  # whatever happened: the old home has its mail
+    if swept:
+        assert move.state == MoveState.FAILED and move.finished_at
+        assert move.last_error == (
+            f"The worker of b1 stopped while the move was {state}: the mailbox stays on b1, "
+            "unlocked. Move it again when that worker runs."
+        )
+        assert not _moving("anna@example.com")
+    else:
+        assert move.state == state
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_outlives_its_sweep_does_not_switch_the_home(
+    operator, anna, dsync, mx_worker, monkeypatch
+):
+    """A worker taken for dead that was only slow: its move stays failed, on the old home."""
+
+    def copy_then_swept(address: str, destination: str, timeout: float = 0) -> None:
+        dsync.append(("copy", destination, _moving(address)))
+        if _moving(address):  # the last copy, slow: the sweeper ran meanwhile
+            mailbox_moves_sweep(now=timezone.now() + MOVE_DEAD_AFTER[MoveState.SWITCHING])
+
+    monkeypatch.setattr(provisioner, "copy_mailbox", copy_then_swept)
+    move = mailbox_move(actor=operator, address="anna@example.com", to="b2")
+    run_worker("host-b1")
+    move.refresh_from_db()
+    anna.refresh_from_db()
+    assert (move.state, anna.home.name) == (MoveState.FAILED, "b1")
+    assert "The worker of b1 stopped while the move was switching" in move.last_error
+    assert not DBTaskResult.objects.filter(task_path__endswith="mailbox_storage_remove").exists()
 
 
 def test_the_command_moves_and_lists_and_says_what_is_wrong_in_one_line(anna, capsys):

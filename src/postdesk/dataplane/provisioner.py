@@ -14,18 +14,23 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote
 
+import psutil
 from django.conf import settings
 from django.db import DatabaseError, connection
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.exceptions import MemcacheError
 
 from . import groupware
+from .routing import MOVING_TRANSPORT
 
 # What the operator is told while no mail server is connected.
 NOT_CONNECTED = (
@@ -98,14 +103,117 @@ def kick_sessions(address: str) -> None:
 COPY_TIMEOUT = 6 * 3600
 
 
-def copy_mailbox(address: str, destination: str) -> None:
+def copy_mailbox(address: str, destination: str, timeout: float = COPY_TIMEOUT) -> None:
     """Make the mailbox at the backend `destination` (an IP address) the same as here: its
     folders, messages (with their UIDs), flags and subscriptions, what Dovecot's `doveadm
     backup` (dsync, one way) copies. It reaches the destination's doveadm server at the
     fleet's `doveadm_port`, logging in with its `doveadm_password` (dovecot.conf); what is
     there already and not here is removed, so a copy run again only sends what changed."""
     host = f"[{destination}]" if ":" in destination else destination
-    _doveadm("backup", {"user": address, "destination": [f"tcp:{host}"]}, COPY_TIMEOUT)
+    _doveadm("backup", {"user": address, "destination": [f"tcp:{host}"]}, timeout)
+
+
+# How long an MX may take, once a mailbox is locked for its move, to see the lock in its own
+# lookup (a replica's lag), and then to finish the deliveries it had already begun.
+ROUTES_DROP_TIMEOUT = 60.0
+# The Postfix processes that may still send a locked mailbox's mail to its old home: the
+# queue manager routes each recipient through its resolver client, which keeps its last
+# answer for 30 s (resolve_clnt's one-entry cache, not a setting), and the LMTP clients
+# deliver what it routed. trivial-rewrite asks the transport table at every lookup, and the
+# table's SQL client caches nothing.
+QUEUE_MANAGER = "qmgr"
+LMTP_CLIENT = "lmtp"
+
+
+# postmap's exit status for a key the table does not have.
+POSTMAP_NOT_FOUND = 1
+
+
+def _postfix(*command: str, not_found_ok: bool = False) -> str:
+    """A Postfix command (`postconf`, `postmap`, `postfix`) on this host's instance; its
+    output ("" for a key `postmap -q` did not find, when that is fine)."""
+    config = settings.POSTDESK_POSTFIX_CONFIG_DIR
+    try:
+        done = subprocess.run(
+            [command[0], "-c", config, *command[1:]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ProvisionerUnavailable(f"{command[0]}: {error}") from None
+    if not_found_ok and done.returncode == POSTMAP_NOT_FOUND:
+        return ""
+    if done.returncode != 0:
+        raise ProvisionerUnavailable(f"{' '.join(command)}: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def reload_postfix() -> None:
+    """Have this host's Postfix start its processes afresh: each smtpd keeps the routes it
+    resolved for as long as it lives (its resolver's table, smtpd_resolve), so after a
+    mailbox's move one would go on answering the lock's 450 for it."""
+    _postfix("postfix", "reload")
+
+
+def _until(condition, what: str, deadline: float) -> None:
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ProvisionerUnavailable(f"Postfix: {what} after {ROUTES_DROP_TIMEOUT:.0f} s")
+        time.sleep(0.1)
+
+
+def drop_cached_routes(address: str) -> None:
+    """Make sure this MX's Postfix sends no more of the mailbox's mail to its old home, once
+    the mailbox is locked for its move (mail.tasks.mailbox_move_run): its own transport lookup
+    answers the lock, a reload replaced the queue manager (and its resolver's cached route),
+    and every LMTP delivery the old queue manager had begun is over. ProvisionerUnavailable
+    when Postfix is unreachable or that takes longer than ROUTES_DROP_TIMEOUT."""
+    deadline = time.monotonic() + ROUTES_DROP_TIMEOUT
+    queue_dir, _, maps = _postfix("postconf", "-xh", "queue_directory", "transport_maps").partition(
+        "\n"
+    )
+    # The fleet's table (render.py): `TYPE:DIR/transport.cf`, after the probe's inline map.
+    table = re.search(r"([\w:]+:/[^\s,]+/transport\.cf)", maps)
+    if table:
+        _until(
+            lambda: (
+                _postfix("postmap", "-q", address, table.group(1), not_found_ok=True).strip()
+                == MOVING_TRANSPORT
+            ),
+            f"the transport table does not answer the lock for {address}",
+            deadline,
+        )
+    try:
+        master = psutil.Process(int((Path(queue_dir) / "pid" / "master.pid").read_text()))
+        queue_managers = [p for p in master.children() if p.name() == QUEUE_MANAGER]
+        _postfix("postfix", "reload")
+        _gone, alive = psutil.wait_procs(queue_managers, timeout=ROUTES_DROP_TIMEOUT)
+        if alive:
+            raise ProvisionerUnavailable("Postfix: the queue manager did not restart")
+        # A delivery under way holds its queue file open; the new queue manager routes
+        # afresh, so only those begun before it can still reach the old home.
+        begun = _queue_files_delivered(master, queue_dir)
+        _until(
+            lambda: not begun & _queue_files_delivered(master, queue_dir),
+            "deliveries begun before the lock are not over",
+            deadline,
+        )
+    except (OSError, ValueError, psutil.Error) as error:
+        raise ProvisionerUnavailable(f"Postfix in {queue_dir}: {error}") from None
+
+
+def _queue_files_delivered(master: psutil.Process, queue_dir: str) -> set[str]:
+    """The queue files the master's LMTP clients hold open: the messages being delivered."""
+    files = set()
+    for child in master.children():
+        try:
+            if child.name() == LMTP_CLIENT:
+                files.update(f.path for f in child.open_files() if f.path.startswith(queue_dir))
+        except psutil.NoSuchProcess:  # done meanwhile
+            continue
+    return files
 
 
 def track_changes(address: str) -> None:

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from postdesk.dataplane import provisioner
 from postdesk.dns.status import dns_recheck_all
 from postdesk.errors import NotFound
+from postdesk.mail.hosts import mailbox_moves_sweep
 from postdesk.mail.selectors import mailbox_created_since
 from postdesk.mail.services import domain_totals_compact
 from postdesk.workflows.usage import collect_usage, collect_usage_on_homes
@@ -79,6 +80,11 @@ def _compact_totals() -> str:
     return f"folded {done.folded} change(s) of the domains' totals into {done.kept} row(s)"
 
 
+def _sweep_moves() -> str:
+    swept = mailbox_moves_sweep()
+    return f"ended {len(swept)} dead move(s)" + (f": {', '.join(swept)}" if swept else "")
+
+
 def _jobs() -> dict[str, Job]:
     jobs = [
         Job(
@@ -104,6 +110,12 @@ def _jobs() -> dict[str, Job]:
             "Fold each domain's counter changes into one row (the address list's and "
             "dashboard's counts stay one short read).",
             _compact_totals,
+        ),
+        Job(
+            "sweep-moves",
+            settings.POSTDESK_JOB_SWEEP_MOVES,
+            "End the mailbox moves whose worker died, unlocking each mailbox on its old home.",
+            _sweep_moves,
         ),
     ]
     return {job.name: job for job in jobs}

@@ -17,17 +17,19 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Concat
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks_db.models import get_date_max
 
 from postdesk.audit.choices import Action
 from postdesk.audit.services import audit_record
+from postdesk.dataplane import provisioner
 from postdesk.dataplane.choices import HostRole, HostState
 from postdesk.dataplane.models import Host
 from postdesk.dataplane.queues import (
@@ -41,8 +43,15 @@ from postdesk.errors import ErrorCollector, InvalidInput, NotFound, PermissionDe
 from postdesk.tenancy.access import Actor
 
 from .addresses import split_address
+from .choices import MoveState
 from .models import MOVE_UNDER_WAY, Mailbox, MailboxMove
-from .tasks import ADDRESS_ARGUMENT, MAILBOX_ID_ARGUMENT, mailbox_move_run
+from .tasks import (
+    ADDRESS_ARGUMENT,
+    LAST_COPY_TIMEOUT,
+    MAILBOX_ID_ARGUMENT,
+    MOVE_ACK_TIMEOUT,
+    mailbox_move_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -427,3 +436,50 @@ def mailbox_moves(*, actor: Actor, limit: int = 100) -> list[MoveRow]:
         )
         for move in moves.order_by("-created_at", "-pk")[:limit]
     ]
+
+
+# How long a move may stay copying, or locked, before the sweeper takes its worker for dead:
+# the longest its task can spend there (a first copy; the kick, this host's own routes, every
+# MX's acknowledgement and the last copy), with a margin.
+_SWEEP_MARGIN = timedelta(minutes=5)
+MOVE_DEAD_AFTER = {
+    MoveState.COPYING: timedelta(seconds=provisioner.COPY_TIMEOUT) + _SWEEP_MARGIN,
+    MoveState.SWITCHING: timedelta(
+        seconds=provisioner.ROUTES_DROP_TIMEOUT + MOVE_ACK_TIMEOUT + LAST_COPY_TIMEOUT
+    )
+    + _SWEEP_MARGIN,
+}
+
+
+def mailbox_moves_sweep(*, now: datetime | None = None) -> list[str]:
+    """Mark failed each move whose worker died: copying or locked (`switching`) with no task
+    under way for it, or for longer than its task could take (MOVE_DEAD_AFTER; a killed
+    worker leaves its task `RUNNING`). Its mailbox is then unlocked on its old home, which
+    has all its mail: the home changes only at a move's end. Returns the swept mailboxes'
+    addresses. Two queries, and one update per move swept."""
+    now = now or timezone.now()
+    running = {
+        args_kwargs["args"][0]
+        for args_kwargs in pending_tasks()
+        .filter(task_path=mailbox_move_run.module_path)
+        .values_list("args_kwargs", flat=True)
+    }
+    moves = MailboxMove.objects.filter(
+        state__in=[MoveState.COPYING, MoveState.SWITCHING]
+    ).select_related("mailbox__address__domain", "source")
+    swept = []
+    for move in moves.order_by("pk"):
+        since = move.locked_at if move.state == MoveState.SWITCHING else move.started_at
+        if move.pk in running and since and since > now - MOVE_DEAD_AFTER[move.state]:
+            continue
+        error = _(
+            "The worker of %(host)s stopped while the move was %(state)s: the mailbox stays "
+            "on %(host)s, unlocked. Move it again when that worker runs."
+        ) % {"host": move.source.name, "state": move.state}
+        # Only if the task has not moved on meanwhile (a live task finishing its step).
+        if MailboxMove.objects.filter(pk=move.pk, state=move.state).update(
+            state=MoveState.FAILED, last_error=error, finished_at=now
+        ):
+            logger.warning("move of %s swept: %s", move.mailbox.address.email, error)
+            swept.append(move.mailbox.address.email)
+    return swept

@@ -301,6 +301,9 @@ class MailboxMove(models.Model):
     )
     created_at = models.DateTimeField(_("queued"), auto_now_add=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    # When the lock began (`switching`): its length, to `finished_at`, is what the customer
+    # waits, and the sweeper (hosts.mailbox_moves_sweep) measures a dead lock from it.
+    locked_at = models.DateTimeField(_("locked"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
 
@@ -317,3 +320,22 @@ class MailboxMove(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailbox_id}: {self.source_id} → {self.target_id} ({self.state})"
+
+
+class MailboxMoveAck(models.Model):
+    """An MX host's word that it no longer routes a locked mailbox's mail to its old home
+    (tasks.mailbox_move_routes_drop): the move's last copy waits for one from every MX."""
+
+    move = models.ForeignKey(MailboxMove, on_delete=models.CASCADE, related_name="acks")
+    host = models.ForeignKey(
+        "dataplane.Host", on_delete=models.CASCADE, related_name="+", verbose_name=_("host")
+    )
+    acknowledged_at = models.DateTimeField(_("acknowledged"), auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["move", "host"], name="mail_move_ack_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.move_id}: {self.host_id}"

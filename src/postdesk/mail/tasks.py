@@ -23,12 +23,13 @@ from django_tasks import task
 from django_tasks.base import Task, TaskContext
 
 from postdesk.dataplane import provisioner
+from postdesk.dataplane.models import Host
 from postdesk.dataplane.outbox import retry_later
 from postdesk.dataplane.queues import on_host
 from postdesk.dataplane.sieve import forwarding_script
 
 from .choices import MoveState
-from .models import Mailbox, MailboxMove
+from .models import MOVE_UNDER_WAY, Mailbox, MailboxMove, MailboxMoveAck
 
 logger = logging.getLogger(__name__)
 
@@ -113,31 +114,97 @@ def mailbox_forwarding_apply(context: TaskContext, mailbox_id: int, attempt: int
     return "forwarding written" if script else "forwarding removed"
 
 
-# Between locking a mailbox being moved and its final copy. Each Postfix process keeps the
-# route it last resolved for 30 s (resolve_clnt's one-entry cache, not configurable), so an
-# MX may still send the mailbox's mail to the old home that long after the lock; waiting it
-# out (and a margin for the deliveries under way) means the final copy takes every message
-# the old home got, and none reaches it after.
-MOVE_SETTLE_SECONDS = 35.0
+# How long a move's lock waits for every MX host's acknowledgement (mailbox_move_routes_drop)
+# before it gives up: a host that is down fails the move, which keeps the old home.
+MOVE_ACK_TIMEOUT = 120.0
+# The last copy, under the lock, sends only what changed since the first: it is short, and a
+# bound on it bounds the lock (the sweeper, hosts.mailbox_moves_sweep, counts on it).
+LAST_COPY_TIMEOUT = 600.0
 
 
-def _move_set(move: MailboxMove, state: MoveState, **fields: object) -> None:
+class MoveNoLongerUnderWay(Exception):
+    """The move left the state its task expected (the sweeper marked it failed)."""
+
+
+def _move_set(move: MailboxMove, was: MoveState, state: MoveState, **fields: object) -> None:
     """Record the move's new state at once (each step commits: the daemons read `switching`
-    from the views while the task still runs)."""
+    from the views while the task still runs), if it is still `was`: a move the sweeper
+    marked failed meanwhile stays failed, on its old home."""
+    changed = MailboxMove.objects.filter(pk=move.pk, state=was).update(state=state, **fields)
+    if not changed:
+        raise MoveNoLongerUnderWay(f"the move is no longer {was}")
     move.state = state
     for name, value in fields.items():
         setattr(move, name, value)
-    move.save(update_fields=["state", *fields])
+
+
+def _acknowledge(move: MailboxMove, host_name: str) -> None:
+    MailboxMoveAck.objects.get_or_create(move=move, host=Host.objects.get(name=host_name))
+
+
+@task(takes_context=True)
+def mailbox_move_routes_drop(
+    context: TaskContext, move_id: int, host_name: str, address: str = "", attempt: int = 0
+) -> str:
+    """On an MX host, for a mailbox just locked for its move: Postfix here routes none of its
+    mail to the old home any more (provisioner.drop_cached_routes); then acknowledge it, which
+    the move waits for. A move no longer switching (done, failed) needs nothing."""
+    move = MailboxMove.objects.filter(pk=move_id, state=MoveState.SWITCHING).first()
+    if move is None:
+        return "the move is no longer switching"
+    try:
+        provisioner.drop_cached_routes(address)
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(context, attempt, move_id, host_name, address)
+    _acknowledge(move, host_name)
+    return "routes dropped"
+
+
+@task(takes_context=True)
+def mailbox_move_routes_refresh(context: TaskContext, address: str = "", attempt: int = 0) -> str:
+    """On an MX host, once a mailbox's move is over: Postfix's processes start afresh, so
+    none answers senders from a route resolved during the lock."""
+    try:
+        provisioner.reload_postfix()
+    except provisioner.ProvisionerUnavailable:
+        return retry_later(context, attempt, address)
+    return "routes refreshed"
+
+
+def _wait_for_every_mx(move: MailboxMove, email: str) -> None:
+    """Have every MX host drop the routes it keeps for the mailbox and wait until each
+    acknowledged it, MOVE_ACK_TIMEOUT at most. The old home, when it is an MX itself, does it
+    here: its worker is this one, busy with the move."""
+    mx_hosts = list(Host.objects.filter(mx=True).values_list("name", flat=True))
+    for name in mx_hosts:
+        if name != move.source.name:
+            on_host(mailbox_move_routes_drop, name).enqueue(move.pk, name, email)
+    if move.source.name in mx_hosts:
+        provisioner.drop_cached_routes(email)
+        _acknowledge(move, move.source.name)
+    deadline = time.monotonic() + MOVE_ACK_TIMEOUT
+    while True:
+        acknowledged = set(move.acks.values_list("host__name", flat=True))
+        missing = sorted(set(mx_hosts) - acknowledged)
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise provisioner.ProvisionerUnavailable(
+                f"no acknowledgement from the MX host(s) {', '.join(missing)} within "
+                f"{MOVE_ACK_TIMEOUT:.0f} s: is their worker running?"
+            )
+        time.sleep(0.2)
 
 
 @task(takes_context=True)
 def mailbox_move_run(context: TaskContext, move_id: int, address: str = "") -> str:
     """Move a mailbox to its new home (mail.hosts.mailbox_move), run by the old home's worker:
     a copy while the mailbox is live, then, locked (`switching`: its mail waits at the MX, its
-    logins are refused, its sessions here kicked), a last short copy; then its home is the new
-    host and this host's copy is removed by a task of its own. Any failure leaves the mailbox
-    on its old home, working, and the move `failed` with the error. `address` is the
-    mailbox's, for the operator's list of pending tasks."""
+    logins are refused, its sessions here kicked), once every MX host acknowledged that none
+    of its mail still goes to this host, a last short copy; then its home is the new host and
+    this host's copy is removed by a task of its own. Any failure leaves the mailbox on its
+    old home, working, and the move `failed` with the error. `address` is the mailbox's, for
+    the operator's list of pending tasks."""
     move = (
         MailboxMove.objects.select_related("mailbox__address__domain", "source", "target")
         .filter(pk=move_id, state=MoveState.QUEUED)
@@ -152,23 +219,29 @@ def mailbox_move_run(context: TaskContext, move_id: int, address: str = "") -> s
             raise provisioner.ProvisionerUnavailable(
                 f"{email} no longer lives on {move.source.name}"
             )
-        _move_set(move, MoveState.COPYING, started_at=timezone.now())
+        _move_set(move, MoveState.QUEUED, MoveState.COPYING, started_at=timezone.now())
         provisioner.copy_mailbox(email, move.target.address)
-        _move_set(move, MoveState.SWITCHING)
+        _move_set(move, MoveState.COPYING, MoveState.SWITCHING, locked_at=timezone.now())
         provisioner.kick_sessions(email)
-        time.sleep(MOVE_SETTLE_SECONDS)
-        provisioner.copy_mailbox(email, move.target.address)
+        _wait_for_every_mx(move, email)
+        provisioner.copy_mailbox(email, move.target.address, LAST_COPY_TIMEOUT)
         with transaction.atomic():
+            _move_set(move, MoveState.SWITCHING, MoveState.DONE, finished_at=timezone.now())
             Mailbox.objects.filter(pk=mailbox.pk).update(home=move.target)
-            _move_set(move, MoveState.DONE, finished_at=timezone.now())
             on_host(mailbox_storage_remove, move.source.name).enqueue(
                 mailbox.address.domain.name, mailbox.storage_id.hex
             )
+            for name in Host.objects.filter(mx=True).values_list("name", flat=True):
+                on_host(mailbox_move_routes_refresh, name).enqueue(email)
+    except MoveNoLongerUnderWay as gone:
+        return f"move stopped: {gone}"
     # Whatever went wrong (doveadm, the network, the database), the lock must end: the
     # mailbox goes on working on its old home and the operator reads why.
     except Exception as error:
         logger.warning("moving %s to %s failed: %s", email, move.target.name, error)
-        _move_set(move, MoveState.FAILED, last_error=str(error), finished_at=timezone.now())
+        MailboxMove.objects.filter(pk=move.pk, state__in=MOVE_UNDER_WAY).update(
+            state=MoveState.FAILED, last_error=str(error), finished_at=timezone.now()
+        )
         return f"move failed: {error}"
     return f"moved to {move.target.name}"
 
@@ -181,5 +254,7 @@ ADDRESS_ARGUMENT = {
     mailbox_groupware_forget.module_path: 0,
     mailbox_storage_remove.module_path: 2,
     mailbox_move_run.module_path: 1,
+    mailbox_move_routes_drop.module_path: 2,
+    mailbox_move_routes_refresh.module_path: 0,
 }
 MAILBOX_ID_ARGUMENT = {mailbox_forwarding_apply.module_path: 0}
