@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import (
     Count,
     F,
@@ -26,15 +26,24 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from postdesk.billing.selectors import plan_storage_limit_mb
+from postdesk.compiled import CompiledRead
 from postdesk.dataplane import provisioner
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.paging import Page, page_count, page_of, page_within
-from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
+from postdesk.tenancy.access import (
+    ROLE_READ,
+    Actor,
+    remember_role,
+    require_client_access,
+    visible_clients_filter,
+    with_role_of_user,
+)
 
 from .addresses import normalize_domain_name, split_address
 from .choices import AddressKind, AddressListSort, AddressListType
@@ -70,11 +79,36 @@ def domain_get(*, actor: Actor, name: str) -> Domain:
         stored_name = normalize_domain_name(name)
     except InvalidInput:
         raise NotFound(not_found, "domain") from None
-    domain = Domain.objects.filter(name=stored_name).first()
+    if actor.user is not None and actor.user.is_active:
+        domain = _domain_with_role(actor, stored_name)
+    else:
+        domain = Domain.objects.filter(name=stored_name).first()
     if domain is None:
         raise NotFound(not_found, "domain")
     require_client_access(actor, domain.client_id, write=False, not_found_message=not_found)
     return domain
+
+
+def _domain_with_role(actor: Actor, name: str) -> Domain | None:
+    """The domain named `name`, the user's role on its client read along (one query, its
+    SQL compiled once: the read every page of a domain starts with)."""
+    found = _DOMAIN_FOR_USER.values(name=name, user_id=actor.user.pk)
+    if not found:
+        return None
+    values = found[0]
+    domain = Domain.from_db(DEFAULT_DB_ALIAS, _DOMAIN_FIELDS, [values[f] for f in _DOMAIN_FIELDS])
+    remember_role(actor, domain.client_id, *(values[name] for name in ROLE_READ))
+    return domain
+
+
+_DOMAIN_FIELDS = [field.attname for field in Domain._meta.concrete_fields]
+_DOMAIN_FOR_USER = CompiledRead(
+    lambda *, name, user_id: with_role_of_user(
+        Domain.objects.filter(name=name), user_id, "client_id"
+    ).values(*_DOMAIN_FIELDS, *ROLE_READ)[:1],
+    name="stand-in.invalid",
+    user_id=-(2**40) - 3,
+)
 
 
 def _address_get(actor: Actor, email: str, kind: str, not_found: str) -> Address:
@@ -441,8 +475,8 @@ class _Listing:
         return streams
 
     def keyset_page(self, position: _Position | None, backward: bool, per_page: int) -> AddressPage:
-        """The page after `position` (before it, `backward`), or the first: one query for
-        the total, one for the rows (with `_rows`' two)."""
+        """The page after `position` (before it, `backward`), or the first: one query (two
+        for a search: its matches, then their rows)."""
         limit = per_page + 1  # one more row says whether another page follows
         if self.filtered and position is None:
             # A search's first page: the matches are found once, the page's ids with the
@@ -457,31 +491,52 @@ class _Listing:
         elif self.filtered:
             total = self.queryset.count()
             candidates = self.queryset.filter(self._past(position, backward))
+        if self.filtered:
+            rows = _rows(self.domain, candidates.order_by(*self.ordering(backward)), limit=limit)
         else:
-            total = None  # read with the rows, below
-            branches = [
-                ids
-                for stream in self.streams()
-                for ids in stream.from_position(position, backward, limit)
-            ]
-            candidates = (
-                Address.objects.filter(pk__in=_union_all(branches))
-                if branches
-                else Address.objects.none()
-            )
-        ordered = candidates.order_by(*self.ordering(backward))
-        if total is None:
-            rows, total = _rows_and_total(self.domain, ordered, limit, self._total_sql())
-            if total is None:  # no row came, so the total came with none: read it alone
-                total = self._total()
-        else:
-            rows = _rows(self.domain, ordered, limit=limit)
+            # The whole list: its rows with its total beside them, in one query; the first
+            # page, which every visit opens, from SQL compiled once (`_FIRST_PAGE`).
+            if position is None:
+                page_rows = _FIRST_PAGE.values(
+                    self.type,
+                    self.sort,
+                    limit,
+                    domain_id=self.domain.pk,
+                    client_id=self.domain.client_id,
+                    at=timezone.now(),
+                )
+            else:
+                page_rows = list(self.whole_list_values(position, backward, limit, timezone.now()))
+            rows = _rows_of(self.domain, page_rows)
+            # PostgreSQL sums integers as a numeric: Python's int, as the API shows it. No
+            # row came: the total came with none, read it alone.
+            total = int(page_rows[0]["list_total"]) if page_rows else self._total()
         more, rows = len(rows) > per_page, rows[:per_page]
         if backward:
             rows.reverse()
         has_next = position is not None if backward else more
         has_previous = more if backward else position is not None
         return self._page(rows, total, None if position else 1, per_page, has_next, has_previous)
+
+    def whole_list_values(
+        self, position: _Position | None, backward: bool, limit: int, at: datetime
+    ) -> QuerySet:
+        """The values of the unfiltered list's rows after `position` (before it, `backward`),
+        each with the list's total: the page's ids merged from the streams (`_Stream`)."""
+        branches = [
+            ids
+            for stream in self.streams()
+            for ids in stream.from_position(position, backward, limit)
+        ]
+        candidates = (
+            Address.objects.filter(pk__in=_union_all(branches))
+            if branches
+            else Address.objects.none()
+        )
+        ordered = candidates.order_by(*self.ordering(backward))
+        # Our own constant SQL (`_total_sql`), its one parameter kept apart.
+        total = RawSQL(*self._total_sql())  # noqa: S611
+        return _row_values(self.domain.client_id, ordered, at, list_total=total)[:limit]
 
     def offset_page(self, page: int, per_page: int) -> AddressPage:
         """Page `page` by offset (past the end: the last), for links made before cursors."""
@@ -554,6 +609,23 @@ class _Listing:
         return past if backward else past | Q(**{f"{key}__isnull": True})
 
 
+def _first_page_values(
+    type: str, sort: str, limit: int, *, domain_id: int, client_id: int, at: datetime
+) -> QuerySet:
+    stand_in = Domain(pk=domain_id, client_id=client_id)
+    return _Listing(stand_in, "", type, sort).whole_list_values(None, False, limit, at)
+
+
+# The first page of a domain's whole list in each type and sort, compiled once (compiled.py):
+# stand-ins no domain, client or plan change ever has.
+_FIRST_PAGE = CompiledRead(
+    _first_page_values,
+    domain_id=-(2**40) - 1,
+    client_id=-(2**40) - 2,
+    at=datetime(1901, 1, 1, tzinfo=UTC),
+)
+
+
 def _union_all(branches: list[QuerySet]) -> RawSQL:
     """The ids of every branch (each ordered and cut by its index) as one subquery. Each is
     wrapped as a derived table: SQLite allows no ORDER BY or LIMIT in a compound's parts, so
@@ -599,38 +671,32 @@ def _covering_storage(page_ids: QuerySet) -> QuerySet | RawSQL:
 
 
 def _rows(domain: Domain, ordered: QuerySet[Address], limit: int | None = None) -> list[AddressRow]:
-    """The rows of an ordered address queryset (a page's ids, or one address): one query.
+    """The rows of an ordered address queryset (a page's ids, or one address): one query."""
+    values = _row_values(domain.client_id, ordered, timezone.now())
+    return _rows_of(domain, list(values[:limit]))
+
+
+def _row_values(
+    client_id: int, ordered: QuerySet[Address], at: datetime, **also: RawSQL
+) -> QuerySet:
+    """What the rows of `ordered` show, as values: `_rows_of` makes them rows.
 
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
     Address/Mailbox objects plus Django's prefetch machinery cost more than the SQL itself.
-    The plan's storage limit rides along (a subquery run once), and so do each row's aliases
-    and destinations (two correlated subqueries, one index lookup a row each): one round trip
-    to the database instead of three, and one query for Django to build instead of three.
+    The plan's storage limit (at `at`) rides along (a subquery run once), and so do each
+    row's aliases and destinations (two correlated subqueries, one index lookup a row each):
+    one round trip to the database, and one query for Django to build, instead of three.
     """
-    return _read_rows(domain, ordered, limit)[0]
-
-
-def _rows_and_total(
-    domain: Domain, ordered: QuerySet[Address], limit: int, total_sql: tuple[str, list]
-) -> tuple[list[AddressRow], int | None]:
-    """`_rows` with the list's total read in the same query (a scalar subquery, run once):
-    None when no row came to carry it."""
-    # Our own constant SQL (`_Listing._total_sql`), its one parameter kept apart.
-    rows, values = _read_rows(domain, ordered, limit, list_total=RawSQL(*total_sql))  # noqa: S611
-    # PostgreSQL sums integers as a numeric: Python's int, as the API shows it.
-    return rows, int(values[0]["list_total"]) if values else None
-
-
-def _read_rows(
-    domain: Domain, ordered: QuerySet[Address], limit: int | None, **also: RawSQL
-) -> tuple[list[AddressRow], list[dict]]:
-    values = ordered.annotate(
-        plan_limit_mb=plan_storage_limit_mb(domain.client_id),
+    return ordered.annotate(
+        plan_limit_mb=plan_storage_limit_mb(client_id, at),
         alias_names=RawSQL(_ALIAS_NAMES_SQL[connection.vendor], ()),  # noqa: S611 (constant)
         destination_list=RawSQL(_DESTINATIONS_SQL[connection.vendor], ()),  # noqa: S611
         **also,
     ).values(*_ROW_FIELDS, "plan_limit_mb", "alias_names", "destination_list", *also)
-    page_rows = list(values[:limit])
+
+
+def _rows_of(domain: Domain, page_rows: list[dict]) -> list[AddressRow]:
+    """The rows of `_row_values`' values."""
     aliases: dict[int, list[str]] = {}
     destinations: dict[int, list[str]] = {}
     for row in page_rows:
@@ -640,7 +706,7 @@ def _read_rows(
         pairs = _json_list(row["destination_list"])
         if pairs:
             destinations[row["id"]] = [email for _position, email in sorted(pairs)]
-    return [_row(domain, r, aliases, destinations) for r in page_rows], page_rows
+    return [_row(domain, r, aliases, destinations) for r in page_rows]
 
 
 def _json_list(value: list | str | None) -> list:
