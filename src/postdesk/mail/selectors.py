@@ -6,13 +6,14 @@ queries whatever the number of rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import (
     Count,
     F,
@@ -25,15 +26,24 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from postdesk.billing.selectors import plan_storage_limit_mb
+from postdesk.compiled import CompiledRead
 from postdesk.dataplane import provisioner
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.paging import Page, page_count, page_of, page_within
-from postdesk.tenancy.access import Actor, require_client_access, visible_clients_filter
+from postdesk.tenancy.access import (
+    ROLE_READ,
+    Actor,
+    remember_role,
+    require_client_access,
+    visible_clients_filter,
+    with_role_of_user,
+)
 
 from .addresses import normalize_domain_name, split_address
 from .choices import AddressKind, AddressListSort, AddressListType
@@ -69,11 +79,36 @@ def domain_get(*, actor: Actor, name: str) -> Domain:
         stored_name = normalize_domain_name(name)
     except InvalidInput:
         raise NotFound(not_found, "domain") from None
-    domain = Domain.objects.filter(name=stored_name).first()
+    if actor.user is not None and actor.user.is_active:
+        domain = _domain_with_role(actor, stored_name)
+    else:
+        domain = Domain.objects.filter(name=stored_name).first()
     if domain is None:
         raise NotFound(not_found, "domain")
     require_client_access(actor, domain.client_id, write=False, not_found_message=not_found)
     return domain
+
+
+def _domain_with_role(actor: Actor, name: str) -> Domain | None:
+    """The domain named `name`, the user's role on its client read along (one query, its
+    SQL compiled once: the read every page of a domain starts with)."""
+    found = _DOMAIN_FOR_USER.values(name=name, user_id=actor.user.pk)
+    if not found:
+        return None
+    values = found[0]
+    domain = Domain.from_db(DEFAULT_DB_ALIAS, _DOMAIN_FIELDS, [values[f] for f in _DOMAIN_FIELDS])
+    remember_role(actor, domain.client_id, *(values[name] for name in ROLE_READ))
+    return domain
+
+
+_DOMAIN_FIELDS = [field.attname for field in Domain._meta.concrete_fields]
+_DOMAIN_FOR_USER = CompiledRead(
+    lambda *, name, user_id: with_role_of_user(
+        Domain.objects.filter(name=name), user_id, "client_id"
+    ).values(*_DOMAIN_FIELDS, *ROLE_READ)[:1],
+    name="stand-in.invalid",
+    user_id=-(2**40) - 3,
+)
 
 
 def _address_get(actor: Actor, email: str, kind: str, not_found: str) -> Address:
@@ -440,8 +475,8 @@ class _Listing:
         return streams
 
     def keyset_page(self, position: _Position | None, backward: bool, per_page: int) -> AddressPage:
-        """The page after `position` (before it, `backward`), or the first: one query for
-        the total, one for the rows (with `_rows`' two)."""
+        """The page after `position` (before it, `backward`), or the first: one query (two
+        for a search: its matches, then their rows)."""
         limit = per_page + 1  # one more row says whether another page follows
         if self.filtered and position is None:
             # A search's first page: the matches are found once, the page's ids with the
@@ -456,25 +491,52 @@ class _Listing:
         elif self.filtered:
             total = self.queryset.count()
             candidates = self.queryset.filter(self._past(position, backward))
+        if self.filtered:
+            rows = _rows(self.domain, candidates.order_by(*self.ordering(backward)), limit=limit)
         else:
-            total = self._total()
-            branches = [
-                ids
-                for stream in self.streams()
-                for ids in stream.from_position(position, backward, limit)
-            ]
-            candidates = (
-                Address.objects.filter(pk__in=_union_all(branches))
-                if branches
-                else Address.objects.none()
-            )
-        rows = _rows(self.domain, candidates.order_by(*self.ordering(backward)), limit=limit)
+            # The whole list: its rows with its total beside them, in one query; the first
+            # page, which every visit opens, from SQL compiled once (`_FIRST_PAGE`).
+            if position is None:
+                page_rows = _FIRST_PAGE.values(
+                    self.type,
+                    self.sort,
+                    limit,
+                    domain_id=self.domain.pk,
+                    client_id=self.domain.client_id,
+                    at=timezone.now(),
+                )
+            else:
+                page_rows = list(self.whole_list_values(position, backward, limit, timezone.now()))
+            rows = _rows_of(self.domain, page_rows)
+            # PostgreSQL sums integers as a numeric: Python's int, as the API shows it. No
+            # row came: the total came with none, read it alone.
+            total = int(page_rows[0]["list_total"]) if page_rows else self._total()
         more, rows = len(rows) > per_page, rows[:per_page]
         if backward:
             rows.reverse()
         has_next = position is not None if backward else more
         has_previous = more if backward else position is not None
         return self._page(rows, total, None if position else 1, per_page, has_next, has_previous)
+
+    def whole_list_values(
+        self, position: _Position | None, backward: bool, limit: int, at: datetime
+    ) -> QuerySet:
+        """The values of the unfiltered list's rows after `position` (before it, `backward`),
+        each with the list's total: the page's ids merged from the streams (`_Stream`)."""
+        branches = [
+            ids
+            for stream in self.streams()
+            for ids in stream.from_position(position, backward, limit)
+        ]
+        candidates = (
+            Address.objects.filter(pk__in=_union_all(branches))
+            if branches
+            else Address.objects.none()
+        )
+        ordered = candidates.order_by(*self.ordering(backward))
+        # Our own constant SQL (`_total_sql`), its one parameter kept apart.
+        total = RawSQL(*self._total_sql())  # noqa: S611
+        return _row_values(self.domain.client_id, ordered, at, list_total=total)[:limit]
 
     def offset_page(self, page: int, per_page: int) -> AddressPage:
         """Page `page` by offset (past the end: the last), for links made before cursors."""
@@ -515,11 +577,19 @@ class _Listing:
     def _total(self) -> int:
         """The unfiltered list's length from the domain's totals (the sum of its few change
         rows, appended by triggers: mail migration 0009), not by counting the domain's rows."""
-        fields = [_TOTALS_OF_KIND[kind] for kind in self.kinds]
-        totals = DomainTotalsChange.objects.filter(domain=self.domain).aggregate(
-            **{field: Sum(field) for field in fields}
+        sql, params = self._total_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {sql}", params)
+            return int(cursor.fetchone()[0])
+
+    def _total_sql(self) -> tuple[str, list]:
+        """`_total` as a scalar subquery, for a page to read along with its rows."""
+        counted = " + ".join(f'COALESCE(SUM("{_TOTALS_OF_KIND[kind]}"), 0)' for kind in self.kinds)
+        return (
+            f'(SELECT {counted} FROM "{DomainTotalsChange._meta.db_table}" '  # noqa: S608
+            "WHERE domain_id = %s)",
+            [self.domain.pk],
         )
-        return sum(totals[field] or 0 for field in fields)
 
     def _past(self, position: _Position, backward: bool) -> Q:
         """The rows after `position` in the order (before it, `backward`), as one filter: a
@@ -537,6 +607,23 @@ class _Listing:
             **{key: position.value, f"local_part__{after}": position.name}
         )
         return past if backward else past | Q(**{f"{key}__isnull": True})
+
+
+def _first_page_values(
+    type: str, sort: str, limit: int, *, domain_id: int, client_id: int, at: datetime
+) -> QuerySet:
+    stand_in = Domain(pk=domain_id, client_id=client_id)
+    return _Listing(stand_in, "", type, sort).whole_list_values(None, False, limit, at)
+
+
+# The first page of a domain's whole list in each type and sort, compiled once (compiled.py):
+# stand-ins no domain, client or plan change ever has.
+_FIRST_PAGE = CompiledRead(
+    _first_page_values,
+    domain_id=-(2**40) - 1,
+    client_id=-(2**40) - 2,
+    at=datetime(1901, 1, 1, tzinfo=UTC),
+)
 
 
 def _union_all(branches: list[QuerySet]) -> RawSQL:
@@ -584,25 +671,88 @@ def _covering_storage(page_ids: QuerySet) -> QuerySet | RawSQL:
 
 
 def _rows(domain: Domain, ordered: QuerySet[Address], limit: int | None = None) -> list[AddressRow]:
-    """The rows of an ordered address queryset (a page's ids, or one address): three queries
-    (two for forwards only).
+    """The rows of an ordered address queryset (a page's ids, or one address): one query."""
+    values = _row_values(domain.client_id, ordered, timezone.now())
+    return _rows_of(domain, list(values[:limit]))
+
+
+def _row_values(
+    client_id: int, ordered: QuerySet[Address], at: datetime, **also: RawSQL
+) -> QuerySet:
+    """What the rows of `ordered` show, as values: `_rows_of` makes them rows.
 
     Plain values, not model instances: a page is 50 rows of a dozen columns, and building
     Address/Mailbox objects plus Django's prefetch machinery cost more than the SQL itself.
-    The plan's storage limit rides along in the same query (a subquery run once).
+    The plan's storage limit (at `at`) rides along (a subquery run once), and so do each
+    row's aliases and destinations (two correlated subqueries, one index lookup a row each):
+    one round trip to the database, and one query for Django to build, instead of three.
     """
-    values = ordered.annotate(plan_limit_mb=plan_storage_limit_mb(domain.client_id)).values(
-        *_ROW_FIELDS, "plan_limit_mb"
-    )
-    return _rows_of_values(domain, list(values[:limit]))
+    return ordered.annotate(
+        plan_limit_mb=plan_storage_limit_mb(client_id, at),
+        alias_names=RawSQL(_ALIAS_NAMES_SQL[connection.vendor], ()),  # noqa: S611 (constant)
+        destination_list=RawSQL(_DESTINATIONS_SQL[connection.vendor], ()),  # noqa: S611
+        **also,
+    ).values(*_ROW_FIELDS, "plan_limit_mb", "alias_names", "destination_list", *also)
+
+
+def _rows_of(domain: Domain, page_rows: list[dict]) -> list[AddressRow]:
+    """The rows of `_row_values`' values."""
+    aliases: dict[int, list[str]] = {}
+    destinations: dict[int, list[str]] = {}
+    for row in page_rows:
+        names = _json_list(row["alias_names"])
+        if names:
+            aliases[row["mailbox__id"]] = [f"{name}@{domain.name}" for name in sorted(names)]
+        pairs = _json_list(row["destination_list"])
+        if pairs:
+            destinations[row["id"]] = [email for _position, email in sorted(pairs)]
+    return [_row(domain, r, aliases, destinations) for r in page_rows]
+
+
+def _json_list(value: list | str | None) -> list:
+    """A JSON array from the database: already decoded (psycopg decodes `json`), a string
+    (SQLite's JSON functions return text), or NULL (PostgreSQL's json_agg of no row)."""
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# A row's aliases (their local parts) and destinations ([position, email] pairs) as JSON arrays,
+# beside the row: correlated to the outer query's "mail_mailbox" and "mail_address", the names
+# Django gives the address list's read (`_rows`). Unordered (SQLite 3.40 has no ORDER BY in an
+# aggregate): `_rows` sorts the few of each row.
+_ALIAS_NAMES_SQL = {
+    "postgresql": (
+        'SELECT json_agg(alias_address.local_part) FROM "mail_alias" AS alias '
+        'JOIN "mail_address" AS alias_address ON alias_address.id = alias.address_id '
+        'WHERE alias.mailbox_id = "mail_mailbox"."id"'
+    ),
+    "sqlite": (
+        'SELECT json_group_array(alias_address.local_part) FROM "mail_alias" AS alias '
+        'JOIN "mail_address" AS alias_address ON alias_address.id = alias.address_id '
+        'WHERE alias.mailbox_id = "mail_mailbox"."id"'
+    ),
+}
+_DESTINATIONS_SQL = {
+    "postgresql": (
+        "SELECT json_agg(json_build_array(destination.position, destination.email)) "
+        'FROM "mail_destination" AS destination '
+        'WHERE destination.address_id = "mail_address"."id"'
+    ),
+    "sqlite": (
+        "SELECT json_group_array(json_array(destination.position, destination.email)) "
+        'FROM "mail_destination" AS destination '
+        'WHERE destination.address_id = "mail_address"."id"'
+    ),
+}
 
 
 def _rows_of_values(domain: Domain, page_rows: list[dict]) -> list[AddressRow]:
-    """The rows of `_ROW_FIELDS` values already read (with `plan_limit_mb` when the read
-    had it): their aliases and destinations, two queries (one for forwards only)."""
+    """The rows of `_ROW_FIELDS` values already read (a mailbox or forward in hand): their
+    aliases and destinations, two queries (one for a forward)."""
     mailbox_ids = [r["mailbox__id"] for r in page_rows if r["mailbox__id"] is not None]
     aliases: dict[int, list[str]] = {}
-    if mailbox_ids:  # a page of forwards only needs no alias query
+    if mailbox_ids:  # a forward needs no alias query
         for mailbox_id, local_part in (
             Alias.objects.filter(mailbox_id__in=mailbox_ids)
             .order_by("address__local_part")

@@ -69,9 +69,33 @@ def role_for(actor: Actor, client_id: int) -> str | None:
             .values_list("role", "client__suspended_at")
             .first()
         ) or (None, None)
-        actor._roles[client_id] = role
-        actor._suspended[client_id] = suspended_at is not None
+        remember_role(actor, client_id, role, suspended_at)
     return actor._roles[client_id]
+
+
+def remember_role(actor: Actor, client_id: int, role: str | None, suspended_at: object) -> None:
+    """Keep the actor's role on a client and the client's suspension (its `suspended_at`),
+    read along with something else (`with_role_of_user`): role_for then reads no more."""
+    actor._roles[client_id] = role
+    actor._suspended[client_id] = suspended_at is not None
+
+
+# The names `with_role_of_user` annotates a read with: the role, the client's suspended_at.
+ROLE_READ = ("actor_role", "actor_client_suspended_at")
+
+
+def with_role_of_user(rows: models.QuerySet, user_id: int, client_field: str) -> models.QuerySet:
+    """`rows` (objects of one client each, at `client_field`) with the user's role on their
+    client read along (ROLE_READ), for `remember_role`: a page's first read (the domain it
+    shows) then needs no second query for its access check."""
+    membership = Membership.objects.filter(user_id=user_id, client_id=models.OuterRef(client_field))
+    role, suspended_at = ROLE_READ
+    return rows.annotate(
+        **{
+            role: models.Subquery(membership.values("role")[:1]),
+            suspended_at: models.Subquery(membership.values("client__suspended_at")[:1]),
+        }
+    )
 
 
 def suspended_for(actor: Actor, client_id: int) -> bool:
