@@ -176,8 +176,9 @@ def test_the_move_copies_live_then_locked_then_switches_home_and_removes_the_old
     move = mailbox_move(actor=operator, address="anna@example.com", to="b2")
     run_worker("host-b1")  # the old home's worker
     # The first copy while it works, then, locked, sessions kicked, the MX's routes dropped
-    # (by its own worker), and only then the last copy.
-    assert dsync == [
+    # (by its own worker), and only then the last copy. The MX's refresh after the switch
+    # runs on its worker's thread, whenever that one gets to it: checked below.
+    assert [call for call in dsync if call[0] != "routes refreshed"] == [
         ("copy", "10.77.0.3", False),
         ("kick", "anna@example.com", True),
         ("routes dropped", "anna@example.com", True),
