@@ -22,17 +22,21 @@ from pathlib import Path
 POSTDESK = Path(sys.executable).with_name("postdesk")
 PREFIX = 24
 # Every host of a fleet listens on the same ports (routing.py): the MX reaches any home's
-# LMTP, and the proxy any home's IMAP, at its address alone.
+# LMTP, the proxy any home's IMAP and POP3, the panel any home's doveadm, at its address alone.
 PORTS = {
     "smtp": 2525,
     "submission": 2587,
     "submissions": 2465,
     "imap": 2143,
     "imaps": 2993,
+    "pop3": 2110,
+    "pop3s": 2995,
     "gate": 8443,
     "lmtp": 2424,
     # A backend's doveadm server, where another backend's dsync copies a mailbox moved to it.
     "dsync": 2412,
+    # Its doveadm HTTP API, where the panel's gate reaches a mailbox's home.
+    "doveadm": 2428,
 }
 
 

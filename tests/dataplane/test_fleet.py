@@ -9,13 +9,16 @@ flushes with nothing lost.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email
 import imaplib
 import json
 import os
+import poplib
 import smtplib
 import ssl
+import sys
 import threading
 import time
 from email.message import EmailMessage
@@ -23,15 +26,17 @@ from pathlib import Path
 
 import pytest
 import trustme
+from django.core.cache import cache
+from django.test import Client
 
 from postdesk.dataplane import routing
 from postdesk.dataplane.models import Host
 from postdesk.mail.hosts import host_add, mailbox_move
-from postdesk.mail.services import mailbox_create
+from postdesk.mail.services import mailbox_create, mailbox_update
 from postdesk.tenancy.access import Actor, Source
 from tests.conftest import GOOD_PASSWORD
 
-from .conftest import STACK_HOSTNAME, client_context
+from .conftest import STACK_HOSTNAME, client_context, pop3_subjects
 from .fleet import PORTS, Fleet
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.fleet]
@@ -365,3 +370,103 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     old_copy = fleet.hosts["b1"].vmail / anna.address.domain.name / anna.storage_id.hex
     assert not old_copy.exists(), out
     assert (fleet.hosts["b2"].vmail / anna.address.domain.name / anna.storage_id.hex).exists()
+
+
+def test_pop3_logins_at_the_proxy_reach_the_home_and_a_wrong_password_stops_there(
+    fleet, mailboxes, test_ca
+):
+    """#19 item 2: the proxy forwards POP3 logins as it does IMAP's, to the home's POP3 port
+    (STLS and POP3S alike), the password checked once, at the proxy."""
+    ben = mailboxes["ben"]
+    address = ben.address.email
+    send(fleet, address, "Over POP3")
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", ben)) == ["Over POP3"]
+    tls = client_context(test_ca)
+    edge = fleet.hosts["edge"].address
+    for port, implicit in ((PORTS["pop3"], False), (PORTS["pop3s"], True)):
+        found = pop3_subjects(edge, port, address, GOOD_PASSWORD, tls, implicit=implicit)
+        assert found == ["Over POP3"]
+    with pytest.raises(poplib.error_proto, match="Authentication failed"):
+        pop3_subjects(edge, PORTS["pop3s"], address, "Not-The-Password-1", tls, implicit=True)
+    # No password in clear: before STLS the proxy does not take one.
+    client = poplib.POP3(edge, PORTS["pop3"], timeout=20)
+    try:
+        with pytest.raises(poplib.error_proto, match="Plaintext authentication disallowed"):
+            client.user(address)
+    finally:
+        client.quit()
+    # The home saw the two good logins, over POP3, and nothing of the wrong one.
+    b2_log = fleet.hosts["b2"].dir / "log" / "dovecot.log"
+
+    def pop3_logins() -> list[str]:
+        # `pop3-login: Info: Login: user=<…>, method=PLAIN, rip=…` (Dovecot's log line).
+        lines = b2_log.read_text().splitlines()
+        return [line for line in lines if "pop3-login:" in line and f"user=<{address}>" in line]
+
+    assert wait_for(lambda: len(pop3_logins()) == 2), pop3_logins()
+    assert all("Login: " in line for line in pop3_logins()), pop3_logins()
+
+
+# What SOGo does on a host with the proxy role (its `SOGoIMAPServer`, docs/dataplane.md): IMAP
+# with STARTTLS to the Dovecot on 127.0.0.1, not checking the loopback certificate.
+SOGO_LIKE_IMAP = """
+import imaplib, ssl, sys
+client = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+client.starttls(ssl_context=ssl._create_unverified_context())
+client.login(sys.argv[2], sys.argv[3])
+print(client.select("INBOX", readonly=True)[1][0].decode())
+client.logout()
+"""
+
+
+def _highest_modseq(fleet: Fleet, address: str, folder: str, tls: ssl.SSLContext):
+    """The folder's HIGHESTMODSEQ as Dovecot answers SELECT, None while it tracks no change."""
+    client = _imap_login(fleet, address, tls)
+    try:
+        client.select(folder, readonly=True)
+        return client.response("HIGHESTMODSEQ")[1][0]
+    finally:
+        client.logout()
+
+
+def test_the_gate_and_sogos_imap_reach_the_mailboxs_home(
+    fleet, mailboxes, operator, settings, test_ca
+):
+    """#19 item 2: before a phone's command, the panel's gate has the Dovecot of the mailbox's
+    home (b2) track its folders' changes, through b2's doveadm HTTP API with the fleet's key;
+    SOGo's IMAP, at the proxy host's own Dovecot, is forwarded to the home too."""
+    ben = mailboxes["ben"]
+    address = ben.address.email
+    mailbox_update(actor=operator, mailbox=ben, eas_enabled=True)
+    tls = client_context(test_ca)
+    client = _imap_login(fleet, address, tls)
+    try:
+        assert client.create("Later")[0] == "OK"  # a folder made after the mailbox, on b2
+    finally:
+        client.logout()
+    assert _highest_modseq(fleet, address, "Later", tls) is None
+
+    # The panel (this process) is no fleet host: its own doveadm URL names a port nothing
+    # listens on here, so only the home can have answered.
+    settings.POSTDESK_DOVEADM_URL = f"http://127.0.0.1:{PORTS['doveadm']}/doveadm/v1"
+    settings.POSTDESK_DOVEADM_API_KEY = routing.doveadm_api_key()
+    settings.POSTDESK_GATE_KEY = "fleet-gate-key"
+    cache.clear()
+    token = base64.b64encode(f"{address}:{GOOD_PASSWORD}".encode()).decode()
+    answer = Client().get(
+        "/dataplane/gate/eas",
+        HTTP_X_POSTDESK_GATE_KEY="fleet-gate-key",
+        HTTP_AUTHORIZATION=f"Basic {token}",
+        HTTP_X_ORIGINAL_METHOD="POST",
+        HTTP_X_ORIGINAL_URI="/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=ben&DeviceId=F1",
+    )
+    assert answer.status_code == 204
+    assert _highest_modseq(fleet, address, "Later", tls) is not None
+
+    send(fleet, address, "For SOGo")
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", ben)) == ["For SOGo"]
+    edge = fleet.hosts["edge"]
+    out = fleet.exec_in(
+        edge, sys.executable, "-c", SOGO_LIKE_IMAP, str(PORTS["imap"]), address, GOOD_PASSWORD
+    )
+    assert out.strip() == "1"  # the Inbox at the home, with its one message

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.django_db
 LMTP_PORT = 2424
 IMAP_PORT = 2143
 DSYNC_PORT = 2412
+DOVEADM_PORT = 2428
+POP3_PORT = 2110
 
 
 @pytest.fixture
@@ -79,7 +81,9 @@ def test_a_home_is_local_to_itself_and_a_mailbox_without_home_is_local_everywher
     edge = routing.fleet_host("edge")
     assert run_lookup(routing.transport_query(postfix, edge, LMTP_PORT), "anna", domain.name) == []
     assert (
-        run_lookup(routing.proxy_password_query(dovecot, edge, IMAP_PORT), "anna", domain.name)
+        run_lookup(
+            routing.proxy_password_query(dovecot, edge, IMAP_PORT, POP3_PORT), "anna", domain.name
+        )
         == []
     )
     local = dovecot_queries(_engine(), "/var/vmail", edge)["password_query"]
@@ -90,7 +94,9 @@ def test_the_proxy_checks_the_password_and_forwards_the_login_to_the_home(fleet,
     anna, _ = fleet
     _, dovecot = _sources()
     edge = routing.fleet_host("edge")
-    [row] = run_lookup(routing.proxy_password_query(dovecot, edge, IMAP_PORT), "anna", domain.name)
+    [row] = run_lookup(
+        routing.proxy_password_query(dovecot, edge, IMAP_PORT, POP3_PORT), "anna", domain.name
+    )
     assert row == (
         f"anna@{domain.name}",
         anna.password_hash,  # checked here, at the proxy
@@ -158,6 +164,7 @@ def _render(tmp_path: Path, name: str, roles: str) -> Path:
         lmtp_port=LMTP_PORT,
         imap_port=IMAP_PORT,
         dsync_port=DSYNC_PORT,
+        doveadm_port=DOVEADM_PORT,
     )
     render_stack(config)
     return config.dir
@@ -258,4 +265,34 @@ def test_on_postgresql_the_routes_read_the_cached_plan_function(fleet):
     edge = routing.fleet_host("edge")
     postfix, dovecot = _sources()
     assert "dataplane_mailbox('%u', '%d') WHERE" in routing.transport_query(postfix, edge, 24)
-    assert "dataplane_mailbox('%n', '%d') WHERE" in routing.proxy_password_query(dovecot, edge, 143)
+    assert "dataplane_mailbox('%n', '%d') WHERE" in routing.proxy_password_query(
+        dovecot, edge, 143, 110
+    )
+
+
+def test_the_proxy_forwards_pop3_to_the_homes_pop3_port(fleet, domain):
+    """Dovecot fills %s with the service logged in to: a POP3 login goes to the home's POP3
+    port, an IMAP one to its IMAP port (both the same on every host of a fleet)."""
+    _, dovecot = _sources()
+    edge = routing.fleet_host("edge")
+    query = routing.proxy_password_query(dovecot, edge, IMAP_PORT, POP3_PORT)
+    columns = "SELECT host, port FROM ({}) AS forwarded"
+    for service, port in (("pop3", str(POP3_PORT)), ("imap", str(IMAP_PORT))):
+        filled = query.replace("'%s'", f"'{service}'")
+        assert run_lookup(columns.format(filled), "anna", domain.name) == [("10.77.0.2", port)]
+
+
+def test_a_backends_doveadm_api_takes_the_panels_calls_with_the_fleets_key(fleet, tmp_path):
+    """The panel's gate calls the doveadm HTTP API of a mailbox's home (provisioner.
+    doveadm_url): every backend listens on its own address too, with one key for the fleet;
+    a single host keeps its API on loopback with a key of its own."""
+    b1 = _render(tmp_path, "b1", "backend")
+    assert f"address = 127.0.0.1, 10.77.0.2\n    port = {DOVEADM_PORT}" in _doveconf(b1)
+    key = routing.doveadm_api_key()
+    assert f"doveadm_api_key = {key}\n" in (b1 / "dovecot" / "dovecot.conf").read_text()
+    edge = _render(tmp_path, "edge", "mx,proxy")
+    assert f"address = 127.0.0.1\n    port = {DOVEADM_PORT}" in _doveconf(edge)
+    assert f"doveadm_api_key = {key}\n" in (edge / "dovecot" / "dovecot.conf").read_text()
+
+    single = StackConfig(dir=tmp_path / "single")
+    assert single.doveadm_password != key
