@@ -145,9 +145,11 @@ class Fleet:
             raise RuntimeError(f"{' '.join(command)} in {host.name}: {done.stderr or done.stdout}")
         return done.stdout
 
-    def up(self, name: str) -> None:
-        """Start the host's stack in its namespace, as an operator starts one on a host."""
+    def up(self, name: str, tls: tuple[Path, Path] | None = None) -> None:
+        """Start the host's stack in its namespace, as an operator starts one on a host; with
+        `tls` (certificate, key), presenting that instead of the fleet's."""
         host = self.hosts[name]
+        tls_cert, tls_key = tls or (self.tls_cert, self.tls_key)
         ports = [f"--{service}-port={port}" for service, port in PORTS.items()]
         self.exec_in(
             host,
@@ -161,8 +163,8 @@ class Fleet:
             "--host",
             host.name,
             *ports,
-            f"--tls-cert={self.tls_cert}",
-            f"--tls-key={self.tls_key}",
+            f"--tls-cert={tls_cert}",
+            f"--tls-key={tls_key}",
         )
         host.running = True
 

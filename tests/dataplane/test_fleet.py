@@ -66,7 +66,15 @@ def fleet(django_db_setup, django_db_blocker, test_ca: trustme.CA):
         connection.ensure_connection()
         _register_hosts(Actor.operator("fleet-test", source=Source.CLI), made.network)
         database = connection.settings_dict["NAME"]
-    made.env = {**os.environ, "DATABASE_URL": f"sqlite:///{Path(database).resolve()}"}
+    # The proxy verifies the homes' certificates against the fleet's CA (routing.py).
+    authority = made.root / "fleet-ca.pem"
+    test_ca.cert_pem.write_to_path(str(authority))
+    authority.chmod(0o644)  # the proxy's login processes read it as dovenull
+    made.env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{Path(database).resolve()}",
+        "POSTDESK_FLEET_CA_FILE": str(authority),
+    }
     addresses = [f"{made.network}.{octet}" for _name, octet, _roles in HOSTS]
     cert = test_ca.issue_cert(STACK_HOSTNAME, "127.0.0.1", *addresses)
     made.tls_cert, made.tls_key = made.root / "fullchain.pem", made.root / "privkey.pem"
@@ -470,3 +478,37 @@ def test_the_gate_and_sogos_imap_reach_the_mailboxs_home(
         edge, sys.executable, "-c", SOGO_LIKE_IMAP, str(PORTS["imap"]), address, GOOD_PASSWORD
     )
     assert out.strip() == "1"  # the Inbox at the home, with its one message
+
+
+def test_the_proxy_refuses_a_home_whose_certificate_the_fleets_ca_did_not_sign(
+    fleet, mailboxes, test_ca
+):
+    """With POSTDESK_FLEET_CA_FILE (the fleet fixture sets it), the proxy verifies the home's
+    certificate (`starttls=yes`, the CA as OpenSSL's store): every login above went through it;
+    a backend presenting another CA's certificate gets no login, and no master password."""
+    ben = mailboxes["ben"]
+    address = ben.address.email
+    tls = client_context(test_ca)
+    edge_log = fleet.hosts["edge"].dir / "log" / "dovecot.log"
+    try:
+        assert imap_through_proxy(fleet, address, GOOD_PASSWORD, tls) == []
+    except imaplib.IMAP4.error as error:
+        raise AssertionError(edge_log.read_text()[-3000:]) from error
+    b2 = fleet.hosts["b2"]
+    stranger = trustme.CA().issue_cert(STACK_HOSTNAME, b2.address)
+    cert, key = fleet.root / "stranger.pem", fleet.root / "stranger-key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in stranger.cert_chain_pems))
+    key.write_bytes(stranger.private_key_pem.bytes())
+    key.chmod(0o600)
+    fleet.down("b2")
+    fleet.up("b2", tls=(cert, key))
+    try:
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            imap_through_proxy(fleet, address, GOOD_PASSWORD, tls)
+        assert wait_for(lambda: "invalid SSL certificate" in edge_log.read_text())
+        b2_log = (b2.dir / "log" / "dovecot.log").read_text()
+        assert f"Login: user=<{address}>" not in b2_log.split("starting up")[-1]
+    finally:
+        fleet.down("b2")
+        fleet.up("b2")
+    assert imap_through_proxy(fleet, address, GOOD_PASSWORD, tls) == []

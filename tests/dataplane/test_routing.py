@@ -156,9 +156,9 @@ def test_a_mailbox_being_switched_waits_at_the_mx_and_is_refused_at_the_proxy(
     assert run_lookup(refusal, "anna", domain.name) == []
 
 
-def _render(tmp_path: Path, name: str, roles: str) -> Path:
+def _render(tmp_path: Path, name: str, roles: str, out: str = "") -> Path:
     config = StackConfig(
-        dir=tmp_path / name,
+        dir=tmp_path / (out or name),
         roles=frozenset(roles.split(",")),
         host=routing.fleet_host(name),
         lmtp_port=LMTP_PORT,
@@ -296,3 +296,27 @@ def test_a_backends_doveadm_api_takes_the_panels_calls_with_the_fleets_key(fleet
 
     single = StackConfig(dir=tmp_path / "single")
     assert single.doveadm_password != key
+
+
+def test_with_the_fleets_ca_the_proxy_verifies_the_homes_certificates(fleet, tmp_path, settings):
+    """POSTDESK_FLEET_CA_FILE set: `starttls=yes` and OpenSSL's store (SSL_CERT_FILE) on the
+    proxy (the fleet test proves a foreign certificate refused); unset: `any-cert`; a path
+    naming nothing stops the render rather than every forwarded login."""
+    edge = _render(tmp_path, "edge", "mx,proxy")
+    assert "'any-cert' AS starttls" in (edge / "dovecot" / "proxy-sql.conf.ext").read_text()
+    assert "SSL_CERT_FILE" not in _doveconf(edge)
+
+    authority = tmp_path / "fleet-ca.pem"
+    authority.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings.POSTDESK_FLEET_CA_FILE = str(authority)
+    edge = _render(tmp_path, "edge", "mx,proxy", out="edge-verified")
+    assert "'yes' AS starttls" in (edge / "dovecot" / "proxy-sql.conf.ext").read_text()
+    dovecot = _doveconf(edge)
+    assert f"LISTEN_FDS NOTIFY_SOCKET SSL_CERT_FILE={authority}\n" in dovecot
+    assert "service imap-login {\n  chroot = \n" in dovecot
+    # A backend forwards nothing: no CA to read there.
+    assert "SSL_CERT_FILE" not in _doveconf(_render(tmp_path, "b1", "backend"))
+
+    settings.POSTDESK_FLEET_CA_FILE = str(tmp_path / "missing.pem")
+    with pytest.raises(RenderError, match="POSTDESK_FLEET_CA_FILE"):
+        _render(tmp_path, "edge", "mx,proxy", out="edge-missing")

@@ -325,6 +325,15 @@ def _addresses(*addresses: str) -> str:
     return ", ".join(dict.fromkeys(address for address in addresses if address))
 
 
+def _fleet_ca_file() -> str:
+    """POSTDESK_FLEET_CA_FILE, checked: a proxy that cannot read it would refuse every login
+    it forwards, so a wrong path stops the render instead."""
+    named = settings.POSTDESK_FLEET_CA_FILE
+    if named and not Path(named).is_file():
+        raise RenderError(f"POSTDESK_FLEET_CA_FILE names no file: {named}")
+    return str(Path(named).resolve()) if named else ""
+
+
 def fleet_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
     """What a host's roles change in the templates; on a single host, what it always was."""
     host = config.host
@@ -343,6 +352,8 @@ def fleet_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
         # their logins without TLS on its own (they STARTTLS anyway: routing.py).
         "trusted_proxies": " ".join(host.proxies) if host and HostRole.BACKEND in roles else "",
         "proxies_here": host is not None and HostRole.PROXY in roles,
+        # The CA a proxy verifies the homes' certificates against (routing.proxy_password_query).
+        "fleet_ca_file": _fleet_ca_file() if host is not None and HostRole.PROXY in roles else "",
         "master_users": host is not None and HostRole.BACKEND in roles,
         # A backend of a fleet takes the copies of mailboxes moved to it (dsync, mail.moves)
         # from the other backends, with the fleet's doveadm password.
@@ -468,7 +479,11 @@ def render_stack(
         )
         # Mailboxes homed on another backend: checked here, forwarded there (routing.py).
         query = routing.proxy_password_query(
-            _DOVECOT_MAILBOX[db["engine"]], config.host, config.imap_port, config.pop3_port
+            _DOVECOT_MAILBOX[db["engine"]],
+            config.host,
+            config.imap_port,
+            config.pop3_port,
+            verify_homes=bool(writer.context["fleet_ca_file"]),
         )
         writer.write(
             where["dovecot_proxy_sql"],

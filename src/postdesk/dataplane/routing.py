@@ -118,17 +118,21 @@ def local_mailboxes(source: str, host: FleetHost | None) -> str:
     return source if host is None else _and(source, _served_here(host))
 
 
-def proxy_password_query(source: str, host: FleetHost, imap_port: int, pop3_port: int) -> str:
+def proxy_password_query(
+    source: str, host: FleetHost, imap_port: int, pop3_port: int, *, verify_homes: bool = False
+) -> str:
     """Dovecot's passdb for mailboxes homed elsewhere: the password checked here, then the
     login forwarded to the home as the master user, to the home's port for the protocol
-    logged in with (%s: Dovecot's service, imap or pop3), over STARTTLS (the homes'
-    certificates are not checked: the hop stays inside the fleet's network, and the master
-    password is what the home trusts)."""
+    logged in with (%s: Dovecot's service, imap or pop3), over STARTTLS. With
+    `verify_homes` (the fleet's CA known: POSTDESK_FLEET_CA_FILE), the home's certificate
+    must be signed by it and name the home's address (`starttls=yes`); without, any
+    certificate is taken (`any-cert`): the hop must then stay inside a private network."""
+    starttls = "yes" if verify_homes else "any-cert"
     return (
         "SELECT address AS user, password, 'Y' AS proxy, home_address AS host, "  # noqa: S608
         f"CASE WHEN '%s' = 'pop3' THEN '{pop3_port}' ELSE '{imap_port}' END AS port, "
         f"'{PROXY_MASTER_USER}' AS master, "
-        f"'{proxy_master_password()}' AS pass, 'any-cert' AS starttls "
+        f"'{proxy_master_password()}' AS pass, '{starttls}' AS starttls "
         f"FROM {_and(source, _homed_elsewhere(host))}"
     )
 
