@@ -22,6 +22,7 @@ from postdesk.dataplane.render import (
     dovecot_queries,
     render_stack,
 )
+from postdesk.dataplane.system import system_config
 from postdesk.errors import InvalidInput
 from postdesk.mail.choices import MoveState
 from postdesk.mail.hosts import host_add, mailbox_move
@@ -320,3 +321,22 @@ def test_with_the_fleets_ca_the_proxy_verifies_the_homes_certificates(fleet, tmp
     settings.POSTDESK_FLEET_CA_FILE = str(tmp_path / "missing.pem")
     with pytest.raises(RenderError, match="POSTDESK_FLEET_CA_FILE"):
         _render(tmp_path, "edge", "mx,proxy", out="edge-missing")
+
+
+def test_a_fleet_hosts_render_gives_the_panel_the_fleets_doveadm_key(fleet, tmp_path):
+    """`render --system --host`: whatever key the host had alone (kept from one render to the
+    next), in a fleet its Dovecot and its panel's dataplane.env carry the fleet's, which the
+    gate uses at every home."""
+    out = tmp_path / "out"
+    (out / "etc" / "postdesk").mkdir(parents=True)
+    (out / "etc" / "postdesk" / "dataplane.env").write_text("POSTDESK_DOVEADM_API_KEY=alone\n")
+    config = system_config(
+        out,
+        hostname="mail.example.net",
+        roles=frozenset({"backend"}),
+        host=routing.fleet_host("b1"),
+        installed=tmp_path / "installed",
+    )
+    assert config.doveadm_password == routing.doveadm_api_key()
+    alone = system_config(tmp_path / "out", hostname="mail.example.net", installed=tmp_path)
+    assert alone.doveadm_password == "alone"
