@@ -350,6 +350,9 @@ POSTDESK_MX_HOSTS = [
 # Mail hosts (`postdesk host`): a client pinned here gets its new mailboxes' homes on these
 # backends only (the least loaded of them that is active); unlisted clients use them all.
 POSTDESK_CLIENT_HOSTS = _env_client_hosts("POSTDESK_CLIENT_HOSTS")
+# The CA (a PEM file) that signed the backends' certificates: set, a proxy verifies the home it
+# forwards a login to against it; empty, it takes any certificate (docs/scale.md).
+POSTDESK_FLEET_CA_FILE = os.environ.get("POSTDESK_FLEET_CA_FILE", "").strip()
 # The web front the customers' mta-sts.DOMAIN names point to (a CNAME to this host): it holds
 # the certificate for each mta-sts.DOMAIN and forwards the Host header to the panel, which
 # answers /.well-known/mta-sts.txt for it (web/mtasts.py).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import imaplib
 import os
+import poplib
 import shutil
 import smtplib
 import ssl
@@ -100,6 +101,28 @@ def client_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+def pop3_subjects(
+    host: str, port: int, address: str, password: str, tls: ssl.SSLContext, *, implicit: bool
+) -> list[str]:
+    """Every message's subject as a POP3 client retrieves it (RETR, which marks nothing
+    read), over implicit TLS (`implicit`, POP3S) or after STLS on the POP3 port."""
+    if implicit:
+        client = poplib.POP3_SSL(host, port, timeout=20, context=tls)
+    else:
+        client = poplib.POP3(host, port, timeout=20)
+        client.stls(context=tls)
+    try:
+        client.user(address)
+        client.pass_(password)
+        count, _size = client.stat()
+        return [
+            email.message_from_bytes(b"\r\n".join(client.retr(number)[1]))["Subject"]
+            for number in range(1, count + 1)
+        ]
+    finally:
+        client.quit()
+
+
 @pytest.fixture(scope="module")
 def mail_stack(django_db_setup, django_db_blocker, sink, live_server, test_ca):
     """Start the stack once per module, on the test database; stop exactly it afterwards."""
@@ -122,6 +145,8 @@ def mail_stack(django_db_setup, django_db_blocker, sink, live_server, test_ca):
             submissions_port=free_port(),
             imap_port=free_port(),
             imaps_port=free_port(),
+            pop3_port=free_port(),
+            pop3s_port=free_port(),
             gate_port=free_port(),
             hostname=STACK_HOSTNAME,
             tls_cert=tls_cert,

@@ -22,17 +22,21 @@ from pathlib import Path
 POSTDESK = Path(sys.executable).with_name("postdesk")
 PREFIX = 24
 # Every host of a fleet listens on the same ports (routing.py): the MX reaches any home's
-# LMTP, and the proxy any home's IMAP, at its address alone.
+# LMTP, the proxy any home's IMAP and POP3, the panel any home's doveadm, at its address alone.
 PORTS = {
     "smtp": 2525,
     "submission": 2587,
     "submissions": 2465,
     "imap": 2143,
     "imaps": 2993,
+    "pop3": 2110,
+    "pop3s": 2995,
     "gate": 8443,
     "lmtp": 2424,
     # A backend's doveadm server, where another backend's dsync copies a mailbox moved to it.
     "dsync": 2412,
+    # Its doveadm HTTP API, where the panel's gate reaches a mailbox's home.
+    "doveadm": 2428,
 }
 
 
@@ -141,9 +145,11 @@ class Fleet:
             raise RuntimeError(f"{' '.join(command)} in {host.name}: {done.stderr or done.stdout}")
         return done.stdout
 
-    def up(self, name: str) -> None:
-        """Start the host's stack in its namespace, as an operator starts one on a host."""
+    def up(self, name: str, tls: tuple[Path, Path] | None = None) -> None:
+        """Start the host's stack in its namespace, as an operator starts one on a host; with
+        `tls` (certificate, key), presenting that instead of the fleet's."""
         host = self.hosts[name]
+        tls_cert, tls_key = tls or (self.tls_cert, self.tls_key)
         ports = [f"--{service}-port={port}" for service, port in PORTS.items()]
         self.exec_in(
             host,
@@ -157,8 +163,8 @@ class Fleet:
             "--host",
             host.name,
             *ports,
-            f"--tls-cert={self.tls_cert}",
-            f"--tls-key={self.tls_key}",
+            f"--tls-cert={tls_cert}",
+            f"--tls-key={tls_key}",
         )
         host.running = True
 

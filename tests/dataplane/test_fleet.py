@@ -9,13 +9,16 @@ flushes with nothing lost.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email
 import imaplib
 import json
 import os
+import poplib
 import smtplib
 import ssl
+import sys
 import threading
 import time
 from email.message import EmailMessage
@@ -23,15 +26,17 @@ from pathlib import Path
 
 import pytest
 import trustme
+from django.core.cache import cache
+from django.test import Client
 
 from postdesk.dataplane import routing
 from postdesk.dataplane.models import Host
 from postdesk.mail.hosts import host_add, mailbox_move
-from postdesk.mail.services import mailbox_create
+from postdesk.mail.services import mailbox_create, mailbox_update
 from postdesk.tenancy.access import Actor, Source
 from tests.conftest import GOOD_PASSWORD
 
-from .conftest import STACK_HOSTNAME, client_context
+from .conftest import STACK_HOSTNAME, client_context, pop3_subjects
 from .fleet import PORTS, Fleet
 
 pytestmark = [pytest.mark.mailstack, pytest.mark.fleet]
@@ -61,7 +66,15 @@ def fleet(django_db_setup, django_db_blocker, test_ca: trustme.CA):
         connection.ensure_connection()
         _register_hosts(Actor.operator("fleet-test", source=Source.CLI), made.network)
         database = connection.settings_dict["NAME"]
-    made.env = {**os.environ, "DATABASE_URL": f"sqlite:///{Path(database).resolve()}"}
+    # The proxy verifies the homes' certificates against the fleet's CA (routing.py).
+    authority = made.root / "fleet-ca.pem"
+    test_ca.cert_pem.write_to_path(str(authority))
+    authority.chmod(0o644)  # the proxy's login processes read it as dovenull
+    made.env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{Path(database).resolve()}",
+        "POSTDESK_FLEET_CA_FILE": str(authority),
+    }
     addresses = [f"{made.network}.{octet}" for _name, octet, _roles in HOSTS]
     cert = test_ca.issue_cert(STACK_HOSTNAME, "127.0.0.1", *addresses)
     made.tls_cert, made.tls_key = made.root / "fullchain.pem", made.root / "privkey.pem"
@@ -365,3 +378,149 @@ def test_a_mailbox_moves_to_another_backend_while_mail_keeps_arriving(
     old_copy = fleet.hosts["b1"].vmail / anna.address.domain.name / anna.storage_id.hex
     assert not old_copy.exists(), out
     assert (fleet.hosts["b2"].vmail / anna.address.domain.name / anna.storage_id.hex).exists()
+
+
+def test_pop3_logins_at_the_proxy_reach_the_home_and_a_wrong_password_stops_there(
+    fleet, mailboxes, test_ca
+):
+    """#19 item 2: the proxy forwards POP3 logins as it does IMAP's, to the home's POP3 port
+    (STLS and POP3S alike), the password checked once, at the proxy."""
+    ben = mailboxes["ben"]
+    address = ben.address.email
+    send(fleet, address, "Over POP3")
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", ben)) == ["Over POP3"]
+    tls = client_context(test_ca)
+    edge = fleet.hosts["edge"].address
+    for port, implicit in ((PORTS["pop3"], False), (PORTS["pop3s"], True)):
+        found = pop3_subjects(edge, port, address, GOOD_PASSWORD, tls, implicit=implicit)
+        assert found == ["Over POP3"]
+    with pytest.raises(poplib.error_proto, match="Authentication failed"):
+        pop3_subjects(edge, PORTS["pop3s"], address, "Not-The-Password-1", tls, implicit=True)
+    # No password in clear: before STLS the proxy does not take one.
+    client = poplib.POP3(edge, PORTS["pop3"], timeout=20)
+    try:
+        with pytest.raises(poplib.error_proto, match="Plaintext authentication disallowed"):
+            client.user(address)
+    finally:
+        client.quit()
+    # The home saw the two good logins, over POP3, and nothing of the wrong one.
+    b2_log = fleet.hosts["b2"].dir / "log" / "dovecot.log"
+
+    def pop3_logins() -> list[str]:
+        # `pop3-login: Info: Login: user=<…>, method=PLAIN, rip=…` (Dovecot's log line).
+        lines = b2_log.read_text().splitlines()
+        return [line for line in lines if "pop3-login:" in line and f"user=<{address}>" in line]
+
+    # (Under load Dovecot's log process may write a line well after the session.)
+    assert wait_for(lambda: len(pop3_logins()) == 2, timeout=60), b2_log.read_text()[-3000:]
+    assert all("Login: " in line for line in pop3_logins()), pop3_logins()
+
+
+# What SOGo does on a host with the proxy role (its `SOGoIMAPServer`, docs/dataplane.md): IMAP
+# with STARTTLS to the Dovecot on 127.0.0.1, not checking the loopback certificate.
+SOGO_LIKE_IMAP = """
+import imaplib, ssl, sys
+client = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+client.starttls(ssl_context=ssl._create_unverified_context())
+client.login(sys.argv[2], sys.argv[3])
+print(client.select("INBOX", readonly=True)[1][0].decode())
+client.logout()
+"""
+
+
+def _highest_modseq(fleet: Fleet, address: str, folder: str, tls: ssl.SSLContext):
+    """The folder's HIGHESTMODSEQ as Dovecot answers SELECT, None while it tracks no change."""
+    client = _imap_login(fleet, address, tls)
+    try:
+        client.select(folder, readonly=True)
+        return client.response("HIGHESTMODSEQ")[1][0]
+    finally:
+        client.logout()
+
+
+def test_the_gate_and_sogos_imap_reach_the_mailboxs_home(
+    fleet, mailboxes, operator, settings, test_ca
+):
+    """#19 item 2: before a phone's command, the panel's gate has the Dovecot of the mailbox's
+    home (b2) track its folders' changes, through b2's doveadm HTTP API with the fleet's key;
+    SOGo's IMAP, at the proxy host's own Dovecot, is forwarded to the home too."""
+    ben = mailboxes["ben"]
+    address = ben.address.email
+    mailbox_update(actor=operator, mailbox=ben, eas_enabled=True)
+    tls = client_context(test_ca)
+    client = _imap_login(fleet, address, tls)
+    try:
+        assert client.create("Later")[0] == "OK"  # a folder made after the mailbox, on b2
+    finally:
+        client.logout()
+    assert _highest_modseq(fleet, address, "Later", tls) is None
+
+    # The panel (this process) is no fleet host: its own doveadm URL names a port nothing
+    # listens on here, so only the home can have answered.
+    settings.POSTDESK_DOVEADM_URL = f"http://127.0.0.1:{PORTS['doveadm']}/doveadm/v1"
+    settings.POSTDESK_DOVEADM_API_KEY = routing.doveadm_api_key()
+    settings.POSTDESK_GATE_KEY = "fleet-gate-key"
+    cache.clear()
+    token = base64.b64encode(f"{address}:{GOOD_PASSWORD}".encode()).decode()
+    answer = Client().get(
+        "/dataplane/gate/eas",
+        HTTP_X_POSTDESK_GATE_KEY="fleet-gate-key",
+        HTTP_AUTHORIZATION=f"Basic {token}",
+        HTTP_X_ORIGINAL_METHOD="POST",
+        HTTP_X_ORIGINAL_URI="/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=ben&DeviceId=F1",
+    )
+    assert answer.status_code == 204
+    assert _highest_modseq(fleet, address, "Later", tls) is not None
+
+    send(fleet, address, "For SOGo")
+    assert wait_for(lambda: maildir_subjects(fleet, "b2", ben)) == ["For SOGo"]
+    edge = fleet.hosts["edge"]
+    out = fleet.exec_in(
+        edge, sys.executable, "-c", SOGO_LIKE_IMAP, str(PORTS["imap"]), address, GOOD_PASSWORD
+    )
+    assert out.strip() == "1"  # the Inbox at the home, with its one message
+
+
+def test_the_proxy_refuses_a_home_whose_certificate_the_fleets_ca_did_not_sign(
+    fleet, mailboxes, test_ca
+):
+    """With POSTDESK_FLEET_CA_FILE (the fleet fixture sets it), the proxy verifies the home's
+    certificate (`starttls=yes`, the CA as OpenSSL's store): every login above went through it;
+    a backend presenting another CA's certificate gets no login, and no master password."""
+    ben = mailboxes["ben"]
+    address = ben.address.email
+    tls = client_context(test_ca)
+    edge_log = fleet.hosts["edge"].dir / "log" / "dovecot.log"
+    try:
+        assert imap_through_proxy(fleet, address, GOOD_PASSWORD, tls) == []
+    except imaplib.IMAP4.error as error:
+        raise AssertionError(edge_log.read_text()[-3000:]) from error
+    b2 = fleet.hosts["b2"]
+    stranger = trustme.CA()
+    issued = stranger.issue_cert(STACK_HOSTNAME, b2.address)
+    cert, key = fleet.root / "stranger.pem", fleet.root / "stranger-key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    key.write_bytes(issued.private_key_pem.bytes())
+    key.chmod(0o600)
+    fleet.down("b2")
+    fleet.up("b2", tls=(cert, key))
+    try:
+        # b2 is up and answers TLS, with the stranger's certificate...
+        direct = imaplib.IMAP4(b2.address, PORTS["imap"], timeout=20)
+        try:
+            trusting_the_stranger = ssl.create_default_context()
+            stranger.configure_trust(trusting_the_stranger)
+            assert direct.starttls(ssl_context=trusting_the_stranger)[0] == "OK"
+        finally:
+            direct.logout()
+        # ...which the proxy refuses: no login forwarded.
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            imap_through_proxy(fleet, address, GOOD_PASSWORD, tls)
+        log = edge_log.read_text
+        assert wait_for(lambda: "invalid SSL certificate" in log(), timeout=60), log()[-3000:]
+        b2_log = (b2.dir / "log" / "dovecot.log").read_text()
+        assert f"Login: user=<{address}>" not in b2_log.split("starting up")[-1]
+    finally:
+        fleet.down("b2")
+        fleet.up("b2")
+    assert imap_through_proxy(fleet, address, GOOD_PASSWORD, tls) == []

@@ -190,7 +190,9 @@ def test_folder_tracking_is_asked_of_dovecot_at_folder_sync_not_at_every_command
     phone in tests/dataplane/test_groupware.py; here the gate's calls are counted."""
     asked: list[str] = []
     monkeypatch.setattr(gate.provisioner, "connected", lambda: True)
-    monkeypatch.setattr(gate.provisioner, "track_changes_everywhere", asked.append)
+    monkeypatch.setattr(
+        gate.provisioner, "track_changes_everywhere", lambda address, _home: asked.append(address)
+    )
 
     for cmd in ("Sync", "Ping", "Sync", "Ping"):
         assert phone_command(cmd).status_code == 204

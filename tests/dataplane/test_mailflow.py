@@ -4,6 +4,7 @@ Debian's Postfix and Dovecot reading the panel's database through the dataplane_
 from __future__ import annotations
 
 import imaplib
+import poplib
 import smtplib
 import time
 from email.message import EmailMessage
@@ -21,6 +22,8 @@ from postdesk.mail.services import (
 )
 from postdesk.tenancy.models import Client
 from tests.conftest import GOOD_PASSWORD
+
+from .conftest import pop3_subjects
 
 pytestmark = pytest.mark.mailstack
 
@@ -43,6 +46,30 @@ def test_a_new_mailbox_receives_at_once_and_reads_over_imap(mail, operator, doma
     create(operator, domain)
     mail.send("marie@example.com", subject="Welcome")
     assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Welcome"]
+
+
+def test_pop3_retrieves_a_delivered_message_over_tls_only(mail, operator, domain):
+    """The customers' other protocol: POP3 with STLS and POP3S, the mailbox's own password,
+    and no login in clear (#19 item 2: the proxy forwards POP3 logins as it does IMAP's)."""
+    create(operator, domain)
+    mail.send("marie@example.com", subject="Over POP3")
+    assert mail.subjects("marie@example.com", GOOD_PASSWORD) == ["Over POP3"]
+    for port, implicit in ((mail.ports["pop3"], False), (mail.ports["pop3s"], True)):
+        found = pop3_subjects(
+            "127.0.0.1", port, "marie@example.com", GOOD_PASSWORD, mail.tls, implicit=implicit
+        )
+        assert found == ["Over POP3"]
+    with pytest.raises(poplib.error_proto, match="Authentication failed"):
+        pop3_subjects(
+            "127.0.0.1",
+            mail.ports["pop3s"],
+            "marie@example.com",
+            NEW_PASSWORD,
+            mail.tls,
+            implicit=True,
+        )
+    # Before STLS the password is not even asked for (Dovecot counts loopback as secure, so
+    # this is checked in the fleet, from another address: test_fleet_protocols.py).
 
 
 def test_an_alias_delivers_to_the_same_inbox_and_a_removed_one_bounces(mail, operator, domain):

@@ -22,6 +22,7 @@ from postdesk.dataplane.render import (
     dovecot_queries,
     render_stack,
 )
+from postdesk.dataplane.system import system_config
 from postdesk.errors import InvalidInput
 from postdesk.mail.choices import MoveState
 from postdesk.mail.hosts import host_add, mailbox_move
@@ -36,6 +37,8 @@ pytestmark = pytest.mark.django_db
 LMTP_PORT = 2424
 IMAP_PORT = 2143
 DSYNC_PORT = 2412
+DOVEADM_PORT = 2428
+POP3_PORT = 2110
 
 
 @pytest.fixture
@@ -79,7 +82,9 @@ def test_a_home_is_local_to_itself_and_a_mailbox_without_home_is_local_everywher
     edge = routing.fleet_host("edge")
     assert run_lookup(routing.transport_query(postfix, edge, LMTP_PORT), "anna", domain.name) == []
     assert (
-        run_lookup(routing.proxy_password_query(dovecot, edge, IMAP_PORT), "anna", domain.name)
+        run_lookup(
+            routing.proxy_password_query(dovecot, edge, IMAP_PORT, POP3_PORT), "anna", domain.name
+        )
         == []
     )
     local = dovecot_queries(_engine(), "/var/vmail", edge)["password_query"]
@@ -90,7 +95,9 @@ def test_the_proxy_checks_the_password_and_forwards_the_login_to_the_home(fleet,
     anna, _ = fleet
     _, dovecot = _sources()
     edge = routing.fleet_host("edge")
-    [row] = run_lookup(routing.proxy_password_query(dovecot, edge, IMAP_PORT), "anna", domain.name)
+    [row] = run_lookup(
+        routing.proxy_password_query(dovecot, edge, IMAP_PORT, POP3_PORT), "anna", domain.name
+    )
     assert row == (
         f"anna@{domain.name}",
         anna.password_hash,  # checked here, at the proxy
@@ -150,14 +157,15 @@ def test_a_mailbox_being_switched_waits_at_the_mx_and_is_refused_at_the_proxy(
     assert run_lookup(refusal, "anna", domain.name) == []
 
 
-def _render(tmp_path: Path, name: str, roles: str) -> Path:
+def _render(tmp_path: Path, name: str, roles: str, out: str = "") -> Path:
     config = StackConfig(
-        dir=tmp_path / name,
+        dir=tmp_path / (out or name),
         roles=frozenset(roles.split(",")),
         host=routing.fleet_host(name),
         lmtp_port=LMTP_PORT,
         imap_port=IMAP_PORT,
         dsync_port=DSYNC_PORT,
+        doveadm_port=DOVEADM_PORT,
     )
     render_stack(config)
     return config.dir
@@ -258,4 +266,77 @@ def test_on_postgresql_the_routes_read_the_cached_plan_function(fleet):
     edge = routing.fleet_host("edge")
     postfix, dovecot = _sources()
     assert "dataplane_mailbox('%u', '%d') WHERE" in routing.transport_query(postfix, edge, 24)
-    assert "dataplane_mailbox('%n', '%d') WHERE" in routing.proxy_password_query(dovecot, edge, 143)
+    assert "dataplane_mailbox('%n', '%d') WHERE" in routing.proxy_password_query(
+        dovecot, edge, 143, 110
+    )
+
+
+def test_the_proxy_forwards_pop3_to_the_homes_pop3_port(fleet, domain):
+    """Dovecot fills %s with the service logged in to: a POP3 login goes to the home's POP3
+    port, an IMAP one to its IMAP port (both the same on every host of a fleet)."""
+    _, dovecot = _sources()
+    edge = routing.fleet_host("edge")
+    query = routing.proxy_password_query(dovecot, edge, IMAP_PORT, POP3_PORT)
+    columns = "SELECT host, port FROM ({}) AS forwarded"
+    for service, port in (("pop3", str(POP3_PORT)), ("imap", str(IMAP_PORT))):
+        filled = query.replace("'%s'", f"'{service}'")
+        assert run_lookup(columns.format(filled), "anna", domain.name) == [("10.77.0.2", port)]
+
+
+def test_a_backends_doveadm_api_takes_the_panels_calls_with_the_fleets_key(fleet, tmp_path):
+    """The panel's gate calls the doveadm HTTP API of a mailbox's home (provisioner.
+    doveadm_url): every backend listens on its own address too, with one key for the fleet;
+    a single host keeps its API on loopback with a key of its own."""
+    b1 = _render(tmp_path, "b1", "backend")
+    assert f"address = 127.0.0.1, 10.77.0.2\n    port = {DOVEADM_PORT}" in _doveconf(b1)
+    key = routing.doveadm_api_key()
+    assert f"doveadm_api_key = {key}\n" in (b1 / "dovecot" / "dovecot.conf").read_text()
+    edge = _render(tmp_path, "edge", "mx,proxy")
+    assert f"address = 127.0.0.1\n    port = {DOVEADM_PORT}" in _doveconf(edge)
+    assert f"doveadm_api_key = {key}\n" in (edge / "dovecot" / "dovecot.conf").read_text()
+
+    single = StackConfig(dir=tmp_path / "single")
+    assert single.doveadm_password != key
+
+
+def test_with_the_fleets_ca_the_proxy_verifies_the_homes_certificates(fleet, tmp_path, settings):
+    """POSTDESK_FLEET_CA_FILE set: `starttls=yes` and OpenSSL's store (SSL_CERT_FILE) on the
+    proxy (the fleet test proves a foreign certificate refused); unset: `any-cert`; a path
+    naming nothing stops the render rather than every forwarded login."""
+    edge = _render(tmp_path, "edge", "mx,proxy")
+    assert "'any-cert' AS starttls" in (edge / "dovecot" / "proxy-sql.conf.ext").read_text()
+    assert "SSL_CERT_FILE" not in _doveconf(edge)
+
+    authority = tmp_path / "fleet-ca.pem"
+    authority.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings.POSTDESK_FLEET_CA_FILE = str(authority)
+    edge = _render(tmp_path, "edge", "mx,proxy", out="edge-verified")
+    assert "'yes' AS starttls" in (edge / "dovecot" / "proxy-sql.conf.ext").read_text()
+    dovecot = _doveconf(edge)
+    assert f"LISTEN_FDS NOTIFY_SOCKET SSL_CERT_FILE={authority}\n" in dovecot
+    assert "service imap-login {\n  chroot = \n" in dovecot
+    # A backend forwards nothing: no CA to read there.
+    assert "SSL_CERT_FILE" not in _doveconf(_render(tmp_path, "b1", "backend"))
+
+    settings.POSTDESK_FLEET_CA_FILE = str(tmp_path / "missing.pem")
+    with pytest.raises(RenderError, match="POSTDESK_FLEET_CA_FILE"):
+        _render(tmp_path, "edge", "mx,proxy", out="edge-missing")
+
+
+def test_a_fleet_hosts_render_gives_the_panel_the_fleets_doveadm_key(fleet, tmp_path):
+    """`render --system --host`: whatever key the host had alone (kept from one render to the
+    next), in a fleet its Dovecot and its panel's dataplane.env carry the fleet's, which the
+    gate uses at every home."""
+    out = tmp_path / "out"
+    (out / "etc" / "postdesk").mkdir(parents=True)
+    (out / "etc" / "postdesk" / "dataplane.env").write_text("POSTDESK_DOVEADM_API_KEY=alone\n")
+    config = system_config(
+        out,
+        hostname="mail.example.net",
+        roles=frozenset({"backend"}),
+        host=routing.fleet_host("b1"),
+        installed=tmp_path / "installed",
+    )
+    assert config.doveadm_password == routing.doveadm_api_key()
+    alone = system_config(tmp_path / "out", hostname="mail.example.net", installed=tmp_path)
+    assert alone.doveadm_password == "alone"

@@ -18,7 +18,8 @@ A phone's request that passes (a POST: every ActiveSync command) first has Dovec
 changes of all the mailbox's folders (provisioner.track_changes_everywhere): SOGo's ActiveSync
 sees new mail in a folder only once tracking is on there, and a folder created later (over
 IMAP, in the webmail, by the phone) starts without it. Done here, before SOGo opens a folder
-the phone names, as nginx waits for this answer.
+the phone names, as nginx waits for this answer; in a fleet, by the Dovecot of the mailbox's
+home, where its folders are (provisioner.doveadm_url).
 """
 
 from __future__ import annotations
@@ -136,11 +137,12 @@ def gate(request: HttpRequest, protocol: str) -> HttpResponse:
     column = PROTOCOL_COLUMNS.get(protocol)
     if column is None:
         return HttpResponse(status=404)
-    decision, response = _decide(request, column)
+    decision, response, home_address = _decide(request, column)
     # nginx's subrequest is a GET: it names the phone's method and URI in headers.
     phone_command = request.headers.get("X-Original-Method") == "POST"
     if decision is Decision.ALLOWED and protocol == "eas" and phone_command:
-        _track_changes(_credentials(request)[0], eas_command(request.headers.get("X-Original-URI")))
+        command = eas_command(request.headers.get("X-Original-URI"))
+        _track_changes(_credentials(request)[0], home_address, command)
     # Counted for Prometheus (postdesk.metrics): only answers about a mailbox's client, not
     # the refusals above, which only a misconfigured nginx or a stranger gets.
     metrics.GATE_DECISIONS.labels(service=protocol, decision=decision).inc()
@@ -170,7 +172,7 @@ def _tracked_key(address: str) -> str:
     return f"postdesk:gate-tracked:{address.lower()}"
 
 
-def _track_changes(address: str, command: str) -> None:
+def _track_changes(address: str, home_address: str | None, command: str) -> None:
     """Dovecot tracks every folder's changes before SOGo opens one. Not reaching Dovecot
     does not refuse the phone: SOGo could not read its mail either, and says so itself.
 
@@ -189,25 +191,27 @@ def _track_changes(address: str, command: str) -> None:
     if command != "FolderSync" and shared_cache.get(key) is not None:
         return
     try:
-        provisioner.track_changes_everywhere(address)
+        provisioner.track_changes_everywhere(address, home_address)
     except (provisioner.ProvisionerUnavailable, provisioner.NothingMatched) as error:
         logger.warning("gate: folder change tracking for %s not turned on: %s", address, error)
         return
     shared_cache.set(key, True, timeout=settings.POSTDESK_GATE_CACHE_SECONDS)
 
 
-def _decide(request: HttpRequest, column: str) -> tuple[Decision, HttpResponse]:
-    """What the gate decides, with its answer for nginx."""
+def _decide(request: HttpRequest, column: str) -> tuple[Decision, HttpResponse, str | None]:
+    """What the gate decides, with its answer for nginx, and the address of the mailbox's home
+    (None: no home, or no such mailbox)."""
     credentials = _credentials(request)
     if credentials is None:
-        return Decision.REFUSED, _unauthorized()
+        return Decision.REFUSED, _unauthorized(), None
     address, password = credentials
     # Our nginx says who the client is (only it holds the gate key).
     client = request.headers.get("X-Real-IP") or request.META.get("REMOTE_ADDR") or "unknown"
     local_part, _, domain = address.rpartition("@")
     with connection.cursor() as cursor:
+        # `column` is one of PROTOCOL_COLUMNS, never the client's text.
         cursor.execute(
-            f"SELECT password, {column} FROM dataplane_mailboxes "  # noqa: S608 - fixed column
+            f"SELECT password, {column}, home_address FROM dataplane_mailboxes "  # noqa: S608
             "WHERE local_part = %s AND domain = %s",
             [local_part, domain],
         )
@@ -217,11 +221,12 @@ def _decide(request: HttpRequest, column: str) -> tuple[Decision, HttpResponse]:
         per_mailbox, per_client = _limits()
         blocked = max(per_mailbox.blocked_for(address), per_client.blocked_for(client))
         if blocked:
-            return Decision.THROTTLED, _too_many(blocked)
+            return Decision.THROTTLED, _too_many(blocked), None
         if not _verify(stored_hash, password):
             per_mailbox.record_failure(address)
             per_client.record_failure(client)
-            return Decision.REFUSED, _unauthorized()
+            return Decision.REFUSED, _unauthorized(), None
     if not row[1]:
-        return Decision.REFUSED, HttpResponse(status=403)  # right password, protocol not enabled
-    return Decision.ALLOWED, HttpResponse(status=204)
+        # Right password, protocol not enabled.
+        return Decision.REFUSED, HttpResponse(status=403), None
+    return Decision.ALLOWED, HttpResponse(status=204), row[2]

@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import psutil
 from django.conf import settings
@@ -56,8 +56,30 @@ class NothingMatched(Exception):
     """doveadm matched nothing (no open session to kick)."""
 
 
-def _doveadm(command: str, parameters: dict, timeout: float = 10) -> list:
-    url = settings.POSTDESK_DOVEADM_URL
+def _bracketed(address: str) -> str:
+    """An IP address as a URL or a dsync destination names it: an IPv6 one in brackets, its
+    colons apart from the port's."""
+    return f"[{address}]" if ":" in address else address
+
+
+def doveadm_url(home_address: str | None) -> str:
+    """Where the doveadm HTTP API of a mailbox's home answers, for a caller that runs
+    elsewhere (the panel's gate). A mailbox without a home lives here: POSTDESK_DOVEADM_URL
+    (this host's Dovecot, unchanged on a single host). A mailbox homed on a backend of a
+    fleet: the same URL at the home's address, since every host of a fleet listens on the
+    same doveadm port and takes the same key (routing.doveadm_api_key)."""
+    local = settings.POSTDESK_DOVEADM_URL
+    if not home_address or not local:
+        return local
+    parts = urlsplit(local)
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{_bracketed(home_address)}{port}"))
+
+
+def _doveadm(
+    command: str, parameters: dict, timeout: float = 10, home_address: str | None = None
+) -> list:
+    url = doveadm_url(home_address)
     if not url:
         raise ProvisionerUnavailable("POSTDESK_DOVEADM_URL is not set")
     key = base64.b64encode(settings.POSTDESK_DOVEADM_API_KEY.encode()).decode()
@@ -109,8 +131,8 @@ def copy_mailbox(address: str, destination: str, timeout: float = COPY_TIMEOUT) 
     backup` (dsync, one way) copies. It reaches the destination's doveadm server at the
     fleet's `doveadm_port`, logging in with its `doveadm_password` (dovecot.conf); what is
     there already and not here is removed, so a copy run again only sends what changed."""
-    host = f"[{destination}]" if ":" in destination else destination
-    _doveadm("backup", {"user": address, "destination": [f"tcp:{host}"]}, timeout)
+    destination = f"tcp:{_bracketed(destination)}"
+    _doveadm("backup", {"user": address, "destination": [destination]}, timeout)
 
 
 # How long an MX may take, once a mailbox is locked for its move, to see the lock in its own
@@ -235,12 +257,14 @@ def track_changes(address: str) -> None:
 _NO_MESSAGE_HAS = str(2**64 - 1)
 
 
-def track_changes_everywhere(address: str) -> None:
+def track_changes_everywhere(address: str, home_address: str | None = None) -> None:
     """Have Dovecot track the changes of every folder of a mailbox, whoever created it and
     when (track_changes says why SOGo's ActiveSync needs it). Dovecot 2.3 has no setting
     that turns tracking on for every folder: only a client's use of a modseq does, folder by
-    folder. One search over all folders, with a modseq nothing has, does it in each."""
-    _doveadm("search", {"user": address, "query": ["mailbox", "*", "modseq", _NO_MESSAGE_HAS]})
+    folder. One search over all folders, with a modseq nothing has, does it in each. Asked
+    of the Dovecot at `home_address`, where the folders are (doveadm_url)."""
+    query = ["mailbox", "*", "modseq", _NO_MESSAGE_HAS]
+    _doveadm("search", {"user": address, "query": query}, home_address=home_address)
 
 
 def forget_groupware_user(address: str) -> None:

@@ -121,6 +121,8 @@ class StackConfig:
     submissions_port: int = 2465  # submission over implicit TLS (RFC 8314)
     imap_port: int = 2143
     imaps_port: int = 2993
+    pop3_port: int = 2110  # POP3 with STARTTLS (STLS)
+    pop3s_port: int = 2995  # POP3 over implicit TLS
     gate_port: int = 8443
     # The certificate every port presents (PEM, the chain in the cert file) and its key;
     # without them, a self-signed one for `hostname` is made under DIR/tls.
@@ -175,6 +177,10 @@ class StackConfig:
         if self.host is None and self.roles != routing.ALL_ROLES:
             # Only a registered host knows which mailboxes are its own and where the others go.
             raise RenderError("a stack with only some roles needs --host NAME, a registered host")
+        if self.host is not None:
+            # The panel's gate calls the doveadm API of a mailbox's home, whichever host it is,
+            # with the one key it has: every host of a fleet shares it (routing.py).
+            self.doveadm_password = routing.doveadm_api_key()
 
     @property
     def vmail(self) -> Path:
@@ -319,6 +325,15 @@ def _addresses(*addresses: str) -> str:
     return ", ".join(dict.fromkeys(address for address in addresses if address))
 
 
+def _fleet_ca_file() -> str:
+    """POSTDESK_FLEET_CA_FILE, checked: a proxy that cannot read it would refuse every login
+    it forwards, so a wrong path stops the render instead."""
+    named = settings.POSTDESK_FLEET_CA_FILE
+    if named and not Path(named).is_file():
+        raise RenderError(f"POSTDESK_FLEET_CA_FILE names no file: {named}")
+    return str(Path(named).resolve()) if named else ""
+
+
 def fleet_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
     """What a host's roles change in the templates; on a single host, what it always was."""
     host = config.host
@@ -337,10 +352,17 @@ def fleet_context(config: StackConfig, db: dict[str, Any]) -> dict[str, Any]:
         # their logins without TLS on its own (they STARTTLS anyway: routing.py).
         "trusted_proxies": " ".join(host.proxies) if host and HostRole.BACKEND in roles else "",
         "proxies_here": host is not None and HostRole.PROXY in roles,
+        # The CA a proxy verifies the homes' certificates against (routing.proxy_password_query).
+        "fleet_ca_file": _fleet_ca_file() if host is not None and HostRole.PROXY in roles else "",
         "master_users": host is not None and HostRole.BACKEND in roles,
         # A backend of a fleet takes the copies of mailboxes moved to it (dsync, mail.moves)
         # from the other backends, with the fleet's doveadm password.
         "dsync_address": own if host and HostRole.BACKEND in roles else "",
+        # The doveadm HTTP API: the host's own worker on loopback; on a backend of a fleet, the
+        # panel's gate too, at the backend's address (provisioner.doveadm_url).
+        "doveadm_http_address": _addresses(
+            "127.0.0.1", own if host and HostRole.BACKEND in roles else ""
+        ),
         "dsync_password": routing.dsync_password() if host and HostRole.BACKEND in roles else "",
         "transport": (
             routing.transport_query(mailbox, host, config.lmtp_port)
@@ -457,7 +479,11 @@ def render_stack(
         )
         # Mailboxes homed on another backend: checked here, forwarded there (routing.py).
         query = routing.proxy_password_query(
-            _DOVECOT_MAILBOX[db["engine"]], config.host, config.imap_port
+            _DOVECOT_MAILBOX[db["engine"]],
+            config.host,
+            config.imap_port,
+            config.pop3_port,
+            verify_homes=bool(writer.context["fleet_ca_file"]),
         )
         writer.write(
             where["dovecot_proxy_sql"],

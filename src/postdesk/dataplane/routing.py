@@ -5,9 +5,10 @@ reads `home_host` and `home_address` from the `dataplane_mailboxes` view (or, on
 PostgreSQL, the `dataplane_mailbox()` function): a mailbox without a home (NULL) or homed
 on this host is served here, any other one is forwarded to its home:
 
-- proxy: Dovecot's passdb checks the mailbox's password here, once, and answers `proxy=y`,
-  `host=` the home's address; the proxy then logs in at the home as Dovecot's master user
-  (`master=`, `pass=`), so the home never sees nor checks the customer's password.
+- proxy: Dovecot's passdb checks the mailbox's password here, once (IMAP or POP3), and
+  answers `proxy=y`, `host=` the home's address; the proxy then logs in at the home as
+  Dovecot's master user (`master=`, `pass=`), so the home never sees nor checks the
+  customer's password.
 - backend: a master passdb that knows that one user, from the proxies' addresses only
   (`allow_real_nets`), and those addresses trusted (`login_trusted_networks`).
 - mx: Postfix's transport_maps send mail for a mailbox homed elsewhere over LMTP to its home.
@@ -75,6 +76,16 @@ def dsync_password() -> str:
     return salted_hmac("postdesk.dataplane.routing.dsync", "v1", algorithm="sha256").hexdigest()
 
 
+def doveadm_api_key() -> str:
+    """The key of the doveadm HTTP API on every host of a fleet (Dovecot's `doveadm_api_key`):
+    the panel's gate reaches a mailbox's home with it (provisioner.doveadm_url). Derived from
+    SECRET_KEY as the other fleet passwords are, and apart from them; a single host keeps a
+    key of its own, made when its stack is rendered."""
+    return salted_hmac(
+        "postdesk.dataplane.routing.doveadm-api", "v1", algorithm="sha256"
+    ).hexdigest()
+
+
 def proxy_master_passwd_line(proxies: tuple[str, ...]) -> str:
     """The backend's master passdb (passwd-file): the proxies' user, its password hashed
     (SHA256: the password is a random 256-bit key, a slow hash would only slow logins), valid
@@ -107,15 +118,21 @@ def local_mailboxes(source: str, host: FleetHost | None) -> str:
     return source if host is None else _and(source, _served_here(host))
 
 
-def proxy_password_query(source: str, host: FleetHost, imap_port: int) -> str:
+def proxy_password_query(
+    source: str, host: FleetHost, imap_port: int, pop3_port: int, *, verify_homes: bool = False
+) -> str:
     """Dovecot's passdb for mailboxes homed elsewhere: the password checked here, then the
-    login forwarded to the home as the master user, over STARTTLS (the homes' certificates
-    are not checked: the hop stays inside the fleet's network, and the master password is
-    what the home trusts)."""
+    login forwarded to the home as the master user, to the home's port for the protocol
+    logged in with (%s: Dovecot's service, imap or pop3), over STARTTLS. With
+    `verify_homes` (the fleet's CA known: POSTDESK_FLEET_CA_FILE), the home's certificate
+    must be signed by it and name the home's address (`starttls=yes`); without, any
+    certificate is taken (`any-cert`): the hop must then stay inside a private network."""
+    starttls = "yes" if verify_homes else "any-cert"
     return (
         "SELECT address AS user, password, 'Y' AS proxy, home_address AS host, "  # noqa: S608
-        f"'{imap_port}' AS port, '{PROXY_MASTER_USER}' AS master, "
-        f"'{proxy_master_password()}' AS pass, 'any-cert' AS starttls "
+        f"CASE WHEN '%s' = 'pop3' THEN '{pop3_port}' ELSE '{imap_port}' END AS port, "
+        f"'{PROXY_MASTER_USER}' AS master, "
+        f"'{proxy_master_password()}' AS pass, '{starttls}' AS starttls "
         f"FROM {_and(source, _homed_elsewhere(host))}"
     )
 

@@ -232,6 +232,8 @@ def up(config: StackConfig, db: dict[str, Any] | None = None) -> dict[str, Any]:
             "submissions": config.submissions_port,
             "imap": config.imap_port,
             "imaps": config.imaps_port,
+            "pop3": config.pop3_port,
+            "pop3s": config.pop3s_port,
             "lmtp": config.lmtp_port,
             "auth": config.auth_port,
             "doveadm": config.doveadm_port,

@@ -41,6 +41,8 @@ SYSTEM_PORTS = {
     "submissions_port": 465,
     "imap_port": 143,
     "imaps_port": 993,
+    "pop3_port": 110,
+    "pop3s_port": 995,
     "gate_port": 443,
     "lmtp_port": 24,
     "reinject_port": 10025,

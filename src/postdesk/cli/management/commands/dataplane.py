@@ -28,6 +28,8 @@ def _ports(parser: Any) -> None:
     )
     parser.add_argument("--imap-port", type=int, default=2143)
     parser.add_argument("--imaps-port", type=int, default=2993, help="IMAP over implicit TLS")
+    parser.add_argument("--pop3-port", type=int, default=2110, help="POP3 with STARTTLS")
+    parser.add_argument("--pop3s-port", type=int, default=2995, help="POP3 over implicit TLS")
     parser.add_argument("--gate-port", type=int, default=8443)
     parser.add_argument(
         "--tls-cert",
@@ -62,6 +64,12 @@ def _ports(parser: Any) -> None:
         "--lmtp-port",
         type=int,
         help="LMTP, the same on every host of a fleet (default: a free loopback port)",
+    )
+    parser.add_argument(
+        "--doveadm-port",
+        type=int,
+        help="Dovecot's doveadm HTTP API, the same on every host of a fleet: the panel's gate "
+        "reaches a mailbox's home there (default: a free loopback port)",
     )
     parser.add_argument(
         "--dsync-port",
@@ -102,14 +110,20 @@ def _config(directory: str, options: dict[str, Any]) -> StackConfig:
         submissions_port=options["submissions_port"],
         imap_port=options["imap_port"],
         imaps_port=options["imaps_port"],
+        pop3_port=options["pop3_port"],
+        pop3s_port=options["pop3s_port"],
         gate_port=options["gate_port"],
         **_certificate_files(options),
         relay=_relay(options),
         hostname=options["hostname"],
         panel_url=options["panel_url"].rstrip("/"),
         **_fleet(options),
-        **({"lmtp_port": options["lmtp_port"]} if options.get("lmtp_port") else {}),
-        **({"dsync_port": options["dsync_port"]} if options.get("dsync_port") else {}),
+        # The fleet's internal ports: a free one each unless given.
+        **{
+            port: options[port]
+            for port in ("lmtp_port", "dsync_port", "doveadm_port")
+            if options.get(port)
+        },
     )
 
 
