@@ -306,7 +306,8 @@ def address_list(
     per_page: int | None = None,
     cursor: str | None = None,
 ) -> AddressPage:
-    """A page of the domain's mailboxes and forwards: four queries, whatever the size.
+    """A page of the domain's mailboxes and forwards: one query (two for a search or a page
+    by number), whatever the size.
 
     With a `cursor` (a page's `next_cursor` or `previous_cursor`), or on the first page, the
     page is read from where the cursor points (keyset paging: a few index seeks however far
