@@ -7,6 +7,7 @@ import os
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import caches
 from django.test import Client as Browser
 from django.utils import translation
 
@@ -34,6 +35,13 @@ def _language_reset():
     # request and never resets it): the next test would read French messages.
     yield
     translation.activate(django_settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
+def _address_rows_forgotten():
+    # The rendered rows live in the process's memory (web.address_rows), keyed by what they
+    # show: another test's rows could match, and a test of the list must render its own.
+    caches["rows"].clear()
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import (
+    Case,
     Count,
     F,
     OuterRef,
@@ -22,6 +23,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    When,
     Window,
 )
 from django.db.models.expressions import RawSQL
@@ -258,11 +260,6 @@ def _search_filter(domain: Domain, text: str) -> Q:
     The alias and destination matches are uncorrelated subqueries limited to the domain, so
     the database runs each once per search rather than once per address of the domain.
     """
-    alias_owners = (
-        Alias.objects.filter(address__domain=domain, address__kind=AddressKind.ALIAS)
-        .filter(_contains("address__local_part", domain, text))
-        .values("mailbox__address_id")
-    )
     destination_owners = Destination.objects.filter(
         address__domain=domain,
         address__kind__in=[AddressKind.MAILBOX, AddressKind.FORWARD],
@@ -273,12 +270,24 @@ def _search_filter(domain: Domain, text: str) -> Q:
         # an OR with the subqueries makes PostgreSQL test every address of the domain
         # instead (one match at 12,000 rows: 10 ms, against 3 ms for the union). Shorter
         # texts have no trigram to look up: the union would only add its own cost.
-        own = Address.objects.filter(domain=domain).filter(_contains("local_part", domain, text))
-        return Q(
-            pk__in=own.values("pk")
-            .order_by()
-            .union(alias_owners.order_by(), destination_owners.order_by())
+        # The names (the rows' own and their aliases') are read in one pass of the trigram
+        # index, not two: an alias stands for its mailbox's address.
+        named = (
+            Address.objects.filter(domain=domain)
+            .filter(_contains("local_part", domain, text))
+            .annotate(
+                owner=Case(
+                    When(kind=AddressKind.ALIAS, then=F("alias__mailbox__address_id")),
+                    default=F("pk"),
+                )
+            )
         )
+        return Q(pk__in=named.values("owner").order_by().union(destination_owners.order_by()))
+    alias_owners = (
+        Alias.objects.filter(address__domain=domain, address__kind=AddressKind.ALIAS)
+        .filter(_contains("address__local_part", domain, text))
+        .values("mailbox__address_id")
+    )
     return (
         _contains("local_part", domain, text)
         | Q(pk__in=alias_owners)
@@ -297,7 +306,8 @@ def address_list(
     per_page: int | None = None,
     cursor: str | None = None,
 ) -> AddressPage:
-    """A page of the domain's mailboxes and forwards: four queries, whatever the size.
+    """A page of the domain's mailboxes and forwards: one query (two for a search or a page
+    by number), whatever the size.
 
     With a `cursor` (a page's `next_cursor` or `previous_cursor`), or on the first page, the
     page is read from where the cursor points (keyset paging: a few index seeks however far

@@ -1,0 +1,53 @@
+"""The address list's rows are rendered once for what they show, then read from the rows'
+cache (web.templatetags.web.address_rows): never an old row, another user's or another
+language's."""
+
+import pytest
+from django.urls import reverse
+
+from postdesk.mail.services import mailbox_update
+
+pytestmark = pytest.mark.django_db
+
+ROWS_TEMPLATE = "web/_address_rows.html"
+LIST = {"HX-Request": "true", "HX-Target": "address-list"}
+
+
+def _list(browser, **headers):
+    response = browser.get(reverse("web:dashboard", args=["example.com"]), headers=LIST | headers)
+    assert response.status_code == 200
+    return response
+
+
+def test_rows_seen_before_are_not_rendered_again(owner_browser, mailbox, forward):
+    first = _list(owner_browser)
+    assert ROWS_TEMPLATE in [t.name for t in first.templates]
+    again = _list(owner_browser)
+    assert ROWS_TEMPLATE not in [t.name for t in again.templates]
+    assert again.content == first.content
+    assert b"marie@<wbr>example<wbr>.com" in again.content
+
+
+def test_a_changed_row_shows_its_change_at_once(owner_browser, operator, mailbox, forward):
+    before = _list(owner_browser).content.decode()
+    assert "5.0 GB" in before
+    mailbox_update(actor=operator, mailbox=mailbox, quota_mb=2048, mapi_enabled=True)
+    after = _list(owner_browser)
+    html = after.content.decode()
+    assert "2.0 GB" in html and "5.0 GB" not in html
+    # Only the changed row was rendered: the forward's came from the cache.
+    assert ROWS_TEMPLATE in [t.name for t in after.templates]
+    assert html.count("info@<wbr>example<wbr>.com") == before.count("info@<wbr>example<wbr>.com")
+
+
+def test_a_viewer_never_gets_the_owners_action_links(owner_browser, viewer_browser, mailbox):
+    assert "?open=delete" in _list(owner_browser).content.decode()
+    seen = _list(viewer_browser)
+    assert ROWS_TEMPLATE in [t.name for t in seen.templates]
+    assert "?open=delete" not in seen.content.decode()
+
+
+def test_each_language_has_its_own_rows(owner_browser, mailbox):
+    assert "Mailbox" in _list(owner_browser).content.decode()
+    french = _list(owner_browser, **{"Accept-Language": "fr"}).content.decode()
+    assert "Boîte" in french and ">Mailbox<" not in french
