@@ -78,6 +78,9 @@ def test_lists_mailboxes_and_forwards_with_their_details(owner, populated):
         ("m.dupont@example", ["marie.dupont@example.com"]),  # an alias as an address
         ("gmail", ["marie.dupont@example.com"]),  # a forwarding destination
         ("jean@", ["info@example.com", "jean@example.com"]),  # an address and a destination
+        ("EAN@", ["info@example.com", "jean@example.com"]),  # the end of a name, any case
+        ("an@ex", ["info@example.com", "jean@example.com"]),
+        ("%an@", []),  # the end of a name: LIKE wildcards are searched literally too
         ("software.org", ["orders@example.com"]),
         (
             "@example.com",

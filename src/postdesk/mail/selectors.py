@@ -27,7 +27,8 @@ from django.db.models import (
     Window,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Reverse
+from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks.base import TaskResultStatus
@@ -244,6 +245,10 @@ def _contains(field: str, domain: Domain, text: str) -> Q:
         return Q(**{f"{field}__icontains": text})
     if "@" in after or not domain.name.startswith(after.lower()):
         return Q(pk__in=[])
+    if connection.vendor == "postgresql" and before:
+        # Names are stored lowercase: ending with `before` is starting with it reversed, which
+        # the names' reversed index answers (mail migration 0013).
+        return Q(StartsWith(Reverse(field), before.lower()[::-1]))
     return Q(**{f"{field}__iendswith": before})
 
 
