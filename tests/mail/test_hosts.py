@@ -13,8 +13,8 @@ from postdesk.audit.models import AuditEvent
 from postdesk.dataplane.models import Host
 from postdesk.errors import PermissionDenied, PostdeskError, ValidationFailed
 from postdesk.mail.hosts import home_choose, host_add, host_drain, host_list
-from postdesk.mail.models import Mailbox
-from postdesk.mail.services import mailbox_create
+from postdesk.mail.models import HostLoadChange, Mailbox
+from postdesk.mail.services import host_loads_compact, mailbox_create, mailbox_delete
 from tests.conftest import GOOD_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +95,35 @@ def test_the_first_backend_becomes_the_home_of_the_mailboxes_without_one(operato
         "roles": ["backend", "mx", "proxy"],
         "mailboxes": 2,
     }
+
+
+def loads(operator) -> dict[str, int]:
+    return {row.name: row.mailboxes for row in host_list(actor=operator)}
+
+
+def test_a_hosts_load_follows_every_write_and_survives_compaction(operator, domain):
+    """The load is kept by the database's triggers as mailboxes come, go and move, whatever
+    writes them, and reads the same once the job folded its changes."""
+    mail1 = add(operator, "mail1", "192.0.2.1").host
+    mail2 = add(operator, "mail2", "192.0.2.2").host
+    boxes = [create(operator, domain, name) for name in ("a", "b", "c", "d")]
+    assert loads(operator) == {"mail1": 2, "mail2": 2}
+
+    mailbox_delete(actor=operator, mailbox=boxes[0])  # on mail1
+    # A move's switch, and a bulk change of home written straight to the table.
+    Mailbox.objects.filter(pk=boxes[1].pk).update(home=mail1)  # mail2 -> mail1
+    Mailbox.objects.filter(pk__in=[boxes[2].pk, boxes[3].pk]).update(home=mail2)
+    Mailbox.objects.filter(pk=boxes[3].pk).update(home=mail2)  # no change: nothing appended
+    assert loads(operator) == {"mail1": 1, "mail2": 2}
+    assert loads(operator) == {
+        host.name: Mailbox.objects.filter(home=host).count() for host in (mail1, mail2)
+    }
+
+    changes = HostLoadChange.objects.count()
+    done = host_loads_compact()
+    assert done.folded == changes and done.kept == 2
+    assert HostLoadChange.objects.count() == 2
+    assert loads(operator) == {"mail1": 1, "mail2": 2}
 
 
 def test_a_pinned_client_gets_its_own_hosts(settings, operator, domain, other_domain):

@@ -23,7 +23,7 @@ from postdesk.dns.status import dns_recheck_all
 from postdesk.errors import NotFound
 from postdesk.mail.hosts import mailbox_moves_sweep
 from postdesk.mail.selectors import mailbox_created_since
-from postdesk.mail.services import domain_totals_compact
+from postdesk.mail.services import domain_totals_compact, host_loads_compact
 from postdesk.workflows.usage import collect_usage, collect_usage_on_homes
 
 from .choices import Outcome
@@ -77,7 +77,11 @@ def _collect_usage() -> str:
 
 def _compact_totals() -> str:
     done = domain_totals_compact()
-    return f"folded {done.folded} change(s) of the domains' totals into {done.kept} row(s)"
+    summary = f"folded {done.folded} change(s) of the domains' totals into {done.kept} row(s)"
+    hosts = host_loads_compact()
+    if hosts.folded:
+        summary += f"; {hosts.folded} of the hosts' loads into {hosts.kept}"
+    return summary
 
 
 def _sweep_moves() -> str:
@@ -108,7 +112,7 @@ def _jobs() -> dict[str, Job]:
             "compact-totals",
             settings.POSTDESK_JOB_COMPACT_TOTALS,
             "Fold each domain's counter changes into one row (the address list's and "
-            "dashboard's counts stay one short read).",
+            "dashboard's counts stay one short read), and each mail host's load changes.",
             _compact_totals,
         ),
         Job(

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -44,7 +44,7 @@ from postdesk.tenancy.access import Actor
 
 from .addresses import split_address
 from .choices import MoveState
-from .models import MOVE_UNDER_WAY, Mailbox, MailboxMove
+from .models import MOVE_UNDER_WAY, HostLoadChange, Mailbox, MailboxMove
 from .tasks import (
     ADDRESS_ARGUMENT,
     LAST_COPY_TIMEOUT,
@@ -68,16 +68,17 @@ def _require_operator(actor: Actor) -> None:
 
 def hosts_with_load(hosts: QuerySet[Host] | None = None) -> QuerySet[Host]:
     """The hosts, each with `mailboxes`: how many mailboxes call it home. One query, however
-    many hosts and mailboxes (a count per host off the index on Mailbox.home)."""
-    counts = (
-        Mailbox.objects.filter(home=OuterRef("pk"))
+    many hosts and mailboxes: the sum of each host's few load changes (HostLoadChange, kept
+    by triggers), not a count of its mailboxes."""
+    loads = (
+        HostLoadChange.objects.filter(host=OuterRef("pk"))
         .order_by()
-        .values("home")
-        .annotate(n=Count("pk"))
+        .values("host")
+        .annotate(n=Sum("mailboxes"))
         .values("n")
     )
     return (Host.objects.all() if hosts is None else hosts).annotate(
-        mailboxes=Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+        mailboxes=Coalesce(Subquery(loads, output_field=IntegerField()), Value(0))
     )
 
 

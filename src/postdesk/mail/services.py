@@ -62,7 +62,16 @@ from .addresses import (
 )
 from .choices import AddressKind
 from .hosts import home_choose
-from .models import Address, Alias, Destination, Domain, DomainTotalsChange, Forward, Mailbox
+from .models import (
+    Address,
+    Alias,
+    Destination,
+    Domain,
+    DomainTotalsChange,
+    Forward,
+    HostLoadChange,
+    Mailbox,
+)
 from .passwords import validate_password
 from .selectors import client_addresses_among
 from .tasks import (
@@ -917,7 +926,19 @@ class TotalsCompaction:
 
 def domain_totals_compact() -> TotalsCompaction:
     """Fold the change rows of every domain that has more than one into a single row with
-    their sums; a domain whose sums are all zero (a deleted domain) keeps none.
+    their sums; a domain whose sums are all zero (a deleted domain) keeps none."""
+    return _changes_fold(DomainTotalsChange, "domain_id")
+
+
+def host_loads_compact() -> TotalsCompaction:
+    """Fold the load changes of every host that has more than one into a single row (mail
+    migration 0014's triggers append them): as `domain_totals_compact`, per host."""
+    return _changes_fold(HostLoadChange, "host_id")
+
+
+def _changes_fold(model: type[DomainTotalsChange | HostLoadChange], key: str) -> TotalsCompaction:
+    """Fold the rows of `model` (appended changes, their columns `model.SUMMED`) into one row
+    per `key` that has more than one; a key whose sums are all zero keeps none.
 
     Exact while writers append: only rows already committed are folded, and the removal
     and the sums commit together, so a reader sees either the rows or their sum. It takes no
@@ -925,9 +946,9 @@ def domain_totals_compact() -> TotalsCompaction:
     table lock that only another compaction, VACUUM or a schema change conflicts with).
     """
     # Only the table's and columns' names are formatted into the SQL; values are parameters.
-    table = DomainTotalsChange._meta.db_table
-    columns = ", ".join(DomainTotalsChange.SUMMED)
-    sums = [f"SUM({column})" for column in DomainTotalsChange.SUMMED]
+    table = model._meta.db_table
+    columns = ", ".join(model.SUMMED)
+    sums = [f"SUM({column})" for column in model.SUMMED]
     summed = ", ".join(sums)
     not_zero = " OR ".join(f"{total} <> 0" for total in sums)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -937,13 +958,13 @@ def domain_totals_compact() -> TotalsCompaction:
             # rows committed meanwhile stay for the next run.
             cursor.execute(
                 f"""WITH many AS (
-                      SELECT domain_id FROM {table} GROUP BY domain_id HAVING COUNT(*) > 1
+                      SELECT {key} FROM {table} GROUP BY {key} HAVING COUNT(*) > 1
                     ), gone AS (
-                      DELETE FROM {table} WHERE domain_id IN (SELECT domain_id FROM many)
-                      RETURNING domain_id, {columns}
+                      DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM many)
+                      RETURNING {key}, {columns}
                     ), kept AS (
-                      INSERT INTO {table} (domain_id, {columns})
-                      SELECT domain_id, {summed} FROM gone GROUP BY domain_id
+                      INSERT INTO {table} ({key}, {columns})
+                      SELECT {key}, {summed} FROM gone GROUP BY {key}
                       HAVING {not_zero} RETURNING 1
                     )
                     SELECT (SELECT COUNT(*) FROM gone), (SELECT COUNT(*) FROM kept)"""  # noqa: S608
@@ -955,19 +976,19 @@ def domain_totals_compact() -> TotalsCompaction:
             cursor.execute(f"SELECT MAX(id) FROM {table}")  # noqa: S608
             last = cursor.fetchone()[0] or 0
             many = (
-                f"SELECT domain_id FROM {table} WHERE id <= %s "  # noqa: S608
-                "GROUP BY domain_id HAVING COUNT(*) > 1"
+                f"SELECT {key} FROM {table} WHERE id <= %s "  # noqa: S608
+                f"GROUP BY {key} HAVING COUNT(*) > 1"
             )
             cursor.execute(
-                f"""INSERT INTO {table} (domain_id, {columns})
-                    SELECT domain_id, {summed} FROM {table}
-                    WHERE id <= %s AND domain_id IN ({many})
-                    GROUP BY domain_id HAVING {not_zero}""",  # noqa: S608
+                f"""INSERT INTO {table} ({key}, {columns})
+                    SELECT {key}, {summed} FROM {table}
+                    WHERE id <= %s AND {key} IN ({many})
+                    GROUP BY {key} HAVING {not_zero}""",  # noqa: S608
                 [last, last],
             )
             kept = cursor.rowcount
             cursor.execute(
-                f"DELETE FROM {table} WHERE id <= %s AND domain_id IN ({many})",  # noqa: S608
+                f"DELETE FROM {table} WHERE id <= %s AND {key} IN ({many})",  # noqa: S608
                 [last, last],
             )
             folded = cursor.rowcount
