@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.db.models.query import ValuesIterable
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -38,7 +38,6 @@ class _Compiled:
     slots: tuple[tuple[str, tuple[int, ...], Callable[[Any], Any] | None], ...]
     compiler: SQLCompiler
     names: tuple[str, ...]
-    model: type[Model] | None  # a read of model instances; None for a values() read
 
     def parameters(self, values: dict[str, Any]) -> list:
         params = list(self.params)
@@ -51,7 +50,7 @@ class _Compiled:
 
 class CompiledRead:
     """A read built by `build(*shape, **values)` once per database and shape, its values
-    given as `stand_ins` to compile with; `values()` and `objects()` run it."""
+    given as `stand_ins` to compile with; `values()` runs it."""
 
     def __init__(self, build: Callable[..., QuerySet], **stand_ins: Any) -> None:
         self._build = build
@@ -68,16 +67,6 @@ class CompiledRead:
         count = compiled.compiler.col_count
         rows = compiled.compiler.results_iter(results=[[row[:count] for row in fetched]])
         return [dict(zip(compiled.names, row, strict=True)) for row in rows]
-
-    def objects(self, *shape: Hashable, using: str = "default", **values: Any) -> list[Model]:
-        """The model instances of a read of objects, annotations set on them as attributes
-        (what Django's raw() gives from the same columns)."""
-        compiled = self._compile(using, shape)
-        assert compiled.model is not None, "a values() read: use values()"
-        raw = compiled.model._default_manager.db_manager(using).raw(
-            compiled.sql, compiled.parameters(values)
-        )
-        return list(raw)
 
     def _compile(self, using: str, shape: tuple) -> _Compiled:
         key = (using, shape)
@@ -104,8 +93,11 @@ class CompiledRead:
                     break
             else:
                 raise ValueError(f"{name}'s stand-in {stand_in!r} is not in the compiled SQL")
+        if queryset._iterable_class is not ValuesIterable:
+            # Model instances would need Django's own iteration (related objects, deferred
+            # fields): only plain values are read from kept SQL.
+            raise TypeError("a CompiledRead reads values(): end the queryset with .values()")
         query = queryset.query
-        values_read = queryset._iterable_class is ValuesIterable
         names = (
             tuple(query.selected)
             if query.selected
@@ -117,7 +109,6 @@ class CompiledRead:
             slots=tuple(slots),
             compiler=compiler,
             names=names,
-            model=None if values_read else queryset.model,
         )
 
 
