@@ -5,10 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db.models import Value
+from django.db import connection
+from django.db.models import F, Value
 from django.utils import timezone
 
-from postdesk.compiled import CompiledRead
+from postdesk.compiled import CompiledRead, ILike, Like, values_in
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +90,82 @@ def test_a_stand_in_missing_from_the_sql_fails_loudly():
     )
     with pytest.raises(ValueError, match="user_id's stand-in"):
         read.values(user_id=5)
+
+
+def test_an_optional_value_may_be_left_out_by_a_shape(people):
+    User = get_user_model()
+
+    def named(by_name, *, user_id, email):
+        rows = User.objects.filter(pk__gte=user_id)
+        return (rows.filter(email=email) if by_name else rows).order_by("email").values("email")
+
+    read = CompiledRead(
+        named, optional=frozenset({"email"}), user_id=STAND_IN_ID, email="\0stand-in"
+    )
+    first = min(p.pk for p in people)
+    assert read.values(True, user_id=first, email="bob@example.com") == [
+        {"email": "bob@example.com"}
+    ]
+    assert len(read.values(False, user_id=first, email="ignored")) == 2
+    # Not optional: the shape that leaves it out is refused, as before.
+    strict = CompiledRead(named, user_id=STAND_IN_ID, email="\0stand-in")
+    with pytest.raises(ValueError, match="email's stand-in"):
+        strict.values(False, user_id=first, email="ignored")
+
+
+def test_like_patterns_are_values_so_a_search_compiles(people):
+    """`ILike` and `Like` take the pattern as given: a stand-in pattern is found among the
+    parameters, and each search's own pattern (its wildcards escaped as Django escapes
+    them) finds what `icontains` finds."""
+    User = get_user_model()
+    User.objects.create_user("under_score@example.com", "x" * 16)
+    User.objects.create_user("underxscore@example.com", "x" * 16)
+    read = CompiledRead(
+        lambda *, pattern: (
+            User.objects.filter(ILike(F("email"), pattern)).order_by("email").values("email")
+        ),
+        pattern="\0stand-in",
+    )
+
+    def found(text):
+        pattern = f"%{connection.ops.prep_for_like_query(text)}%"
+        rows = [r["email"] for r in read.values(pattern=pattern)]
+        assert rows == list(
+            User.objects.filter(email__icontains=text)
+            .order_by("email")
+            .values_list("email", flat=True)
+        )
+        return rows
+
+    assert found("ANN@") == ["ann@example.com"]  # any case
+    assert found("der_sc") == ["under_score@example.com"]  # "_" is a character, not a wildcard
+    assert found("%") == []
+    case_kept = CompiledRead(
+        lambda *, pattern: User.objects.filter(Like(F("email"), pattern)).values("email"),
+        pattern="\0stand-in",
+    )
+    assert case_kept.values(pattern="bob@%") == [{"email": "bob@example.com"}]
+
+
+def test_a_list_of_values_is_one_parameter_whatever_its_length(people):
+    User = get_user_model()
+    User.objects.create_user("carl@example.com", "x" * 16)
+    ids = list(User.objects.order_by("email").values_list("pk", flat=True))
+    builds = []
+
+    def among(*, user_ids):
+        builds.append(user_ids)
+        return (
+            User.objects.filter(pk__in=values_in(user_ids, connection.vendor))
+            .order_by("email")
+            .values("email")
+        )
+
+    read = CompiledRead(among, user_ids=[STAND_IN_ID])
+    assert [r["email"] for r in read.values(user_ids=ids[:1])] == ["ann@example.com"]
+    assert [r["email"] for r in read.values(user_ids=ids)] == [
+        "ann@example.com",
+        "bob@example.com",
+        "carl@example.com",
+    ]
+    assert builds == [[STAND_IN_ID]]

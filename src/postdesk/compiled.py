@@ -12,19 +12,25 @@ statements the same way).
 
 The stand-ins must be values the read would never hold otherwise (negative ids, a date in
 1901): every one must be found among the compiled parameters, or the build fails loudly.
-A value Django transforms before it reaches the SQL (a search text made into a LIKE
-pattern) cannot be a stand-in: such reads stay ordinary querysets.
+A value Django transforms before it reaches the SQL cannot be a stand-in: a search text
+Django makes into a LIKE pattern while it builds (`icontains`) is one, so a compiled search
+matches with `ILike` and `Like` below, which take the pattern as it is given (escaped by
+the backend's `ops.prep_for_like_query`, as Django escapes its own). A list of values (`id
+IN` the list) is a stand-in too, passed whole as one parameter: `values_in` reads it (an
+array on PostgreSQL, JSON text on SQLite).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Lookup, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.query import ValuesIterable
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -52,9 +58,18 @@ class CompiledRead:
     """A read built by `build(*shape, **values)` once per database and shape, its values
     given as `stand_ins` to compile with; `values()` runs it."""
 
-    def __init__(self, build: Callable[..., QuerySet], **stand_ins: Any) -> None:
+    def __init__(
+        self,
+        build: Callable[..., QuerySet],
+        /,
+        optional: frozenset[str] = frozenset(),
+        **stand_ins: Any,
+    ) -> None:
+        """`optional`: the values some shapes do not read (a search whose text can match no
+        name has no name pattern); every other stand-in must be found in every shape."""
         self._build = build
         self._stand_ins = stand_ins
+        self._optional = optional
         self._compiled: dict[tuple[str, Hashable], _Compiled] = {}
 
     def values(self, *shape: Hashable, using: str = "default", **values: Any) -> list[dict]:
@@ -92,7 +107,8 @@ class CompiledRead:
                     slots.append((name, positions, adapt))
                     break
             else:
-                raise ValueError(f"{name}'s stand-in {stand_in!r} is not in the compiled SQL")
+                if name not in self._optional:
+                    raise ValueError(f"{name}'s stand-in {stand_in!r} is not in the compiled SQL")
         if queryset._iterable_class is not ValuesIterable:
             # Model instances would need Django's own iteration (related objects, deferred
             # fields): only plain values are read from kept SQL.
@@ -113,8 +129,44 @@ class CompiledRead:
 
 
 def _adapters(connection: Any, stand_in: Any) -> list[Callable[[Any], Any] | None]:
-    """How a value may appear among the compiled parameters: as itself, or (a time) as the
-    backend adapts a datetime field's value."""
+    """How a value may appear among the compiled parameters: as itself, (a time) as the
+    backend adapts a datetime field's value, or (a list) as JSON text (`values_in`)."""
     if isinstance(stand_in, datetime):
         return [None, connection.ops.adapt_datetimefield_value]
+    if isinstance(stand_in, list):
+        return [None, json.dumps]
     return [None]
+
+
+def values_in(values: list, vendor: str) -> RawSQL:
+    """A subquery of the list's values, the whole list one parameter: the SQL stays the same
+    text whatever the list's length (`IN (%s, %s, ...)` would not). Give it a list that is not
+    empty (PostgreSQL cannot tell the type of an empty array)."""
+    if vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s)", (values,))
+    return RawSQL("SELECT value FROM json_each(%s)", (json.dumps(values),))
+
+
+class ILike(Lookup):
+    """The field matches a LIKE pattern in any case, the pattern taken as it is given: the
+    SQL of Django's `icontains` (so the same indexes answer it, such as a trigram index on
+    `UPPER(field::text)`), without making the pattern from the value while it builds."""
+
+    lookup_name = "ilike"
+    # Whose SQL (the column's cast, the operator) the lookup borrows from the backend.
+    borrowed = "icontains"
+
+    def as_sql(self, compiler: SQLCompiler, connection: Any) -> tuple[str, list]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        internal_type = self.lhs.output_field.get_internal_type()
+        cast = connection.ops.lookup_cast(self.borrowed, internal_type) % lhs
+        return f"{cast} {connection.operators[self.borrowed] % rhs}", [*lhs_params, *rhs_params]
+
+
+class Like(ILike):
+    """As `ILike`, in the case given (the SQL of `startswith`; SQLite's LIKE ignores the
+    case of ASCII letters whatever the lookup)."""
+
+    lookup_name = "like"
+    borrowed = "startswith"

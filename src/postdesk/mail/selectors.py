@@ -28,14 +28,13 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower, Reverse
-from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from postdesk.billing.selectors import plan_storage_limit_mb
-from postdesk.compiled import CompiledRead
+from postdesk.compiled import CompiledRead, ILike, Like, values_in
 from postdesk.dataplane import provisioner
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.paging import Page, page_count, page_of, page_within
@@ -234,43 +233,79 @@ class AddressPage(Page):
         return self.previous_cursor is not None
 
 
-def _contains(field: str, domain: Domain, text: str) -> Q:
-    """Rows whose `field`@domain contains `text`, without building that address in SQL.
+@dataclass(frozen=True)
+class _SearchTerms:
+    """A search text as the SQL reads it: how names are matched (part of the SQL's shape)
+    and the LIKE patterns (its values), so that a search's SQL is built once per shape
+    (`_SEARCH_FOUND`)."""
 
-    A local part holds no "@": a text with one "@" matches when the local part ends with
-    what precedes it and the domain name starts with what follows it.
+    # "contains": the name holds the text; "ends": the name ends with the text's part
+    # before its "@"; "reversed": the same, read as the reversed name's start (PostgreSQL's
+    # index of reversed names, mail migration 0013); "none": no name can match.
+    names: str
+    name_pattern: str
+    destination_pattern: str
+    # PostgreSQL reads names and destinations through their trigram indexes (migration
+    # 0003) as one set of ids: the text has trigrams to look up.
+    trigram: bool
+
+
+def _search_terms(domain: Domain, text: str) -> _SearchTerms | None:
+    """What `text` asks of the domain's names and destinations; None when it matches every
+    address of the domain ("@" and the start of the domain's own name): no filter at all.
+
+    An address is built in no SQL: a local part holds no "@", so a text with one matches
+    when the local part ends with what precedes it and the domain name starts with what
+    follows it. A destination holds the text as it is.
     """
+    if not text:
+        return None
+    escaped = connection.ops.prep_for_like_query
     before, at, after = text.partition("@")
+    postgresql = connection.vendor == "postgresql"
     if not at:
-        return Q(**{f"{field}__icontains": text})
-    if "@" in after or not domain.name.startswith(after.lower()):
+        names, name_pattern = "contains", f"%{escaped(text)}%"
+    elif "@" in after or not domain.name.startswith(after.lower()):
+        names, name_pattern = "none", ""
+    elif not before:
+        return None
+    elif postgresql:
+        # Names are stored lowercase: ending with `before` is starting with it reversed.
+        names, name_pattern = "reversed", f"{escaped(before.lower()[::-1])}%"
+    else:
+        names, name_pattern = "ends", f"%{escaped(before)}"
+    return _SearchTerms(
+        names=names,
+        name_pattern=name_pattern,
+        destination_pattern=f"%{escaped(text)}%",
+        trigram=postgresql and len(text.replace("@", "")) >= 3,
+    )
+
+
+def _name_match(field: str, terms: _SearchTerms) -> Q:
+    """The rows whose `field` (a local part) the search's names match."""
+    if terms.names == "none":
         return Q(pk__in=[])
-    if connection.vendor == "postgresql" and before:
-        # Names are stored lowercase: ending with `before` is starting with it reversed, which
-        # the names' reversed index answers (mail migration 0013).
-        return Q(StartsWith(Reverse(field), before.lower()[::-1]))
-    return Q(**{f"{field}__iendswith": before})
+    if terms.names == "reversed":
+        return Q(Like(Reverse(field), terms.name_pattern))
+    return Q(ILike(F(field), terms.name_pattern))
 
 
-def _matches_everything(domain: Domain, text: str) -> bool:
-    """Whether `text` is "@" and the start of the domain's own name, which every address of
-    the domain matches (see `_contains`): the list is then read unfiltered."""
-    before, at, after = text.partition("@")
-    return bool(at) and not before and "@" not in after and domain.name.startswith(after.lower())
-
-
-def _search_filter(domain: Domain, text: str) -> Q:
+def _search_filter(domain_id: int, terms: _SearchTerms) -> Q:
     """Part of an address, of an alias, or of a forwarding destination.
 
     The alias and destination matches are uncorrelated subqueries limited to the domain, so
     the database runs each once per search rather than once per address of the domain.
     """
-    destination_owners = Destination.objects.filter(
-        address__domain=domain,
-        address__kind__in=[AddressKind.MAILBOX, AddressKind.FORWARD],
-        email__icontains=text,
-    ).values("address_id")
-    if connection.vendor == "postgresql" and len(text.replace("@", "")) >= 3:
+    destination_owners = (
+        Destination.objects.filter(
+            address__domain_id=domain_id,
+            address__kind__in=[AddressKind.MAILBOX, AddressKind.FORWARD],
+        )
+        .filter(ILike(F("email"), terms.destination_pattern))
+        .values("address_id")
+    )
+    if terms.trigram:
         # One set of ids, each part read through its trigram index (mail migration 0003):
         # an OR with the subqueries makes PostgreSQL test every address of the domain
         # instead (one match at 12,000 rows: 10 ms, against 3 ms for the union). Shorter
@@ -278,8 +313,8 @@ def _search_filter(domain: Domain, text: str) -> Q:
         # The names (the rows' own and their aliases') are read in one pass of the trigram
         # index, not two: an alias stands for its mailbox's address.
         named = (
-            Address.objects.filter(domain=domain)
-            .filter(_contains("local_part", domain, text))
+            Address.objects.filter(domain_id=domain_id)
+            .filter(_name_match("local_part", terms))
             .annotate(
                 owner=Case(
                     When(kind=AddressKind.ALIAS, then=F("alias__mailbox__address_id")),
@@ -289,15 +324,11 @@ def _search_filter(domain: Domain, text: str) -> Q:
         )
         return Q(pk__in=named.values("owner").order_by().union(destination_owners.order_by()))
     alias_owners = (
-        Alias.objects.filter(address__domain=domain, address__kind=AddressKind.ALIAS)
-        .filter(_contains("address__local_part", domain, text))
+        Alias.objects.filter(address__domain_id=domain_id, address__kind=AddressKind.ALIAS)
+        .filter(_name_match("address__local_part", terms))
         .values("mailbox__address_id")
     )
-    return (
-        _contains("local_part", domain, text)
-        | Q(pk__in=alias_owners)
-        | Q(pk__in=destination_owners)
-    )
+    return _name_match("local_part", terms) | Q(pk__in=alias_owners) | Q(pk__in=destination_owners)
 
 
 def address_list(
@@ -320,12 +351,13 @@ def address_list(
     """
     require_client_access(actor, domain.client_id, write=False)
     per_page = per_page or settings.POSTDESK_PAGE_SIZE
-    search = (search or "").strip()
+    # No name holds a NUL, and PostgreSQL refuses one in a text: it is dropped.
+    search = (search or "").replace("\0", "").strip()
     if type not in AddressListType.values:
         raise InvalidInput("type_invalid", _("Unknown address type filter."), "type")
     if sort not in AddressListSort.values:
         raise InvalidInput("sort_invalid", _("Unknown sort order."), "sort")
-    listing = _Listing(domain, search, type, sort)
+    listing = _Listing(domain, search, type, sort, _search_terms(domain, search))
     if cursor:
         position, backward = listing.position_of(cursor)
         return listing.keyset_page(position, backward, per_page)
@@ -394,38 +426,55 @@ class _Stream:
         return "address_id" if self.rows.model is Mailbox else "pk"
 
 
+def _ordering(sort: str, filtered: bool, backward: bool = False) -> list:
+    """Each row's place in the order: by name; or by a mailbox column (forwards, and
+    mailboxes without a value, after, by name)."""
+    if sort in _MAILBOX_SORTS:
+        column, descending = _MAILBOX_SORTS[sort]
+        key = F(f"mailbox__{column}")
+        if backward:
+            keys = [key.asc(nulls_first=True) if descending else key.desc(nulls_first=True)]
+        else:
+            keys = [key.desc(nulls_last=True) if descending else key.asc(nulls_last=True)]
+    else:
+        keys = []
+    # A search orders by lower(local_part), the same order (names are stored lowercase): no
+    # index gives it, so the database finds every match once, then sorts the few, rather
+    # than walking the domain's names in order to test each against the search.
+    name = Lower("local_part") if filtered else F("local_part")
+    return [*keys, name.desc() if backward else name.asc()]
+
+
+_KINDS_OF_TYPE = {
+    AddressListType.ALL: [AddressKind.MAILBOX, AddressKind.FORWARD],
+    AddressListType.MAILBOX: [AddressKind.MAILBOX],
+    AddressListType.FORWARD: [AddressKind.FORWARD],
+}
+
+
 class _Listing:
     """The address list of one domain in one filter and sort: its pages, its cursors."""
 
-    def __init__(self, domain: Domain, search: str, type: str, sort: str) -> None:
+    def __init__(
+        self,
+        domain: Domain,
+        search: str,
+        type: str,
+        sort: str,
+        terms: _SearchTerms | None = None,
+    ) -> None:
+        """`terms`: the search as the SQL reads it (`_search_terms(domain, search)`), None
+        for the whole list."""
         self.domain, self.search, self.type, self.sort = domain, search, type, sort
-        self.kinds = {
-            AddressListType.ALL: [AddressKind.MAILBOX, AddressKind.FORWARD],
-            AddressListType.MAILBOX: [AddressKind.MAILBOX],
-            AddressListType.FORWARD: [AddressKind.FORWARD],
-        }[type]
-        self.filtered = bool(search) and not _matches_everything(domain, search)
+        self.terms = terms
+        self.kinds = _KINDS_OF_TYPE[type]
+        self.filtered = terms is not None
         self.queryset = Address.objects.filter(domain=domain, kind__in=self.kinds)
-        if self.filtered:
-            self.queryset = self.queryset.filter(_search_filter(domain, search))
+        if terms is not None:
+            self.queryset = self.queryset.filter(_search_filter(domain.pk, terms))
 
-    # Each row's place in the order: by name; or by a mailbox column (forwards, and
-    # mailboxes without a value, after, by name).
     def ordering(self, backward: bool = False) -> list:
-        if self.sort in _MAILBOX_SORTS:
-            column, descending = _MAILBOX_SORTS[self.sort]
-            key = F(f"mailbox__{column}")
-            if backward:
-                keys = [key.asc(nulls_first=True) if descending else key.desc(nulls_first=True)]
-            else:
-                keys = [key.desc(nulls_last=True) if descending else key.asc(nulls_last=True)]
-        else:
-            keys = []
-        # A search orders by lower(local_part), the same order (names are stored lowercase):
-        # no index gives it, so the database finds every match once, then sorts the few,
-        # rather than walking the domain's names in order to test each against the search.
-        name = Lower("local_part") if self.filtered else F("local_part")
-        return [*keys, name.desc() if backward else name.asc()]
+        return _ordering(self.sort, self.filtered, backward)
 
     def position_of_row(self, row: AddressRow) -> _Position:
         if self.sort in _MAILBOX_SORTS and row.type == AddressKind.MAILBOX:
@@ -493,20 +542,36 @@ class _Listing:
         """The page after `position` (before it, `backward`), or the first: one query (two
         for a search: its matches, then their rows)."""
         limit = per_page + 1  # one more row says whether another page follows
-        if self.filtered and position is None:
+        if self.terms is not None and position is None:
             # A search's first page: the matches are found once, the page's ids with the
-            # number of all matches beside them (a window count), then the page's rows.
-            found = list(
-                self.queryset.annotate(matched=Window(Count("pk")))
-                .order_by(*self.ordering())
-                .values_list("pk", "matched")[:limit]
+            # number of all matches beside them (a window count), then the page's rows; both
+            # from SQL compiled once per shape of search (`_SEARCH_FOUND`, `_FOUND_ROWS`).
+            terms = self.terms
+            found = _SEARCH_FOUND.values(
+                self.type,
+                self.sort,
+                limit,
+                terms.names,
+                terms.trigram,
+                domain_id=self.domain.pk,
+                name_pattern=terms.name_pattern,
+                destination_pattern=terms.destination_pattern,
             )
-            total = found[0][1] if found else 0
-            candidates = Address.objects.filter(pk__in=[pk for pk, _matched in found])
+            total = found[0]["matched"] if found else 0
+            found_rows = (
+                _FOUND_ROWS.values(
+                    self.sort,
+                    client_id=self.domain.client_id,
+                    at=timezone.now(),
+                    ids=[row["pk"] for row in found],
+                )
+                if found
+                else []
+            )
+            rows = _rows_of(self.domain, found_rows)
         elif self.filtered:
             total = self.queryset.count()
             candidates = self.queryset.filter(self._past(position, backward))
-        if self.filtered:
             rows = _rows(self.domain, candidates.order_by(*self.ordering(backward)), limit=limit)
         else:
             # The whole list: its rows with its total beside them, in one query; the first
@@ -638,6 +703,53 @@ _FIRST_PAGE = CompiledRead(
     domain_id=-(2**40) - 1,
     client_id=-(2**40) - 2,
     at=datetime(1901, 1, 1, tzinfo=UTC),
+)
+
+
+def _search_found_values(
+    type: str,
+    sort: str,
+    limit: int,
+    names: str,
+    trigram: bool,
+    *,
+    domain_id: int,
+    name_pattern: str,
+    destination_pattern: str,
+) -> QuerySet:
+    """A search's first page of matches: their ids in the list's order, each with the
+    number of all matches (a window count)."""
+    terms = _SearchTerms(names, name_pattern, destination_pattern, trigram)
+    listing = _Listing(Domain(pk=domain_id), "", type, sort, terms)
+    return (
+        listing.queryset.annotate(matched=Window(Count("pk")))
+        .order_by(*listing.ordering())
+        .values("pk", "matched")[:limit]
+    )
+
+
+def _found_rows_values(sort: str, *, client_id: int, at: datetime, ids: list[int]) -> QuerySet:
+    """The rows of a search's matches `ids`, in the list's order."""
+    ordered = Address.objects.filter(pk__in=values_in(ids, connection.vendor)).order_by(
+        *_ordering(sort, filtered=True)
+    )
+    return _row_values(client_id, ordered, at)
+
+
+# A search's first page, its matches then their rows, compiled once per shape of search, its
+# patterns stand-ins no search makes (a LIKE pattern with a NUL never reaches the database).
+_SEARCH_FOUND = CompiledRead(
+    _search_found_values,
+    optional=frozenset({"name_pattern"}),
+    domain_id=-(2**40) - 1,
+    name_pattern="\0name pattern",
+    destination_pattern="\0destination pattern",
+)
+_FOUND_ROWS = CompiledRead(
+    _found_rows_values,
+    client_id=-(2**40) - 2,
+    at=datetime(1901, 1, 1, tzinfo=UTC),
+    ids=[-(2**40) - 3],
 )
 
 
