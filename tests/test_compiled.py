@@ -169,3 +169,27 @@ def test_a_list_of_values_is_one_parameter_whatever_its_length(people):
         "carl@example.com",
     ]
     assert builds == [[STAND_IN_ID]]
+
+
+def test_a_prepared_read_is_planned_once_and_counted_as_a_query(people, django_assert_num_queries):
+    """On PostgreSQL a `prepared` read is prepared on the connection once and runs its
+    generic plan after; everywhere it answers as the queryset, a query like any other."""
+    User = get_user_model()
+    read = CompiledRead(
+        lambda *, user_id: User.objects.filter(pk=user_id).values("email"),
+        prepared=True,
+        user_id=STAND_IN_ID,
+    )
+    for person in people:
+        with django_assert_num_queries(1):
+            assert read.values(user_id=person.pk) == [{"email": person.email}]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement LIKE %s",
+            ['%"tenancy_user"."email"%'],
+        )
+        (plans,) = cursor.fetchall()
+    assert plans == (2, 0), "one statement, both runs on its generic plan"

@@ -182,7 +182,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # request answers 503 with Retry-After.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c lock_timeout={_env_int('POSTDESK_DB_BUSY_SECONDS', 10)}s"
+        # The statements the panel prepares run their generic plan, planned once per
+        # connection (postdesk.compiled, `prepared`). No other statement is prepared: psycopg
+        # prepares only when asked, its threshold out of reach.
+        " -c plan_cache_mode=force_generic_plan"
     )
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 2**31
     if POSTDESK_DB_SYNC_REPLICAS:
         DATABASES["default"]["OPTIONS"]["options"] += " -c synchronous_commit=remote_apply"
 if POSTDESK_DB_SYNC_REPLICAS and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":

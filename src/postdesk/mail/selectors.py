@@ -108,6 +108,7 @@ _DOMAIN_FOR_USER = CompiledRead(
     lambda *, name, user_id: with_role_of_user(
         Domain.objects.filter(name=name), user_id, "client_id"
     ).values(*_DOMAIN_FIELDS, *ROLE_READ)[:1],
+    prepared=True,
     name="stand-in.invalid",
     user_id=-(2**40) - 3,
 )
@@ -700,6 +701,7 @@ def _first_page_values(
 # stand-ins no domain, client or plan change ever has.
 _FIRST_PAGE = CompiledRead(
     _first_page_values,
+    prepared=True,
     domain_id=-(2**40) - 1,
     client_id=-(2**40) - 2,
     at=datetime(1901, 1, 1, tzinfo=UTC),
@@ -747,6 +749,7 @@ _SEARCH_FOUND = CompiledRead(
 )
 _FOUND_ROWS = CompiledRead(
     _found_rows_values,
+    prepared=True,
     client_id=-(2**40) - 2,
     at=datetime(1901, 1, 1, tzinfo=UTC),
     ids=[-(2**40) - 3],
