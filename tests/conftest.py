@@ -42,6 +42,7 @@ def _address_rows_forgotten():
     # The rendered rows live in the process's memory (web.address_rows), keyed by what they
     # show: another test's rows could match, and a test of the list must render its own.
     caches["rows"].clear()
+    caches["row_pages"].clear()
 
 
 @pytest.fixture(autouse=True)

@@ -222,6 +222,14 @@ CACHES = {
         "TIMEOUT": 24 * 3600,
         "OPTIONS": {"MAX_ENTRIES": 5000},
     },
+    # Whole pages of those rows (about 85 KB for 50), the page that was just read read
+    # again: one cache read instead of 50. 200 pages, under 20 MB a process.
+    "row_pages": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "address-row-pages",
+        "TIMEOUT": 24 * 3600,
+        "OPTIONS": {"MAX_ENTRIES": 200},
+    },
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -3,6 +3,7 @@ cache (web.templatetags.web.address_rows): never an old row, another user's or a
 language's."""
 
 import pytest
+from django.core.cache import caches
 from django.urls import reverse
 
 from postdesk.mail.services import mailbox_update
@@ -51,3 +52,17 @@ def test_each_language_has_its_own_rows(owner_browser, mailbox):
     assert "Mailbox" in _list(owner_browser).content.decode()
     french = _list(owner_browser, **{"Accept-Language": "fr"}).content.decode()
     assert "Boîte" in french and ">Mailbox<" not in french
+
+
+def test_a_page_read_again_is_kept_whole(owner_browser, operator, mailbox, forward):
+    """The same rows in the same order come from the page kept whole, without a row read
+    (the rows' own cache emptied here); one changed row makes it another page."""
+    first = _list(owner_browser).content
+    caches["rows"].clear()
+    again = _list(owner_browser)
+    assert ROWS_TEMPLATE not in [t.name for t in again.templates]
+    assert again.content == first
+    mailbox_update(actor=operator, mailbox=mailbox, quota_mb=2048)
+    changed = _list(owner_browser)
+    assert ROWS_TEMPLATE in [t.name for t in changed.templates]
+    assert "2.0 GB" in changed.content.decode()
