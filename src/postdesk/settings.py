@@ -232,7 +232,7 @@ CACHES = {
     },
     # Parts of pages rendered once for what they show (web.fragments: the dashboard's DNS
     # cards, usage and groupware card), each process's own for the same reason. The DNS
-    # cards are the largest part, about 30 KB: 1,000 parts are under 30 MB a process.
+    # cards are the largest part, 15 to 20 KB: 1,000 parts are under 20 MB a process.
     "fragments": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "page-fragments",
