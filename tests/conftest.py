@@ -43,6 +43,8 @@ def _address_rows_forgotten():
     # show: another test's rows could match, and a test of the list must render its own.
     caches["rows"].clear()
     caches["row_pages"].clear()
+    # Likewise the dashboard's parts (web.fragments).
+    caches["fragments"].clear()
 
 
 @pytest.fixture(autouse=True)

@@ -309,7 +309,17 @@ def billing_has_plan(*, actor: Actor, domain: Domain, at: datetime | None = None
     """Whether a plan applies to the domain's client at `at` (default now): one query."""
     require_client_access(actor, domain.client_id, write=False)
     at = resolve_at(at, allow_future=True)
-    return ClientPlan.objects.filter(client_id=domain.client_id, starts_at__lte=at).exists()
+    return _plans_applying(domain.client_id, at).exists()
+
+
+def plan_applies(client_id: int | OuterRef, at: datetime) -> Exists:
+    """`billing_has_plan` as an expression, for a read that asks it along other values (the
+    dashboard's, dns.selectors.domain_overview): `client_id` is a value or an OuterRef."""
+    return Exists(_plans_applying(client_id, at))
+
+
+def _plans_applying(client_id: int | OuterRef, at: datetime) -> QuerySet:
+    return ClientPlan.objects.filter(client_id=client_id, starts_at__lte=at)
 
 
 @dataclass(frozen=True)

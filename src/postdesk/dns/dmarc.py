@@ -52,6 +52,15 @@ NONE_FLAGGED_AFTER = timedelta(weeks=4)
 _PSL = PublicSuffixList()
 
 
+def none_flagged_weeks(none_since: datetime | None, now: datetime | None) -> int | None:
+    """The whole weeks `p=none` has stood, once it has stood long enough to be flagged; None
+    before (or without the dates). The one time-dependent part of a report: a cache of a
+    rendered report keys on it."""
+    if none_since is None or now is None or now - none_since < NONE_FLAGGED_AFTER:
+        return None
+    return (now - none_since).days // 7
+
+
 class DmarcState(StrEnum):
     CONFIGURED = "configured"
     NOT_CONFIGURED = "not_configured"
@@ -260,8 +269,8 @@ def check_dmarc(
     warnings = [_alignment_warning(policy, alignment)]
     record = records[0]
     since = none_since if policy == "none" else None
-    if since is not None and now is not None and now - since >= NONE_FLAGGED_AFTER:
-        weeks = (now - since).days // 7
+    weeks = none_flagged_weeks(since, now)
+    if weeks is not None:
         if alignment.passes:
             warnings.append(
                 _(

@@ -989,23 +989,35 @@ def domain_summary(*, actor: Actor, domain: Domain) -> DomainSummary:
     few rows, appended by triggers in every write's transaction: mail migration 0009),
     whatever the size, and its latest usage measure, in one query."""
     require_client_access(actor, domain.client_id, write=False)
+    # None: the domain was deleted meanwhile.
+    found = Domain.objects.filter(pk=domain.pk).values(**domain_summary_columns()).first()
+    return domain_summary_of(found or {})
+
+
+def domain_summary_columns() -> dict[str, Subquery]:
+    """DomainSummary's fields as columns of a read of domains, each a subquery of the row's
+    domain: `domain_summary` reads them alone, the dashboard along its other values
+    (dns.selectors.domain_overview). Give what was read to `domain_summary_of`."""
+    changes = DomainTotalsChange.objects.filter(domain=OuterRef("pk")).values("domain")
     last_measure = (
         Mailbox.objects.filter(domain=OuterRef("pk"), used_measured_at__isnull=False)
         .order_by("-used_measured_at")
         .values("used_measured_at")[:1]
     )
-    totals = (
-        Domain.objects.filter(pk=domain.pk)
-        .values("pk")
-        .annotate(
-            **{field: Sum(f"totals_changes__{field}") for field in DomainTotalsChange.SUMMED},
-            used_measured_at=Subquery(last_measure),
-        )
-        .first()
-    ) or {}  # the domain was deleted meanwhile
+    return {
+        **{
+            field: Subquery(changes.annotate(total=Sum(field)).values("total"))
+            for field in DomainTotalsChange.SUMMED
+        },
+        "used_measured_at": Subquery(last_measure),
+    }
+
+
+def domain_summary_of(values: dict) -> DomainSummary:
+    """The summary from the values `domain_summary_columns` read (none: no change yet)."""
     return DomainSummary(
-        **{field: int(totals.get(field) or 0) for field in DomainTotalsChange.SUMMED},
-        used_measured_at=totals.get("used_measured_at"),
+        **{field: int(values.get(field) or 0) for field in DomainTotalsChange.SUMMED},
+        used_measured_at=values.get("used_measured_at"),
     )
 
 

@@ -3,7 +3,7 @@ selectors its page shows (a read), and renders; errors are shown through web/err
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -32,14 +32,13 @@ from postdesk.audit.choices import (
 from postdesk.billing.estimate import price_text
 from postdesk.billing.selectors import (
     billing_estimate,
-    billing_has_plan,
     billing_history,
     billing_protocol_prices,
     billing_statement,
 )
 from postdesk.dns import services as dns_services
 from postdesk.dns.dkim import DkimState
-from postdesk.dns.selectors import deliverability_report, dkim_records, dns_report
+from postdesk.dns.selectors import DnsState, deliverability_report, domain_overview
 from postdesk.errors import InvalidInput, NotFound, PermissionDenied, PostdeskError
 from postdesk.mail import services as mail_services
 from postdesk.mail.choices import AddressKind, AddressListSort, AddressListType, MtaStsMode
@@ -59,7 +58,6 @@ from postdesk.mail.selectors import (
     destinations_missing,
     domain_get,
     domain_list,
-    domain_summary,
     forward_get,
     mailbox_changes_pending,
     mailbox_detail,
@@ -71,6 +69,7 @@ from postdesk.tenancy.selectors import audit_list
 
 from .errors import client_area_view, show_on_form, show_on_messages
 from .forms import ForwardForm, MailboxCreateForm, MailboxSettingsForm, PasswordForm
+from .fragments import Fragment
 
 ADDRESS_LIST_TARGET = "address-list"
 BILLING_CARD_TARGET = "billing-card"
@@ -132,6 +131,30 @@ def ping(request: HttpRequest, actor: Actor) -> HttpResponse:
     floor `bench/floor.py` measures the pages against (the same middleware, session and user
     lookup, no work of its own)."""
     return HttpResponse("ok", content_type="text/plain; charset=utf-8")
+
+
+def _dns_cards_context(domain: Domain, can_write: bool, dns: DnsState, now: datetime) -> dict:
+    stored = dns.report(now)
+    # Before the first check there is no report to read the DKIM record from.
+    records = dns.dkim_records() if stored.report is None else []
+    return {
+        "domain": domain,
+        "can_write": can_write,
+        "spf": stored.report.spf if stored.report else None,
+        "spf_mechanism": stored.spf_mechanism,
+        "spf_new_record": stored.spf_new_record,
+        "dmarc_suggested": stored.dmarc_record,
+        "dmarc_suggested_host": stored.dmarc_host,
+        "mx_suggested": stored.mx_records,
+        "dkim": _dkim_card(stored.report, records),
+        "dmarc": stored.report.dmarc if stored.report else None,
+        "mx": stored.report.mx if stored.report else None,
+        "mta_sts": stored.report.mta_sts if stored.report else None,
+        "mta_sts_suggested": stored.mta_sts_records,
+        "mta_sts_modes": MtaStsMode.choices,
+        "tls_rpt": stored.report.tls_rpt if stored.report else None,
+        "tls_rpt_suggested": stored.tls_rpt_records,
+    }
 
 
 @dataclass(frozen=True)
@@ -259,29 +282,35 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
     if htmx and htmx.target == ADDRESS_LIST_TARGET and not htmx.history_restore_request:
         response = render(request, "web/_address_list.html", context)
     else:
-        stored = dns_report(actor=actor, domain=found)
-        # Before the first check there is no report to read the DKIM record from.
-        records = dkim_records(actor=actor, domain=found) if stored.report is None else []
+        can_write = context["can_write"]
+        overview = domain_overview(actor=actor, domain=found)
+        dns = overview.dns
+        now = timezone.now()
         context.update(
-            summary=domain_summary(actor=actor, domain=found),
-            spf=stored.report.spf if stored.report else None,
-            spf_mechanism=stored.spf_mechanism,
-            spf_new_record=stored.spf_new_record,
-            dmarc_suggested=stored.dmarc_record,
-            dmarc_suggested_host=stored.dmarc_host,
-            mx_suggested=stored.mx_records,
-            dkim=_dkim_card(stored.report, records),
-            dmarc=stored.report.dmarc if stored.report else None,
-            mx=stored.report.mx if stored.report else None,
-            mta_sts=stored.report.mta_sts if stored.report else None,
-            mta_sts_suggested=stored.mta_sts_records,
-            mta_sts_modes=MtaStsMode.choices,
-            tls_rpt=stored.report.tls_rpt if stored.report else None,
-            tls_rpt_suggested=stored.tls_rpt_records,
-            checked_at=stored.checked_at,
+            summary=overview.summary,
+            # The parts that change a few times a day, rendered once for what they show
+            # (web.fragments): the figures without their measure's age, the DNS cards for
+            # the check and keys they are made of, the groupware card for the domain's
+            # setting. The context of each is built only when it must be rendered.
+            usage_stats=Fragment(
+                "web/_usage_stats.html",
+                made_of=(replace(overview.summary, used_measured_at=None),),
+                context=lambda: {"summary": overview.summary},
+            ),
+            dns_cards=Fragment(
+                "web/_dns_cards.html",
+                made_of=(can_write, found.name, found.mta_sts_mode, dns.report_inputs(now)),
+                context=lambda: _dns_cards_context(found, can_write, dns, now),
+            ),
+            groupware_card=Fragment(
+                "web/_groupware_card.html",
+                made_of=(can_write, found.name, found.dav_enabled),
+                context=lambda: {"domain": found, "can_write": can_write},
+            ),
+            checked_at=dns.checked_at,
             # The estimate itself loads in its own request (the billing view): it is the
             # page's most expensive read, and a dashboard must show at once.
-            has_plan=billing_has_plan(actor=actor, domain=found),
+            has_plan=overview.has_plan,
         )
         response = render(request, "web/dashboard.html", context)
     # The same URL answers a full page or the list alone: caches must keep them apart.

@@ -16,6 +16,7 @@ from django.utils.translation import get_language, gettext_lazy, ngettext
 
 from postdesk.mail.choices import AddressKind, AddressListSort
 from postdesk.mail.selectors import NEAR_LIMIT_PERCENT, AddressRow
+from postdesk.web.fragments import Fragment, render_fragment
 
 register = template.Library()
 
@@ -92,6 +93,12 @@ def _rows_html(domain, rows: list[AddressRow], can_write: bool, keys: list[str])
 def _row_key(language: str, domain_name: str, can_write: bool, row: AddressRow) -> str:
     made_of = repr((language, domain_name, can_write, row)).encode()
     return "address-row:" + hashlib.blake2b(made_of, digest_size=16).hexdigest()
+
+
+@register.simple_tag(takes_context=True)
+def fragment(context, part: Fragment) -> SafeString:
+    """A part of the page rendered once for what it shows (web.fragments)."""
+    return render_fragment(context.request, part)
 
 
 @register.simple_tag
