@@ -2,11 +2,13 @@
 cache (web.templatetags.web.address_rows): never an old row, another user's or another
 language's."""
 
+import re
+
 import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
-from postdesk.mail.services import mailbox_update
+from postdesk.mail.services import forward_create, mailbox_update
 
 pytestmark = pytest.mark.django_db
 
@@ -66,3 +68,28 @@ def test_a_page_read_again_is_kept_whole(owner_browser, operator, mailbox, forwa
     changed = _list(owner_browser)
     assert ROWS_TEMPLATE in [t.name for t in changed.templates]
     assert "2.0 GB" in changed.content.decode()
+
+
+TABLE_TEMPLATE = "web/_address_table.html"
+
+
+def test_the_table_is_kept_whole_and_its_page_links_stay_live(
+    owner_browser, operator, domain, mailbox, forward, settings
+):
+    """The count, sort control and table come back whole on the next visit; the page links
+    (signed cursors) are made at each request and lead to the next page; a row added
+    after the first page changes the count at once."""
+    settings.POSTDESK_PAGE_SIZE = 1
+    first = _list(owner_browser)
+    assert TABLE_TEMPLATE in [t.name for t in first.templates]
+    again = _list(owner_browser)
+    assert TABLE_TEMPLATE not in [t.name for t in again.templates]
+    html = again.content.decode()
+    assert "info@<wbr>example<wbr>.com" in html and "2 addresses" in html
+    next_url = re.search(r'rel="next" href="([^"]+)"', html).group(1).replace("&amp;", "&")
+    second = owner_browser.get(next_url, headers=LIST).content.decode()
+    assert "marie@<wbr>example<wbr>.com" in second
+    forward_create(actor=operator, domain=domain, name="zoe", destinations=["z@example.org"])
+    counted = _list(owner_browser)
+    assert TABLE_TEMPLATE in [t.name for t in counted.templates]
+    assert "3 addresses" in counted.content.decode()

@@ -52,6 +52,7 @@ from postdesk.mail.passwords import (
 )
 from postdesk.mail.selectors import (
     NEAR_LIMIT_PERCENT,
+    AddressPage,
     MailboxDetail,
     address_detail,
     address_list,
@@ -266,6 +267,34 @@ def _list_params(query) -> dict:
     }
 
 
+def _address_table(
+    domain: Domain, addresses: AddressPage, can_write: bool, list_alone: bool
+) -> Fragment:
+    """The address list's count, sort control and table (its rows, web.address_rows),
+    rendered once for what they show: the page links' cursors, signed at each request,
+    stay outside."""
+    return Fragment(
+        "web/_address_table.html",
+        made_of=(
+            list_alone,
+            can_write,
+            domain.name,
+            addresses.search,
+            addresses.type,
+            addresses.sort,
+            addresses.total,
+            tuple(addresses.rows),
+        ),
+        context=lambda: {
+            "domain": domain,
+            "addresses": addresses,
+            "can_write": can_write,
+            "full_page": not list_alone,
+            "near_limit_percent": NEAR_LIMIT_PERCENT,
+        },
+    )
+
+
 @require_GET
 @client_area_view
 def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
@@ -279,7 +308,11 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
         "near_limit_percent": NEAR_LIMIT_PERCENT,
     }
     htmx = getattr(request, "htmx", None)
-    if htmx and htmx.target == ADDRESS_LIST_TARGET and not htmx.history_restore_request:
+    list_alone = bool(
+        htmx and htmx.target == ADDRESS_LIST_TARGET and not htmx.history_restore_request
+    )
+    context["address_table"] = _address_table(found, addresses, context["can_write"], list_alone)
+    if list_alone:
         response = render(request, "web/_address_list.html", context)
     else:
         can_write = context["can_write"]
