@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -381,3 +382,28 @@ def test_the_admin_moves_the_selected_mailboxes_to_a_backend(staff, anna):
     assert "already being moved" in response.content.decode()
     moves = staff.get(reverse("admin:mail_mailboxmove_changelist")).content.decode()
     assert "anna@example.com" in moves and "Queued" in moves
+
+
+def test_a_copy_that_cannot_reach_its_target_names_it_and_where_the_reason_is(settings):
+    """Dovecot's doveadm API answers a `backup` whose target it cannot reach by closing the
+    connection, with no reason (which is in its own log only): the move's error names the
+    mailbox, the target and that log. No Dovecot here: a socket that closes as doveadm
+    does stands for it (the real copy is tests/dataplane/test_fleet.py's)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def close_each() -> None:
+        with listener:
+            connection, _address = listener.accept()
+            connection.recv(65536)
+            connection.close()
+
+    closer = threading.Thread(target=close_each, daemon=True)
+    closer.start()
+    settings.POSTDESK_DOVEADM_URL = f"http://127.0.0.1:{port}/doveadm/v1"
+    with pytest.raises(provisioner.ProvisionerUnavailable) as raised:
+        provisioner.copy_mailbox("marie@example.com", "10.0.0.9", timeout=5)
+    closer.join(timeout=5)
+    message = str(raised.value)
+    assert "marie@example.com" in message and "10.0.0.9" in message
+    assert "Dovecot's log on this host" in message

@@ -131,8 +131,16 @@ def copy_mailbox(address: str, destination: str, timeout: float = COPY_TIMEOUT) 
     backup` (dsync, one way) copies. It reaches the destination's doveadm server at the
     fleet's `doveadm_port`, logging in with its `doveadm_password` (dovecot.conf); what is
     there already and not here is removed, so a copy run again only sends what changed."""
-    destination = f"tcp:{_bracketed(destination)}"
-    _doveadm("backup", {"user": address, "destination": [destination]}, timeout)
+    target = f"tcp:{_bracketed(destination)}"
+    try:
+        _doveadm("backup", {"user": address, "destination": [target]}, timeout)
+    except ProvisionerUnavailable as error:
+        # doveadm answers a dsync that could not reach the target by closing the connection:
+        # the reason (refused, no route, a wrong doveadm_password) is only in its log.
+        raise ProvisionerUnavailable(
+            f"copy of {address} to {destination} failed ({error}); Dovecot's log on this "
+            "host says why (doveadm backup)"
+        ) from None
 
 
 # How long an MX may take, once a mailbox is locked for its move, to see the lock in its own
