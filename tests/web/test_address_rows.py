@@ -93,3 +93,16 @@ def test_the_table_is_kept_whole_and_its_page_links_stay_live(
     counted = _list(owner_browser)
     assert TABLE_TEMPLATE in [t.name for t in counted.templates]
     assert "3 addresses" in counted.content.decode()
+
+
+def test_the_dashboards_filters_are_kept_for_what_they_show(owner_browser, mailbox, forward):
+    dashboard = reverse("web:dashboard", args=["example.com"])
+    first = owner_browser.get(dashboard)
+    assert "web/_address_filters.html" in [t.name for t in first.templates]
+    again = owner_browser.get(dashboard)
+    assert "web/_address_filters.html" not in [t.name for t in again.templates]
+    assert "2 addresses" in again.content.decode()
+    searched = owner_browser.get(dashboard + "?q=marie&sort=storage").content.decode()
+    assert 'name="q" value="marie"' in searched
+    assert '<option value="storage" selected>' in searched
+    assert "1 address" in searched

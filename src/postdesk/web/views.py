@@ -340,6 +340,23 @@ def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
                 made_of=(can_write, found.name, found.dav_enabled),
                 context=lambda: {"domain": found, "can_write": can_write},
             ),
+            address_filters=Fragment(
+                "web/_address_filters.html",
+                made_of=(
+                    can_write,
+                    found.name,
+                    addresses.search,
+                    addresses.type,
+                    addresses.sort,
+                    addresses.total,
+                ),
+                context=lambda: {
+                    "domain": found,
+                    "can_write": can_write,
+                    "addresses": addresses,
+                    "type_choices": AddressListType.choices,
+                },
+            ),
             checked_at=dns.checked_at,
             # The estimate itself loads in its own request (the billing view): it is the
             # page's most expensive read, and a dashboard must show at once.

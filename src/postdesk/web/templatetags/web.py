@@ -101,6 +101,33 @@ def fragment(context, part: Fragment) -> SafeString:
     return render_fragment(context.request, part)
 
 
+@register.simple_tag(takes_context=True)
+def site_header(context) -> SafeString:
+    """Every page's header (its links, the user, the log-out and language forms), rendered
+    once for what it shows (web.fragments): the user, the domain the audit link opens, the
+    page the language switch comes back to, and the language."""
+    request = getattr(context, "request", None)
+    user = context.get("user")
+    authenticated = bool(user is not None and user.is_authenticated)
+    domain_name = getattr(context.get("domain"), "name", "") or ""
+    next_path = request.get_full_path() if request is not None else ""
+    values = {
+        "user": user,
+        "authenticated": authenticated,
+        "domain_name": domain_name,
+        "next_path": next_path,
+    }
+    if request is None:
+        # A page rendered without its request (Django's 500 page): nothing to key or to sign.
+        return mark_safe(render_to_string("web/_site_header.html", values))  # noqa: S308
+    part = Fragment(
+        "web/_site_header.html",
+        made_of=(authenticated, user.email if authenticated else "", domain_name, next_path),
+        context=lambda: values,
+    )
+    return render_fragment(request, part)
+
+
 @register.simple_tag
 def list_url(domain, page_data, **overrides) -> str:
     """The dashboard URL of the address list with its current parameters, some replaced."""
