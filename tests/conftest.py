@@ -11,6 +11,7 @@ from django.core.cache import caches
 from django.test import Client as Browser
 from django.utils import translation
 
+from postdesk.mail import selectors as mail_selectors
 from postdesk.mail.models import Domain
 from postdesk.mail.services import domain_add
 from postdesk.tenancy.access import Actor, Source
@@ -43,6 +44,9 @@ def _address_rows_forgotten():
     # show: another test's rows could match, and a test of the list must render its own.
     caches["rows"].clear()
     caches["row_pages"].clear()
+    # And the domains' ids by name (mail.selectors.domain_with_address_list): a test's
+    # example.com is not the last test's (PostgreSQL's sequences are not rolled back).
+    mail_selectors._KNOWN_DOMAINS.clear()
     # Likewise the dashboard's parts (web.fragments).
     caches["fragments"].clear()
 

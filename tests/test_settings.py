@@ -144,10 +144,23 @@ def test_sync_replicas_make_the_panels_commits_wait_for_the_replicas_to_apply_th
     synchronous_commit, on every connection of the panel; refused on SQLite, which has none."""
     options = "settings.DATABASES['default']['OPTIONS']['options']"
     pg = {"DATABASE_URL": "postgres://u:p@10.0.0.1:5432/pd"}
+    # Beside the lock timeout and the generic plans of the prepared reads (postdesk.compiled).
+    always = "-c lock_timeout=10s -c plan_cache_mode=force_generic_plan"
     assert settings_value(tmp_path, options, POSTDESK_DB_SYNC_REPLICAS="1", **pg) == (
-        "-c lock_timeout=10s -c synchronous_commit=remote_apply"
+        f"{always} -c synchronous_commit=remote_apply"
     )
-    assert settings_value(tmp_path, options, **pg) == "-c lock_timeout=10s"
+    assert settings_value(tmp_path, options, **pg) == always
     with pytest.raises(subprocess.CalledProcessError) as refused:
         settings_value(tmp_path, "1", POSTDESK_DB_SYNC_REPLICAS="1")
     assert "SQLite has none" in refused.value.stderr
+
+
+def test_postgresql_prepares_only_the_reads_that_ask(tmp_path):
+    """psycopg prepares a statement only when asked (`CompiledRead(prepared=True)`): its
+    automatic threshold is out of reach, and Django's default (None) would refuse even
+    those; prepared statements run their generic plan."""
+    pg = {"DATABASE_URL": "postgres://u:p@10.0.0.1:5432/pd"}
+    threshold = "settings.DATABASES['default']['OPTIONS']['prepare_threshold']"
+    assert settings_value(tmp_path, threshold, **pg) == str(2**31)
+    options = "settings.DATABASES['default']['OPTIONS']['options']"
+    assert "-c plan_cache_mode=force_generic_plan" in settings_value(tmp_path, options, **pg)

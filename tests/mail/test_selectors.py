@@ -6,15 +6,16 @@ import pytest
 
 from postdesk.errors import InvalidInput, NotFound
 from postdesk.mail.choices import AddressListSort, AddressListType
-from postdesk.mail.models import Mailbox
+from postdesk.mail.models import Domain, Mailbox
 from postdesk.mail.selectors import (
     address_list,
     domain_get,
     domain_list,
+    domain_with_address_list,
     forward_get,
     mailbox_get,
 )
-from postdesk.mail.services import forward_create, mailbox_create
+from postdesk.mail.services import domain_add, forward_create, mailbox_create
 from tests.budgets import query_budget
 from tests.conftest import GOOD_PASSWORD
 
@@ -378,3 +379,44 @@ def test_every_mailbox_knows_its_domain_for_the_storage_index(owner, populated, 
     second = listed(owner, populated, sort=AddressListSort.STORAGE, per_page=1, page=2)
     assert first + second == whole[:2] == ["marie.dupont@example.com", "jean@example.com"]
     assert any('FROM "mail_mailbox"' in q["sql"] and "domain_id" in q["sql"] for q in captured)
+
+
+def _as_shown(domain, page) -> tuple:
+    return (domain.pk, domain.name, page.total, page.next_cursor is None, page.rows)
+
+
+def test_a_first_page_read_with_its_domain_is_the_same_page(owner, populated):
+    """domain_with_address_list reads the whole list's first page of a domain seen before
+    beside the domain's own read (one round trip on PostgreSQL): the same domain and page as
+    domain_get then address_list, in every type and sort."""
+    domain_get(actor=owner, name="example.com")  # seen: the next read is together
+    for type_ in AddressListType.values:
+        for sort in AddressListSort.values:
+            expected = address_list(actor=owner, domain=populated, type=type_, sort=sort)
+            domain, page = domain_with_address_list(
+                actor=owner, name="EXAMPLE.com", type=type_, sort=sort
+            )
+            assert _as_shown(domain, page) == _as_shown(populated, expected)
+
+
+def test_a_first_page_read_for_an_old_id_is_read_again(owner, operator, client_a, populated):
+    """A domain made again under the same name has another id: the page read for the id the
+    process knew is dropped and the new domain's read."""
+    domain_get(actor=owner, name="example.com")
+    Domain.objects.filter(pk=populated.pk).delete()
+    again = domain_add(actor=operator, client=client_a, name="example.com")
+    forward_create(actor=operator, domain=again, name="new", destinations=["x@example.org"])
+    domain, page = domain_with_address_list(actor=owner, name="example.com")
+    assert domain.pk == again.pk
+    assert [row.address for row in page.rows] == ["new@example.com"]
+    assert page.total == 1
+
+
+def test_a_first_page_read_with_its_domain_is_refused_without_access(owner, outsider, populated):
+    """Another client's user, even for a domain this process knows, gets the domain's "not
+    found" as with domain_get, and no row of it."""
+    domain_with_address_list(actor=owner, name="example.com")
+    with pytest.raises(NotFound):
+        domain_with_address_list(actor=outsider, name="example.com")
+    with pytest.raises(NotFound):
+        domain_get(actor=outsider, name="example.com")

@@ -55,10 +55,10 @@ from postdesk.mail.selectors import (
     AddressPage,
     MailboxDetail,
     address_detail,
-    address_list,
     destinations_missing,
     domain_get,
     domain_list,
+    domain_with_address_list,
     forward_get,
     mailbox_changes_pending,
     mailbox_detail,
@@ -298,8 +298,9 @@ def _address_table(
 @require_GET
 @client_area_view
 def dashboard(request: HttpRequest, actor: Actor, domain: str) -> HttpResponse:
-    found = domain_get(actor=actor, name=domain)
-    addresses = address_list(actor=actor, domain=found, **_list_params(request.GET))
+    found, addresses = domain_with_address_list(
+        actor=actor, name=domain, **_list_params(request.GET)
+    )
     context = {
         "domain": found,
         "can_write": _can_write(actor, found),

@@ -116,10 +116,9 @@ def address_list(
     ),
 ):
     """The domain's mailboxes and forwards, as on the dashboard."""
-    found = selectors.domain_get(actor=request.auth, name=domain)
-    result = selectors.address_list(
+    _domain, result = selectors.domain_with_address_list(
         actor=request.auth,
-        domain=found,
+        name=domain,
         search=search,
         type=type,
         sort=sort,
