@@ -3,13 +3,14 @@ would (postdesk/compiled.py)."""
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import F, Value
 from django.utils import timezone
 
-from postdesk.compiled import CompiledRead, ILike, Like, values_in
+from postdesk.compiled import CompiledRead, ILike, Like, values_in, values_together
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +194,36 @@ def test_a_prepared_read_is_planned_once_and_counted_as_a_query(people, django_a
         )
         (plans,) = cursor.fetchall()
     assert plans == (2, 0), "one statement, both runs on its generic plan"
+
+
+@pytest.mark.parametrize("pipeline", [True, False], ids=["pipeline", "one-by-one"])
+def test_reads_together_answer_as_each_alone(people, monkeypatch, pipeline):
+    """`values_together` gives each read's rows as its own `values()` would: in one
+    PostgreSQL pipeline, or one after the other (SQLite, or a libpq without pipelines)."""
+    if not pipeline:
+        monkeypatch.setattr(psycopg.Pipeline, "is_supported", staticmethod(lambda: False))
+    User = get_user_model()
+    by_id = CompiledRead(
+        lambda *, user_id: User.objects.filter(pk=user_id).values("email"),
+        prepared=True,
+        user_id=STAND_IN_ID,
+    )
+    from_id = CompiledRead(
+        lambda order, *, user_id: (
+            User.objects.filter(pk__gte=user_id).order_by(order).values("email", "is_active")
+        ),
+        user_id=STAND_IN_ID,
+    )
+    first = min(p.pk for p in people)
+    together = values_together(
+        (by_id, (), {"user_id": people[1].pk}),
+        (from_id, ("-email",), {"user_id": first}),
+    )
+    assert together == [
+        by_id.values(user_id=people[1].pk),
+        from_id.values("-email", user_id=first),
+    ]
+    assert together[1] == [
+        {"email": "bob@example.com", "is_active": False},
+        {"email": "ann@example.com", "is_active": True},
+    ]

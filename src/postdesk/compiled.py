@@ -154,7 +154,8 @@ def values_together(
     statement, then reads every answer (a round trip is most of a small read's time). Other
     databases run them one after the other."""
     connection = connections[using]
-    if connection.vendor != "postgresql":
+    # A libpq before 14 has no pipeline mode (psycopg's binary wheel brings a newer one).
+    if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported():
         return [read.values(*shape, using=using, **values) for read, shape, values in reads]
     compiled = [(read, read._compile(using, shape), values) for read, shape, values in reads]
     cursors = [
