@@ -174,10 +174,9 @@ def domain_with_address_list(
             per_page=per_page,
             cursor=cursor,
         )
-    shape = _Listing.first_page_shape_of(type, sort, per_page)
     found, page_rows = values_together(
         (_DOMAIN_FOR_USER, (), {"name": stored_name, "user_id": actor.user.pk}),
-        (_FIRST_PAGE, shape, _Listing.first_page_values(known)),
+        _first_page_read(type, sort, per_page, known),
     )
     domain = _domain_allowed(actor, _domain_of_role_read(actor, found), not_found)
     if (domain.pk, domain.client_id) != known:
@@ -558,7 +557,6 @@ class _Listing:
         self.domain, self.search, self.type, self.sort = domain, search, type, sort
         self.terms = terms
         self.kinds = _KINDS_OF_TYPE[type]
-        self.filtered = terms is not None
 
     @cached_property
     def queryset(self) -> QuerySet[Address]:
@@ -568,6 +566,10 @@ class _Listing:
         if self.terms is not None:
             rows = rows.filter(_search_filter(self.domain.pk, self.terms))
         return rows
+
+    @property
+    def filtered(self) -> bool:
+        return self.terms is not None
 
     def ordering(self, backward: bool = False) -> list:
         return _ordering(self.sort, self.filtered, backward)
@@ -640,12 +642,10 @@ class _Listing:
         limit = per_page + 1  # one more row says whether another page follows
         if self.terms is None and position is None:
             # The whole list's first page, which every visit opens: SQL compiled once.
-            return self.first_page_of(
-                _FIRST_PAGE.values(
-                    *self.first_page_shape(per_page), **self.first_page_values(self.domain)
-                ),
-                per_page,
+            read, shape, values = _first_page_read(
+                self.type, self.sort, per_page, (self.domain.pk, self.domain.client_id)
             )
+            return self.first_page_of(read.values(*shape, **values), per_page)
         if self.terms is not None and position is None:
             # A search's first page: the matches are found once, the page's ids with the
             # number of all matches beside them (a window count), then the page's rows; both
@@ -690,22 +690,6 @@ class _Listing:
         has_next = position is not None if backward else more
         has_previous = more if backward else position is not None
         return self._page(rows, total, None if position else 1, per_page, has_next, has_previous)
-
-    def first_page_shape(self, per_page: int) -> tuple:
-        return self.first_page_shape_of(self.type, self.sort, per_page)
-
-    @staticmethod
-    def first_page_shape_of(type: str, sort: str, per_page: int) -> tuple:
-        """The shape of the whole list's first page in `_FIRST_PAGE` (type, sort, limit)."""
-        return (type, sort, per_page + 1)
-
-    @staticmethod
-    def first_page_values(domain: Domain | tuple[int, int]) -> dict:
-        """The values of `_FIRST_PAGE` for a domain, or its (id, client id)."""
-        domain_id, client_id = (
-            (domain.pk, domain.client_id) if isinstance(domain, Domain) else domain
-        )
-        return {"domain_id": domain_id, "client_id": client_id, "at": timezone.now()}
 
     def first_page_of(self, page_rows: list[dict], per_page: int) -> AddressPage:
         """The whole list's first page from the values `_FIRST_PAGE` read (a page and one
@@ -824,6 +808,16 @@ _FIRST_PAGE = CompiledRead(
     client_id=-(2**40) - 2,
     at=datetime(1901, 1, 1, tzinfo=UTC),
 )
+
+
+def _first_page_read(
+    type: str, sort: str, per_page: int, domain: tuple[int, int]
+) -> tuple[CompiledRead, tuple, dict]:
+    """The whole list's first page of the domain (its id, its client's) as a compiled read,
+    its shape and its values: a page and one row more, each with the list's total."""
+    domain_id, client_id = domain
+    values = {"domain_id": domain_id, "client_id": client_id, "at": timezone.now()}
+    return _FIRST_PAGE, (type, sort, per_page + 1), values
 
 
 def _search_found_values(
